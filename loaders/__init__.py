@@ -1,0 +1,1 @@
+"""Checkpoint formats: detect, rename keys, infer configs, build core or pack objects."""

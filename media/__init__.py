@@ -1,0 +1,1 @@
+"""Audio, video and face processing (no torchaudio)."""

@@ -1,0 +1,1 @@
+"""Networks and feature extractors that ComfyUI core lacks."""

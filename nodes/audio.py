@@ -1,0 +1,123 @@
+"""Audio loading node (PyAV; no torchaudio)."""
+from __future__ import annotations
+
+import os
+
+import folder_paths
+from comfy_api.latest import io
+
+from ..media.audio_io import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS, AudioClip, decode_audio
+from ..media.resample import resample, to_mono
+
+SAMPLE_RATES = ["original", "16000", "22050", "24000", "32000", "44100", "48000"]
+CHANNELS = ["original", "mono", "stereo"]
+
+
+def _input_media_files() -> list[str]:
+    input_dir = folder_paths.get_input_directory()
+    if not os.path.isdir(input_dir):
+        return []
+    files = [f for f in os.listdir(input_dir) if os.path.isfile(os.path.join(input_dir, f))]
+    return sorted(f for f in files if f.lower().endswith(AUDIO_EXTENSIONS + VIDEO_EXTENSIONS))
+
+
+def resolve_media_path(file: str, path: str) -> str:
+    """An explicit path wins; relative paths are taken from ComfyUI's input folder."""
+    if path.strip():
+        candidate = os.path.expanduser(path.strip())
+        if not os.path.isabs(candidate):
+            candidate = os.path.join(folder_paths.get_input_directory(), candidate)
+        return candidate
+    if not file:
+        raise ValueError("no audio file chosen: pick a file, upload one, or give a path")
+    return folder_paths.get_annotated_filepath(file)
+
+
+class HVLoadAudio(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="HVLoadAudio",
+            display_name="Load Audio (HumanVideo)",
+            category="HumanVideo/audio",
+            description=(
+                "Loads the audio track of any audio or video file (wav, mp3, flac, m4a, mp4, mov ...) with PyAV. "
+                "Optionally cuts a time range, resamples and downmixes: the models want 16 kHz mono."
+            ),
+            inputs=[
+                io.Combo.Input(
+                    "audio",
+                    options=_input_media_files(),
+                    upload=io.UploadType.audio,
+                    tooltip="An audio or video file in ComfyUI's input folder (upload adds one).",
+                ),
+                io.String.Input(
+                    "path",
+                    default="",
+                    tooltip="Optional file path that overrides the list (absolute, or relative to the input folder).",
+                ),
+                io.Float.Input(
+                    "start_seconds", default=0.0, min=0.0, max=1e6, step=0.01,
+                    tooltip="Skip this many seconds from the beginning.",
+                ),
+                io.Float.Input(
+                    "duration_seconds", default=0.0, min=0.0, max=1e6, step=0.01,
+                    tooltip="Keep this many seconds after the start; 0 keeps everything to the end.",
+                ),
+                io.Combo.Input(
+                    "sample_rate", options=SAMPLE_RATES, default="original",
+                    tooltip="Resample to this rate (Hz). HuMo and LatentSync use 16000; their feature nodes "
+                    "resample anyway.",
+                ),
+                io.Combo.Input(
+                    "channels", options=CHANNELS, default="original",
+                    tooltip="mono averages the channels; stereo duplicates a mono track.",
+                ),
+            ],
+            outputs=[
+                io.Audio.Output(display_name="audio", tooltip="Waveform [1, channels, samples] and its sample rate."),
+                io.Float.Output(display_name="duration", tooltip="Length of the loaded audio in seconds."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, audio, path, start_seconds, duration_seconds, sample_rate, channels) -> io.NodeOutput:
+        clip = load_audio_clip(resolve_media_path(audio, path), start_seconds, duration_seconds, sample_rate, channels)
+        return io.NodeOutput(clip.as_comfy(), clip.duration)
+
+    @classmethod
+    def fingerprint_inputs(cls, audio, path, start_seconds, duration_seconds, sample_rate, channels):
+        try:
+            full = resolve_media_path(audio, path)
+            stat = os.stat(full)
+            return f"{full}:{stat.st_mtime_ns}:{stat.st_size}"
+        except (OSError, ValueError):
+            return float("nan")  # never equal to itself: re-run and report the problem
+
+    @classmethod
+    def validate_inputs(cls, audio, path, **_):
+        if isinstance(path, str) and path.strip():
+            return True  # checked at run time, where the error can name the resolved path
+        if not audio or not folder_paths.exists_annotated_filepath(audio):
+            return f"Invalid audio file: {audio}"
+        return True
+
+
+def load_audio_clip(
+    full_path: str, start: float, duration: float, sample_rate: str, channels: str
+) -> AudioClip:
+    clip = decode_audio(full_path, start=start, duration=duration if duration > 0 else None)
+    waveform, rate = clip.waveform, clip.sample_rate
+    if channels == "mono":
+        waveform = to_mono(waveform.unsqueeze(0))[0]
+    elif channels == "stereo" and waveform.shape[0] == 1:
+        waveform = waveform.expand(2, -1).clone()
+    elif channels == "stereo" and waveform.shape[0] > 2:
+        waveform = waveform[:2]
+    if sample_rate != "original" and int(sample_rate) != rate:
+        waveform = resample(waveform.unsqueeze(0), rate, int(sample_rate))[0]
+        rate = int(sample_rate)
+    return AudioClip(waveform=waveform.contiguous(), sample_rate=rate)
+
+
+NODES = [HVLoadAudio]

@@ -1,0 +1,28 @@
+"""Model folders the pack adds to ComfyUI's `folder_paths`.
+
+Core keys (diffusion_models, vae, text_encoders, audio_encoders, loras) are used as they are; only
+files core has no place for get a key of their own.
+"""
+import os
+
+import folder_paths
+
+# key -> folder name under ComfyUI's models directory
+PACK_MODEL_FOLDERS = {
+    "latentsync": "latentsync",
+    "face_detection": "face_detection",
+}
+
+
+def register_model_folders() -> None:
+    for key, folder in PACK_MODEL_FOLDERS.items():
+        default = os.path.join(folder_paths.models_dir, folder)
+        existing = folder_paths.folder_names_and_paths.get(key)
+        # A user's extra_model_paths.yaml may have created the key already (with no extension filter):
+        # keep its paths, put the default first and restrict to model files.
+        paths = [default] + [p for p in (existing[0] if existing else []) if p != default]
+        folder_paths.folder_names_and_paths[key] = (paths, set(folder_paths.supported_pt_extensions))
+
+
+def list_files(key: str) -> list[str]:
+    return folder_paths.get_filename_list(key)

@@ -1,0 +1,1 @@
+"""Guidance, conditioning assembly and sampling loops."""

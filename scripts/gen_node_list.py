@@ -1,0 +1,46 @@
+"""Regenerate node_list.json (node id -> one-line description) from the pack's node schemas.
+
+ComfyUI-Manager's scanner cannot see V3 node ids, so it reads this file. Run:
+    COMFYUI_PATH=... $HV_VENV/bin/python scripts/gen_node_list.py
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+from pathlib import Path
+
+PACK_ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_pack():
+    sys.path.insert(0, os.environ["COMFYUI_PATH"])
+    import comfy.options
+
+    comfy.options.enable_args_parsing(False)
+    from comfy.cli_args import args
+
+    args.cpu = True
+    spec = importlib.util.spec_from_file_location(
+        "humanvideo", PACK_ROOT / "__init__.py", submodule_search_locations=[str(PACK_ROOT)]
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["humanvideo"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def node_descriptions(pack) -> dict[str, str]:
+    out = {}
+    for node in pack.nodes.all_nodes():
+        schema = node.GET_SCHEMA()
+        first_sentence = (schema.description or schema.display_name).split(". ")[0].strip().rstrip(".")
+        out[schema.node_id] = first_sentence
+    return dict(sorted(out.items()))
+
+
+if __name__ == "__main__":
+    descriptions = node_descriptions(load_pack())
+    (PACK_ROOT / "node_list.json").write_text(json.dumps(descriptions, indent=2) + "\n")
+    print(f"node_list.json: {len(descriptions)} nodes")

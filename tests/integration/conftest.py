@@ -1,0 +1,167 @@
+"""A real ComfyUI server, started once per test session, with the pack in its custom_nodes.
+
+The server gets a temporary base directory (models/, input/, output/, custom_nodes/) in which every
+registered tiny-fixture generator (`scripts/hv_fixtures`) has written its checkpoints and the test
+media have been made, before the server starts (so loader combos list them). Tests talk to it only
+over HTTP and the websocket, as users and the batch client do.
+
+Fixture ``comfy``: ``models_dir``, ``input_dir``, ``output_dir``, ``upload(path) -> name``,
+``run(prompt, timeout) -> Result`` (``ok``, ``outputs``, ``files`` as Paths, ``error``), ``log_tail()``.
+Set HV_FIXTURES to a comma-separated list of generator names to make only those (default: all).
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+import hv_fixtures
+from hv_fixtures import media
+from humanvideo.batch.client import ComfyClient, RunResult
+
+PACK_ROOT = Path(__file__).resolve().parents[2]
+COMFYUI_PATH = Path(os.environ["COMFYUI_PATH"]).resolve()
+PACK_FOLDER_NAME = "ComfyUI-HumanVideo"
+START_TIMEOUT = float(os.environ.get("HV_SERVER_START_TIMEOUT", "180"))
+
+
+def pack_node_ids() -> list[str]:
+    return sorted(json.loads((PACK_ROOT / "node_list.json").read_text()))
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Result:
+    raw: RunResult
+    files: list[Path] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.raw.ok
+
+    @property
+    def outputs(self) -> dict:
+        return self.raw.outputs
+
+    @property
+    def error(self) -> dict | None:
+        return self.raw.error
+
+
+class ComfyServer:
+    def __init__(self, base: Path):
+        self.base = base
+        self.models_dir = base / "models"
+        self.input_dir = base / "input"
+        self.output_dir = base / "output"
+        self.log_path = base / "server.log"
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen | None = None
+        self.client: ComfyClient | None = None
+
+    def start(self) -> None:
+        command = [
+            sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
+            "--disable-auto-launch", "--base-directory", str(self.base), "--database-url", "sqlite:///:memory:",
+            "--disable-api-nodes",
+        ]
+        self._log = open(self.log_path, "wb")
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self.process = subprocess.Popen(command, cwd=COMFYUI_PATH, stdout=self._log, stderr=subprocess.STDOUT, env=env)
+        self.client = ComfyClient(self.url)
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"ComfyUI exited with {self.process.returncode} during start-up:\n{self.log_tail()}")
+            if self.client.is_ready():
+                break
+            time.sleep(0.5)
+        else:
+            raise RuntimeError(f"ComfyUI not ready after {START_TIMEOUT:.0f} s:\n{self.log_tail()}")
+        self._check_pack_loaded()
+
+    def _check_pack_loaded(self) -> None:
+        log = self.log_path.read_text(errors="replace")
+        # Core's own audio nodes fail without torchaudio ("IMPORT FAILED: nodes_audio.py"); only ours matter.
+        failed = [line for line in log.splitlines()
+                  if PACK_FOLDER_NAME in line and ("IMPORT FAILED" in line or "Cannot import" in line)]
+        if failed:
+            raise RuntimeError(f"the pack failed to import: {failed}\n{self.log_tail(200)}")
+        registered = set(self.client.object_info(refresh=True))
+        missing = [i for i in pack_node_ids() if i not in registered]
+        if missing:
+            raise RuntimeError(f"pack nodes missing from /object_info: {missing}\n{self.log_tail(200)}")
+
+    def stop(self) -> None:
+        if self.client is not None:
+            self.client.close()
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if getattr(self, "_log", None):
+            self._log.close()
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None and self.client.is_ready()
+
+    def log_tail(self, lines: int = 80) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no server log)"
+
+    def upload(self, path: Path, subfolder: str = "") -> str:
+        return self.client.upload(path, subfolder=subfolder)
+
+    def run(self, prompt: dict, timeout: float = 300.0) -> Result:
+        raw = self.client.run(prompt, timeout=timeout)
+        files = []
+        for info in raw.files():
+            root = {"output": self.output_dir, "temp": self.base / "temp", "input": self.input_dir}[info.get("type", "output")]
+            files.append(root / info.get("subfolder", "") / info["filename"])
+        return Result(raw=raw, files=files)
+
+
+@pytest.fixture(scope="session")
+def comfy(tmp_path_factory) -> ComfyServer:
+    base = tmp_path_factory.mktemp("comfy_base")
+    for sub in ("models", "input", "output", "custom_nodes", "temp", "user"):
+        (base / sub).mkdir()
+    (base / "custom_nodes" / PACK_FOLDER_NAME).symlink_to(PACK_ROOT, target_is_directory=True)
+    wanted = os.environ.get("HV_FIXTURES")
+    hv_fixtures.generate(base / "models", [n for n in wanted.split(",") if n] if wanted else None)
+    speech = media.make_speech(base / "input" / "speech.wav", seconds=3.0)
+    media.make_face_clip(base / "input" / "face.mp4", seconds=2.0, audio=speech)
+    media.write_corrupt_audio(base / "input" / "corrupt.wav")
+    server = ComfyServer(base)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    server = item.funcargs.get("comfy") if hasattr(item, "funcargs") else None
+    if report.failed and isinstance(server, ComfyServer):
+        report.sections.append(("ComfyUI server log (tail)", server.log_tail(120)))

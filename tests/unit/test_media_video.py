@@ -1,0 +1,78 @@
+"""mp4 writing: odd sizes, quality, audio fitted to the video, the AI label, provenance tags."""
+from fractions import Fraction
+
+import av
+import numpy as np
+import pytest
+import torch
+
+from humanvideo.media.video_io import fit_audio, write_mp4
+from humanvideo.media.watermark import PROVENANCE_KEY, make_label, provenance_metadata
+
+
+def gradient_frames(n, h, w):
+    y = torch.linspace(0, 1, h)[:, None, None].expand(h, w, 1)
+    x = torch.linspace(0, 1, w)[None, :, None].expand(h, w, 1)
+    return torch.stack([torch.cat([y, x, torch.full_like(x, i / n)], -1) for i in range(n)])
+
+
+def test_odd_size_with_audio_is_padded_and_audio_fitted(tmp_path):
+    frames = gradient_frames(20, 33, 31)
+    audio = torch.sin(torch.linspace(0, 300, 16000 * 2))[None]  # 2 s of audio for 0.8 s of video
+    path = str(tmp_path / "v.mp4")
+    info = write_mp4(path, iter(frames), 20, (33, 31), 25.0, audio=(audio, 16000), crf=18,
+                     metadata=provenance_metadata("test"))
+    assert (info.width, info.height, info.padded) == (32, 34, (1, 1))
+    with av.open(path) as c:
+        v, a = c.streams.video[0], c.streams.audio[0]
+        assert (v.codec_context.name, v.codec_context.pix_fmt) == ("h264", "yuv420p")
+        assert v.average_rate == Fraction(25) and (v.width, v.height) == (32, 34)
+        assert a.codec_context.name == "aac" and a.rate == 16000
+        assert c.metadata.get(PROVENANCE_KEY) == "true"
+        decoded = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    assert len(decoded) == 20
+    original = (frames[5].numpy() * 255).round()
+    assert np.abs(decoded[5][:33, :31].astype(float) - original).mean() < 4.0
+    with av.open(path) as c:
+        samples = sum(f.samples for f in c.decode(audio=0))
+    assert abs(samples / 16000 - 0.8) < 0.07  # AAC priming/padding is at most a frame or two
+
+
+def test_fit_audio_pads_trims_and_folds_channels():
+    six = torch.arange(6.0)[:, None].expand(6, 10)
+    out = fit_audio(six, 10, 2.0)
+    assert out.shape == (2, 20)
+    assert torch.equal(out[:, :10], torch.tensor([[2.0], [3.0]]).expand(2, 10))
+    assert torch.count_nonzero(out[:, 10:]) == 0
+    assert fit_audio(torch.ones(1, 100), 10, 1.0).shape == (1, 10)
+
+
+def test_crf_changes_file_size(tmp_path):
+    frames = torch.rand(10, 64, 64, 3)
+    sizes = []
+    for crf in (10, 40):
+        path = tmp_path / f"c{crf}.mp4"
+        write_mp4(str(path), iter(frames), 10, (64, 64), 25.0, crf=crf)
+        sizes.append(path.stat().st_size)
+    assert sizes[0] > 2 * sizes[1]
+
+
+@pytest.mark.parametrize("fps, count, message", [(0.0, 3, "fps"), (-5, 3, "fps"), (25.0, 0, "no frames")])
+def test_bad_arguments(tmp_path, fps, count, message):
+    with pytest.raises(ValueError, match=message):
+        write_mp4(str(tmp_path / "x.mp4"), iter(torch.zeros(3, 8, 8, 3)), count, (8, 8), fps)
+
+
+def test_label_changes_only_its_corner():
+    frame = torch.full((120, 200, 3), 0.5)
+    stamp = make_label(120, 200, corner="top-left", size=0.1, opacity=1.0)
+    out = stamp.apply(frame)
+    h, w = stamp.rgb.shape[:2]
+    changed = (out - frame).abs().sum(-1) > 1e-6
+    assert changed[stamp.top : stamp.top + h, stamp.left : stamp.left + w].any()
+    changed[stamp.top : stamp.top + h, stamp.left : stamp.left + w] = False
+    assert not changed.any()
+    assert stamp.top < 10 and stamp.left < 10
+    assert out.max() > 0.9 and out.min() < 0.3  # white text on a dark box
+    with pytest.raises(ValueError, match="corner"):
+        make_label(100, 100, corner="middle")

@@ -1,0 +1,52 @@
+"""The pack registers through the V3 entry point with consistent ids, categories and metadata files."""
+import asyncio
+import json
+import tomllib
+from pathlib import Path
+
+import humanvideo
+
+PACK_ROOT = Path(__file__).resolve().parents[2]
+
+
+def registered_nodes():
+    extension = asyncio.run(humanvideo.comfy_entrypoint())
+    return asyncio.run(extension.get_node_list())
+
+
+def test_entrypoint_lists_prefixed_nodes_under_one_category():
+    nodes = registered_nodes()
+    assert nodes, "the pack registers no nodes"
+    for node in nodes:
+        schema = node.GET_SCHEMA()
+        assert schema.node_id.startswith("HV"), schema.node_id
+        assert schema.category.startswith("HumanVideo/"), (schema.node_id, schema.category)
+        assert schema.description, f"{schema.node_id} has no description"
+        for widget in schema.inputs:
+            assert widget.tooltip, f"{schema.node_id}.{widget.id} has no tooltip"
+
+
+def test_node_list_json_equals_registered_ids():
+    listed = json.loads((PACK_ROOT / "node_list.json").read_text())
+    ids = {n.GET_SCHEMA().node_id for n in registered_nodes()}
+    assert set(listed) == ids, "run scripts/gen_node_list.py to refresh node_list.json"
+
+
+def test_no_v1_mappings_that_would_hide_the_v3_entrypoint():
+    # ComfyUI stops at NODE_CLASS_MAPPINGS and never calls comfy_entrypoint when both exist.
+    assert not hasattr(humanvideo, "NODE_CLASS_MAPPINGS")
+
+
+def test_requirements_match_pyproject_dependencies():
+    pyproject = tomllib.loads((PACK_ROOT / "pyproject.toml").read_text())
+    requirements = [
+        line.strip() for line in (PACK_ROOT / "requirements.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert sorted(pyproject["project"]["dependencies"]) == sorted(requirements)
+
+
+def test_v1_node_info_is_serialisable_for_object_info():
+    for node in registered_nodes():
+        info = node.GET_NODE_INFO_V1()
+        assert json.loads(json.dumps(info))["name"] == node.GET_SCHEMA().node_id
