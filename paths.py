@@ -7,21 +7,23 @@ import os
 
 import folder_paths
 
-# key -> folder name under ComfyUI's models directory
+# key -> (folder name under ComfyUI's models directory, extra file extensions beyond the usual model ones)
 PACK_MODEL_FOLDERS = {
-    "latentsync": "latentsync",
-    "face_detection": "face_detection",
+    "latentsync": ("latentsync", ()),
+    "face_detection": ("face_detection", (".dat", ".onnx")),  # dlib predictors, ONNX detectors
 }
 
 
 def register_model_folders() -> None:
-    for key, folder in PACK_MODEL_FOLDERS.items():
+    for key, (folder, extra_extensions) in PACK_MODEL_FOLDERS.items():
         default = os.path.join(folder_paths.models_dir, folder)
         existing = folder_paths.folder_names_and_paths.get(key)
         # A user's extra_model_paths.yaml may have created the key already (with no extension filter):
         # keep its paths, put the default first and restrict to model files.
         paths = [default] + [p for p in (existing[0] if existing else []) if p != default]
-        folder_paths.folder_names_and_paths[key] = (paths, set(folder_paths.supported_pt_extensions))
+        folder_paths.folder_names_and_paths[key] = (
+            paths, set(folder_paths.supported_pt_extensions) | set(extra_extensions)
+        )
 
 
 def list_files(key: str) -> list[str]:

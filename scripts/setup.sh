@@ -81,12 +81,18 @@ fi
 mkdir -p "$HOST/custom_nodes"
 ln -sfn "$PACK_DIR" "$HOST/custom_nodes/ComfyUI-HumanVideo"
 
-# Optional: a real voice for the test clip. Without it the fixtures synthesize a voiced signal.
-if [ "${HV_SKIP_APT:-0}" != "1" ] && ! command -v espeak-ng >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 \
-   && [ "$(id -u)" = "0" ]; then
-  log "installing espeak-ng (optional test voice)"
-  (apt-get install -y -qq espeak-ng >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1 && \
-    apt-get install -y -qq espeak-ng >/dev/null 2>&1; }) || log "espeak-ng unavailable; using synthesized voice"
+# System packages for the tests: Debian's chromium (browser tests drive it through Playwright; no
+# browser download) and espeak-ng (a real voice for the test clip; without it a voice is synthesized).
+missing_debs=()
+command -v chromium >/dev/null 2>&1 || missing_debs+=(chromium)
+command -v espeak-ng >/dev/null 2>&1 || missing_debs+=(espeak-ng)
+if [ "${HV_SKIP_APT:-0}" != "1" ] && [ "${#missing_debs[@]}" -gt 0 ] && command -v apt-get >/dev/null 2>&1; then
+  SUDO=""; [ "$(id -u)" = "0" ] || SUDO="sudo -n"
+  log "installing ${missing_debs[*]} from Debian"
+  export DEBIAN_FRONTEND=noninteractive
+  ($SUDO apt-get install -y -qq "${missing_debs[@]}" >/dev/null 2>&1 || { $SUDO apt-get update -qq >/dev/null 2>&1 && \
+    $SUDO apt-get install -y -qq "${missing_debs[@]}" >/dev/null 2>&1; }) \
+    || log "could not install ${missing_debs[*]}: browser tests will be skipped / the voice synthesized"
 fi
 
 if [ "${1:-}" = "--print-env" ]; then

@@ -15,6 +15,7 @@ if COMFYUI_PATH is None or not (COMFYUI_PATH / "main.py").is_file():
 
 sys.path.insert(0, str(COMFYUI_PATH))
 sys.path.insert(0, str(PACK_ROOT / "scripts"))  # test fixture generators (hv_fixtures)
+sys.path.insert(0, str(PACK_ROOT / "tests"))  # comfy_harness (the real-server harness)
 
 import comfy.options  # noqa: E402
 
@@ -32,3 +33,28 @@ _spec = importlib.util.spec_from_file_location(
 humanvideo = importlib.util.module_from_spec(_spec)
 sys.modules["humanvideo"] = humanvideo
 _spec.loader.exec_module(humanvideo)
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def comfy(tmp_path_factory):
+    """One real ComfyUI server per test session (integration and browser tests share it)."""
+    import comfy_harness
+
+    server = comfy_harness.ComfyServer(comfy_harness.prepare_base(tmp_path_factory.mktemp("comfy_base")))
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    server = item.funcargs.get("comfy") if hasattr(item, "funcargs") else None
+    if report.failed and server is not None and hasattr(server, "log_tail"):
+        report.sections.append(("ComfyUI server log (tail)", server.log_tail(120)))

@@ -96,8 +96,8 @@ def face_photo() -> np.ndarray:
     return data.astronaut()
 
 
-def face_clip_frames(frames: int = 50, size: int = 256, fps: float = 25.0) -> np.ndarray:
-    """[frames, size, size, 3] uint8: the astronaut's head with a gentle nod and sway."""
+def face_clip_frames(frames: int = 50, size: int = 256, fps: float = 25.0, blank: tuple[int, ...] = ()) -> np.ndarray:
+    """[frames, size, size, 3] uint8: the astronaut's head with a gentle nod and sway; `blank` frames are grey."""
     from PIL import Image
 
     photo = Image.fromarray(face_photo())
@@ -111,15 +111,16 @@ def face_clip_frames(frames: int = 50, size: int = 256, fps: float = 25.0) -> np
         left, top = centre_x + dx - crop / 2, centre_y + dy - crop / 2
         box = (int(left), int(top), int(left + crop), int(top + crop))
         out[i] = np.asarray(rotated.crop(box).resize((size, size), Image.LANCZOS))
+    out[list(blank)] = 128
     return out
 
 
 def make_face_clip(path: Path, seconds: float = 2.0, fps: float = 25.0, size: int = 256,
-                   audio: Path | None = None) -> Path:
+                   audio: Path | None = None, blank: tuple[int, ...] = ()) -> Path:
     """An mp4 of the moving face (H.264), with the given wav as AAC audio when provided."""
     import av
 
-    frames = face_clip_frames(int(round(seconds * fps)), size, fps)
+    frames = face_clip_frames(int(round(seconds * fps)), size, fps, blank)
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=int(fps) if float(fps).is_integer() else fps)
         stream.width = stream.height = size

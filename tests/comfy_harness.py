@@ -1,11 +1,11 @@
-"""A real ComfyUI server, started once per test session, with the pack in its custom_nodes.
+"""A real ComfyUI server with the pack in its custom_nodes, shared by the integration and browser suites.
 
 The server gets a temporary base directory (models/, input/, output/, custom_nodes/) in which every
 registered tiny-fixture generator (`scripts/hv_fixtures`) has written its checkpoints and the test
 media have been made, before the server starts (so loader combos list them). Tests talk to it only
 over HTTP and the websocket, as users and the batch client do.
 
-Fixture ``comfy``: ``models_dir``, ``input_dir``, ``output_dir``, ``upload(path) -> name``,
+The session fixture ``comfy`` (tests/conftest.py) is a ``ComfyServer``: ``models_dir``, ``input_dir``, ``output_dir``, ``upload(path) -> name``,
 ``run(prompt, timeout) -> Result`` (``ok``, ``outputs``, ``files`` as Paths, ``error``), ``log_tail()``.
 Set HV_FIXTURES to a comma-separated list of generator names to make only those (default: all).
 """
@@ -20,13 +20,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
-
 import hv_fixtures
 from hv_fixtures import media
 from humanvideo.batch.client import ComfyClient, RunResult
 
-PACK_ROOT = Path(__file__).resolve().parents[2]
+PACK_ROOT = Path(__file__).resolve().parents[1]
 COMFYUI_PATH = Path(os.environ["COMFYUI_PATH"]).resolve()
 PACK_FOLDER_NAME = "ComfyUI-HumanVideo"
 START_TIMEOUT = float(os.environ.get("HV_SERVER_START_TIMEOUT", "180"))
@@ -139,29 +137,20 @@ class ComfyServer:
         return Result(raw=raw, files=files)
 
 
-@pytest.fixture(scope="session")
-def comfy(tmp_path_factory) -> ComfyServer:
-    base = tmp_path_factory.mktemp("comfy_base")
+def prepare_base(base: Path) -> Path:
+    """The server's folders, the pack linked in, every tiny checkpoint and the test media."""
     for sub in ("models", "input", "output", "custom_nodes", "temp", "user"):
-        (base / sub).mkdir()
+        (base / sub).mkdir(exist_ok=True)
     (base / "custom_nodes" / PACK_FOLDER_NAME).symlink_to(PACK_ROOT, target_is_directory=True)
     wanted = os.environ.get("HV_FIXTURES")
     hv_fixtures.generate(base / "models", [n for n in wanted.split(",") if n] if wanted else None)
     speech = media.make_speech(base / "input" / "speech.wav", seconds=3.0)
     media.make_face_clip(base / "input" / "face.mp4", seconds=2.0, audio=speech)
+    media.make_face_clip(base / "input" / "face_short.mp4", seconds=0.4, audio=speech)
+    media.make_face_clip(base / "input" / "face_gaps.mp4", seconds=0.4, audio=speech, blank=(3, 4))
     media.write_corrupt_audio(base / "input" / "corrupt.wav")
-    server = ComfyServer(base)
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
+    from PIL import Image
 
+    Image.fromarray(media.face_photo()).save(base / "input" / "face.png")
+    return base
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    outcome = yield
-    report = outcome.get_result()
-    server = item.funcargs.get("comfy") if hasattr(item, "funcargs") else None
-    if report.failed and isinstance(server, ComfyServer):
-        report.sections.append(("ComfyUI server log (tail)", server.log_tail(120)))

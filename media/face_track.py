@@ -1,0 +1,300 @@
+"""HV_FACE_TRACK: one face followed through a video, with its per-frame alignment to the LatentSync crop.
+
+Frames are read one at a time (detection, cropping and paste-back never hold more than one frame
+copy), so the track itself stays small: a few floats per frame. Frames where the chosen face is not
+found are recorded in ``has_face`` and pass through unchanged on paste-back.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Protocol, Sequence
+
+import numpy as np
+import torch
+
+from .face_align import alignment_matrix, crop_face
+from .face_detect import Face, alignment_points
+from .paste_back import paste_face
+
+SELECT_MODES = ("largest", "index", "mask")
+# Box overlap with the previous frame's choice above which "largest" keeps following the same person.
+FOLLOW_IOU = 0.3
+
+
+class Detector(Protocol):
+    name: str
+
+    def detect(self, frame: np.ndarray) -> list[Face]: ...
+
+
+@dataclass
+class FaceTrack:
+    width: int
+    height: int
+    resolution: int  # square crop size: 256 (LatentSync 1.5) or 512 (1.6)
+    boxes: np.ndarray  # (N, 4) float32 x1 y1 x2 y2, NaN where no face
+    landmarks: np.ndarray  # (N, K, 2) float32, NaN where no face
+    scores: np.ndarray  # (N,) float32, NaN where no face
+    points: np.ndarray  # (N, 3, 2) float64 smoothed brow/brow/nose points, NaN where no face
+    affines: np.ndarray  # (N, 2, 3) float64 frame -> crop, NaN where no face
+    has_face: np.ndarray  # (N,) bool
+    detector: str = ""
+    smoothing: float = 0.0
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.has_face.shape[0])
+
+    @property
+    def missing_frames(self) -> list[int]:
+        return [int(i) for i in np.flatnonzero(~self.has_face)]
+
+    def select(self, indices: Sequence[int]) -> "FaceTrack":
+        """The track re-indexed (for looping or ping-ponging a video to the audio length)."""
+        idx = np.asarray(indices, dtype=np.int64)
+        if idx.size and (idx.min() < 0 or idx.max() >= self.num_frames):
+            raise ValueError(f"frame indices must be in [0, {self.num_frames}), got {idx.min()}..{idx.max()}")
+        return FaceTrack(self.width, self.height, self.resolution, self.boxes[idx], self.landmarks[idx],
+                         self.scores[idx], self.points[idx], self.affines[idx], self.has_face[idx],
+                         self.detector, self.smoothing)
+
+    def summary(self) -> str:
+        missing = self.missing_frames
+        text = (f"face track: {self.num_frames} frames {self.width}x{self.height}, crop {self.resolution}, "
+                f"detector {self.detector}, face in {self.num_frames - len(missing)} frames")
+        if missing:
+            text += f"; no face (passed through unchanged) in {len(missing)}: {_ranges(missing)}"
+        return text
+
+
+def _ranges(frames: list[int]) -> str:
+    parts, start = [], None
+    for i, f in enumerate(frames):
+        if start is None:
+            start = f
+        if i + 1 == len(frames) or frames[i + 1] != f + 1:
+            parts.append(str(start) if start == f else f"{start}-{f}")
+            start = None
+    return ", ".join(parts)
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    w = max(min(a[2], b[2]) - max(a[0], b[0]), 0.0)
+    h = max(min(a[3], b[3]) - max(a[1], b[1]), 0.0)
+    inter = w * h
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+def select_face(faces: list[Face], mode: str = "largest", index: int = 0, region: np.ndarray | None = None,
+                previous: np.ndarray | None = None) -> Face | None:
+    """The face to follow in one frame, or None.
+
+    largest: the biggest box, but a face overlapping the previous choice wins, so two people of similar
+    size do not swap from frame to frame. index: faces numbered left to right from 0. mask: the face
+    whose box has the largest share covered by ``region`` (an (H, W) mask, e.g. the speaker).
+    """
+    if mode not in SELECT_MODES:
+        raise ValueError(f"face selection must be one of {SELECT_MODES}, got {mode!r}")
+    if not faces:
+        return None
+    if mode == "index":
+        ordered = sorted(faces, key=lambda f: f.centre[0])
+        return ordered[index] if 0 <= index < len(ordered) else None
+    if mode == "mask":
+        if region is None:
+            raise ValueError("face selection 'mask' needs a speaker mask")
+        h, w = region.shape
+        best, best_cover = None, 0.0
+        for f in faces:
+            x0, y0 = int(np.clip(np.floor(f.box[0]), 0, w)), int(np.clip(np.floor(f.box[1]), 0, h))
+            x1, y1 = int(np.clip(np.ceil(f.box[2]), 0, w)), int(np.clip(np.ceil(f.box[3]), 0, h))
+            cover = float(region[y0:y1, x0:x1].mean()) if x1 > x0 and y1 > y0 else 0.0
+            if cover > best_cover:
+                best, best_cover = f, cover
+        return best
+    if previous is not None:
+        overlaps = [(_iou(f.box, previous), f) for f in faces]
+        iou, f = max(overlaps, key=lambda t: t[0])
+        if iou >= FOLLOW_IOU:
+            return f
+    return max(faces, key=lambda f: f.area)
+
+
+def smooth_points(points: np.ndarray, valid: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian smoothing over time within each run of consecutive frames with a face.
+
+    Zero-phase (centred window), so the crop does not lag behind a moving head the way an
+    exponential filter does; weights are renormalised at the ends of a run.
+    """
+    out = points.copy()
+    if sigma <= 0:
+        return out
+    radius = max(int(np.ceil(3 * sigma)), 1)
+    kernel = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+    n = len(valid)
+    i = 0
+    while i < n:
+        if not valid[i]:
+            i += 1
+            continue
+        j = i
+        while j < n and valid[j]:
+            j += 1
+        run = points[i:j].reshape(j - i, -1)
+        for t in range(j - i):
+            lo, hi = max(t - radius, 0), min(t + radius + 1, j - i)
+            wts = kernel[lo - t + radius:hi - t + radius]
+            out[i + t] = (wts[:, None] * run[lo:hi]).sum(0).reshape(points.shape[1:]) / wts.sum()
+        i = j
+    return out
+
+
+def frame_uint8(frames, i: int) -> np.ndarray:
+    """Frame i of an IMAGE tensor (N, H, W, 3) in [0, 1] or a uint8 array, as (H, W, 3) uint8."""
+    frame = frames[i]
+    if isinstance(frame, torch.Tensor):
+        if frame.dtype == torch.uint8:
+            return frame.cpu().numpy()
+        return (frame.float().clamp(0, 1) * 255.0).round().to(torch.uint8).cpu().numpy()
+    frame = np.asarray(frame)
+    if frame.dtype == np.uint8:
+        return frame
+    return (np.clip(frame.astype(np.float32), 0, 1) * 255.0).round().astype(np.uint8)
+
+
+def check_images(frames, name: str = "images") -> tuple[int, int, int]:
+    """(N, H, W) of a frame batch, or a ValueError naming the input."""
+    shape = tuple(frames.shape)
+    if len(shape) != 4 or shape[3] != 3:
+        raise ValueError(f"{name}: expected an IMAGE batch [frames, height, width, 3], got shape {shape}")
+    n, h, w, _ = shape
+    if n == 0:
+        raise ValueError(f"{name}: the batch has no frames")
+    if h < 32 or w < 32:
+        raise ValueError(f"{name}: frames of {w}x{h} are too small to hold a detectable face (min 32x32)")
+    return n, h, w
+
+
+def check_region_masks(masks, n: int, h: int, w: int, name: str = "speaker_mask") -> torch.Tensor:
+    """A MASK batch as (M, H, W) with M == 1 or n; anything else is a ValueError naming the input."""
+    masks = torch.as_tensor(masks)
+    if masks.ndim == 2:
+        masks = masks[None]
+    if masks.ndim != 3:
+        raise ValueError(f"{name}: expected a MASK [frames, height, width], got shape {tuple(masks.shape)}")
+    if tuple(masks.shape[1:]) != (h, w):
+        raise ValueError(f"{name}: mask size {masks.shape[2]}x{masks.shape[1]} does not match the images "
+                         f"({w}x{h})")
+    if masks.shape[0] not in (1, n):
+        raise ValueError(f"{name}: {masks.shape[0]} masks for {n} frames; give 1 mask or one per frame")
+    if not bool((masks > 0).any()):
+        raise ValueError(f"{name}: the mask is empty; paint the region of the face to follow")
+    return masks
+
+
+def track_faces(frames, detector: Detector, resolution: int = 256, select: str = "largest", index: int = 0,
+                region_masks: torch.Tensor | None = None, smoothing: float = 1.0,
+                on_frame: Callable[[int], None] | None = None) -> FaceTrack:
+    """Detect, choose and align one face per frame of an IMAGE batch (or uint8 array).
+
+    ``on_frame(i)`` runs after each frame (the node's progress bar and interrupt check).
+    Raises ValueError when no frame has the chosen face.
+    """
+    if select not in SELECT_MODES:
+        raise ValueError(f"face selection must be one of {SELECT_MODES}, got {select!r}")
+    if select == "index" and index < 0:
+        raise ValueError(f"face_index must be >= 0, got {index}")
+    if smoothing < 0:
+        raise ValueError(f"smoothing must be >= 0 frames, got {smoothing}")
+    n, h, w = check_images(frames)
+    if select == "mask":
+        if region_masks is None:
+            raise ValueError("speaker_mask: face selection 'mask' needs a speaker mask")
+        region_masks = check_region_masks(region_masks, n, h, w)
+    boxes = np.full((n, 4), np.nan, np.float32)
+    scores = np.full((n,), np.nan, np.float32)
+    landmarks: np.ndarray | None = None
+    points = np.full((n, 3, 2), np.nan, np.float64)
+    has_face = np.zeros((n,), bool)
+    previous = None
+    for i in range(n):
+        faces = detector.detect(frame_uint8(frames, i))
+        region = None
+        if select == "mask":
+            region = region_masks[i if region_masks.shape[0] > 1 else 0].float().cpu().numpy()
+        face = select_face(faces, select, index, region, previous)
+        if face is not None:
+            if landmarks is None:
+                landmarks = np.full((n,) + face.landmarks.shape, np.nan, np.float32)
+            boxes[i], scores[i], landmarks[i] = face.box, face.score, face.landmarks
+            points[i] = alignment_points(face.landmarks)
+            has_face[i] = True
+            previous = face.box
+        if on_frame is not None:
+            on_frame(i)
+    if not has_face.any():
+        how = {"largest": "", "index": f" with index {index}", "mask": " inside the speaker mask"}[select]
+        raise ValueError(f"images: no face{how} found in any of the {n} frames ({w}x{h}, detector "
+                         f"{getattr(detector, 'name', '?')}); use a video with a visible frontal face, or "
+                         f"lower the detector's min_score / raise upsample for small faces")
+    smoothed = smooth_points(points, has_face, smoothing)
+    affines = np.full((n, 2, 3), np.nan, np.float64)
+    for i in np.flatnonzero(has_face):
+        affines[i] = alignment_matrix(smoothed[i], resolution)
+    return FaceTrack(w, h, resolution, boxes, landmarks, scores, smoothed, affines, has_face,
+                     getattr(detector, "name", ""), float(smoothing))
+
+
+def _check_track(frames, track: FaceTrack) -> None:
+    n, h, w = check_images(frames)
+    if n != track.num_frames or (w, h) != (track.width, track.height):
+        raise ValueError(f"images: {n} frames of {w}x{h} do not match the face track "
+                         f"({track.num_frames} frames of {track.width}x{track.height})")
+
+
+def crop_frame(frames: torch.Tensor, track: FaceTrack, i: int) -> torch.Tensor:
+    """(R, R, 3) float crop of frame i; grey where the track has no face."""
+    if not track.has_face[i]:
+        from .face_align import FILL_VALUE
+
+        return torch.full((track.resolution, track.resolution, 3), FILL_VALUE, dtype=torch.float32)
+    return crop_face(frames[i].float(), track.affines[i], track.resolution)
+
+
+def crop_frames(frames: torch.Tensor, track: FaceTrack, on_frame: Callable[[int], None] | None = None
+                ) -> torch.Tensor:
+    """(N, R, R, 3) float crops of an IMAGE batch along the track."""
+    _check_track(frames, track)
+    out = torch.empty((track.num_frames, track.resolution, track.resolution, 3), dtype=torch.float32)
+    for i in range(track.num_frames):
+        out[i] = crop_frame(frames, track, i)
+        if on_frame is not None:
+            on_frame(i)
+    return out
+
+
+def paste_frames(frames: torch.Tensor, faces: torch.Tensor, track: FaceTrack, region: str = "mouth",
+                 on_frame: Callable[[int], None] | None = None) -> torch.Tensor:
+    """IMAGE batch with each processed crop warped back; frames without a face are returned as they were."""
+    _check_track(frames, track)
+    if faces.ndim != 4 or faces.shape[0] != track.num_frames or faces.shape[3] != 3:
+        raise ValueError(f"faces: expected {track.num_frames} crops [frames, size, size, 3], got "
+                         f"{tuple(faces.shape)}")
+    if faces.shape[1] != faces.shape[2]:
+        raise ValueError(f"faces: crops must be square, got {faces.shape[2]}x{faces.shape[1]}")
+    out = torch.empty_like(frames, dtype=torch.float32)
+    for i in range(track.num_frames):
+        frame = frames[i].float()
+        if track.has_face[i]:
+            face = faces[i].float()
+            matrix = track.affines[i]
+            if face.shape[0] != track.resolution:  # crops resized elsewhere: rescale the matrix with them
+                s = face.shape[0] / track.resolution
+                matrix = matrix * s
+                matrix[:, 2] += (s - 1) / 2  # pixel centres: (x + 0.5) s - 0.5
+            frame = paste_face(frame, face, matrix, region)
+        out[i] = frame
+        if on_frame is not None:
+            on_frame(i)
+    return out

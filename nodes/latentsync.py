@@ -1,0 +1,108 @@
+"""The LatentSync lip-sync node: face-tracked video + speech features -> video with new lip motion."""
+from __future__ import annotations
+
+import comfy.utils
+import folder_paths
+from comfy_api.latest import io
+
+from ..loaders.sd_vae import load_sd_vae
+from ..models.audio_features import latentsync_audio_windows
+from ..samplers.latentsync_denoise import DenoiseSettings
+from ..samplers.latentsync_pipeline import LONG_VIDEO_MODES, SHORT_VIDEO_MODES, audio_frame_count, lip_sync
+
+LatentSyncUNetType = io.Custom("HV_LATENTSYNC_UNET")
+AudioFeaturesType = io.Custom("HV_AUDIO_FEATURES")
+FaceTrackType = io.Custom("HV_FACE_TRACK")
+
+
+class HVLatentSync(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="HVLatentSync",
+            display_name="LatentSync Lip Sync",
+            category="HumanVideo/lipsync",
+            description=(
+                "Re-generates the lower face of every tracked frame so the lips follow the speech (LatentSync 1.5 at "
+                "256 px, 1.6 at 512 px: the crop size comes from Face Track). Works at the video's own fps, in "
+                "16-frame chunks; frames without a face pass through unchanged."
+            ),
+            inputs=[
+                LatentSyncUNetType.Input("unet", tooltip="From Load LatentSync UNet."),
+                io.Vae.Input("vae", tooltip="The SD VAE LatentSync was trained with (sd-vae-ft-mse)."),
+                io.Image.Input("images", tooltip="The video frames (the same frames Face Track saw)."),
+                FaceTrackType.Input("face_track", tooltip="From Face Track: which face, where, aligned how."),
+                AudioFeaturesType.Input("audio_features", tooltip="Whisper-tiny features of the new speech."),
+                io.Float.Input("fps", default=25.0, min=0.001, max=240.0, step=0.001,
+                               tooltip="The video's frame rate; each frame gets the audio of its own timestamp."),
+                io.Int.Input("steps", default=20, min=1, max=200, tooltip="DDIM steps (official 20; 20-50)."),
+                io.Float.Input("guidance", default=1.5, min=1.0, max=10.0, step=0.05,
+                               tooltip="Audio guidance (official 1.5). 1.0 skips the unconditional pass (2x faster); "
+                               "higher syncs harder but may jitter."),
+                io.Int.Input("seed", default=1247, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True,
+                             tooltip="Noise seed (official 1247)."),
+                io.Int.Input("deepcache_interval", default=0, min=0, max=10,
+                             tooltip="Reuse the deep UNet features for this many steps (official DeepCache: 3); "
+                             "0 = off. About 2x faster at a small quality cost."),
+                io.Combo.Input("short_video", options=list(SHORT_VIDEO_MODES), default="pingpong",
+                               tooltip="Video shorter than the audio: pingpong (official: forward then reversed), "
+                               "loop, or hold the last frame."),
+                io.Combo.Input("long_video", options=list(LONG_VIDEO_MODES), default="cut",
+                               tooltip="Video longer than the audio: cut it to the audio, or keep the remaining "
+                               "frames unchanged."),
+                io.Combo.Input("paste", options=["mouth", "face"], default="mouth",
+                               tooltip="mouth: only the regenerated lower face changes (sharpest); face: the whole "
+                               "aligned crop is pasted back as official."),
+            ],
+            outputs=[
+                io.Image.Output(display_name="images", tooltip="The lip-synced frames."),
+                io.Float.Output(display_name="fps", tooltip="The frame rate (unchanged)."),
+                io.String.Output(display_name="report", tooltip="Faces found, length handling, settings."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, unet, vae, images, face_track, audio_features, fps, steps, guidance, seed, deepcache_interval,
+                short_video, long_video, paste) -> io.NodeOutput:
+        if audio_features.d_model != 384:
+            raise ValueError(
+                f"audio_features come from {audio_features.model_name} (width {audio_features.d_model}); LatentSync "
+                "needs Whisper-tiny features (width 384): load tiny.pt with Load Whisper")
+        n_audio = audio_frame_count(audio_features.num_samples, audio_features.sample_rate, fps)
+        if n_audio < 1:
+            raise ValueError(f"the audio ({audio_features.duration:.3f} s) is shorter than one frame at {fps} fps")
+        tokens = latentsync_audio_windows(audio_features, fps, n_audio)
+        settings = DenoiseSettings(steps=steps, guidance=guidance, deepcache_interval=deepcache_interval)
+        settings.validate()
+        bar = comfy.utils.ProgressBar(1)
+        result = lip_sync(
+            images, face_track, tokens, unet, vae, settings, seed, short_video, long_video, paste,
+            progress=lambda done, total: bar.update_absolute(done, total),
+        )
+        return io.NodeOutput(result.images, fps, result.report)
+
+
+class HVLoadSDVAE(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="HVLoadSDVAE",
+            display_name="Load SD VAE (LatentSync)",
+            category="HumanVideo/loaders",
+            description=(
+                "Loads the Stable Diffusion VAE that LatentSync uses (stabilityai/sd-vae-ft-mse, diffusers or LDM "
+                "layout) as a core VAE, reading its widths from the weights."
+            ),
+            inputs=[
+                io.Combo.Input("vae_name", options=folder_paths.get_filename_list("vae"),
+                               tooltip="sd-vae-ft-mse's diffusion_pytorch_model.safetensors in models/vae."),
+            ],
+            outputs=[io.Vae.Output(display_name="vae", tooltip="A core VAE (usable with any VAE node).")],
+        )
+
+    @classmethod
+    def execute(cls, vae_name) -> io.NodeOutput:
+        return io.NodeOutput(load_sd_vae(folder_paths.get_full_path_or_raise("vae", vae_name)))
+
+
+NODES = [HVLatentSync, HVLoadSDVAE]

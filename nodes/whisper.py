@@ -1,0 +1,150 @@
+"""Whisper loading and audio-feature nodes (no torchaudio)."""
+from __future__ import annotations
+
+import os
+
+import comfy.model_management
+import comfy.utils
+import folder_paths
+from comfy_api.latest import io
+
+from ..loaders.whisper import PRECISIONS, load_whisper
+from ..media.audio_io import validate_audio
+from ..media.resample import resample, to_mono
+from ..models.audio_features import extract_audio_features, to_audio_encoder_output
+from ..models.log_mel import SAMPLE_RATE
+from ..models.whisper_encoder import WhisperModel
+
+FOLDER = "audio_encoders"
+WhisperType = io.Custom("HV_WHISPER")
+AudioFeaturesType = io.Custom("HV_AUDIO_FEATURES")
+
+WINDOW_CHOICES = {
+    "overlapping (no seams)": "overlap",
+    "independent 30 s (official)": "independent",
+}
+CONVENTION_CHOICES = {
+    "auto": "auto",
+    "HuMo (per-window mel)": "humo",
+    "LatentSync (whole-clip mel)": "latentsync",
+}
+
+
+def _hf_folders() -> list[str]:
+    """Sub-folders of the audio_encoders folders that hold a Hugging Face config.json."""
+    found = set()
+    for root in folder_paths.get_folder_paths(FOLDER):
+        if not os.path.isdir(root):
+            continue
+        for here, _, files in os.walk(root, followlinks=True):
+            if "config.json" in files and here != root:
+                found.add(os.path.relpath(here, root).replace(os.sep, "/"))
+    return sorted(found)
+
+
+def whisper_choices() -> list[str]:
+    return sorted(set(folder_paths.get_filename_list(FOLDER)) | set(_hf_folders()))
+
+
+def resolve_whisper(name: str) -> str:
+    """A file from the folder list, or a Hugging Face folder under one of the audio_encoders folders."""
+    if name in _hf_folders():
+        for root in folder_paths.get_folder_paths(FOLDER):
+            candidate = os.path.join(root, name)
+            if os.path.isfile(os.path.join(candidate, "config.json")):
+                return candidate
+    path = folder_paths.get_full_path(FOLDER, name)
+    if path is None:
+        raise ValueError(f"whisper: {name!r} is not in the audio_encoders folder(s) "
+                         f"{folder_paths.get_folder_paths(FOLDER)}")
+    return path
+
+
+class HVLoadWhisper(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="HVLoadWhisper",
+            display_name="Load Whisper (HumanVideo)",
+            category="HumanVideo/audio",
+            description=(
+                "Loads a Whisper audio encoder without torchaudio: OpenAI .pt (tiny ... large-v3, LatentSync's "
+                "whisper/tiny.pt), a Hugging Face folder or safetensors, or Comfy-Org whisper_large_v3_fp16. "
+                "HuMo needs large-v3, LatentSync needs tiny. The size is read from the weights."
+            ),
+            inputs=[
+                io.Combo.Input("model", options=whisper_choices(),
+                               tooltip="A file in models/audio_encoders, or a sub-folder holding a Hugging Face "
+                                       "config.json with model.safetensors / pytorch_model.bin."),
+                io.Combo.Input("precision", options=["auto", *PRECISIONS], default="auto",
+                               tooltip="Weight and compute dtype. auto: fp16 on a GPU (ComfyUI's text-encoder "
+                                       "dtype), fp32 on the CPU."),
+            ],
+            outputs=[WhisperType.Output(display_name="whisper",
+                                        tooltip="The Whisper encoder (loaded to the GPU only while it runs).")],
+        )
+
+    @classmethod
+    def execute(cls, model: str, precision: str) -> io.NodeOutput:
+        return io.NodeOutput(load_whisper(resolve_whisper(model), precision))
+
+
+class HVWhisperFeatures(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="HVWhisperFeatures",
+            display_name="Whisper Audio Features (HumanVideo)",
+            category="HumanVideo/audio",
+            description=(
+                "Encodes audio of any length into Whisper features at 50 per second (all layers), for HuMo "
+                "(whisper-large-v3) or LatentSync (whisper-tiny). The audio is downmixed and resampled to "
+                "16 kHz. Long audio is encoded in 30 s windows; overlapping windows avoid the jumps the "
+                "official back-to-back windows make every 30 s. Up to 30 s both give identical results."
+            ),
+            inputs=[
+                io.Audio.Input("audio", tooltip="The voice track (any sample rate and channel count, one clip)."),
+                WhisperType.Input("whisper", tooltip="From Load Whisper: large-v3 for HuMo, tiny for LatentSync."),
+                io.Combo.Input("windows", options=list(WINDOW_CHOICES), default="overlapping (no seams)",
+                               tooltip="overlapping: 30 s windows overlapping by 10 s, each moment taken where it "
+                                       "has at least 5 s of context. independent: back-to-back 30 s windows as "
+                                       "the official code (features jump at every 30 s boundary)."),
+                io.Combo.Input("convention", options=list(CONVENTION_CHOICES), default="auto",
+                               tooltip="How a 30 s window is prepared, as each official pipeline does. auto: "
+                                       "LatentSync's for whisper-tiny, HuMo's for every other size."),
+            ],
+            outputs=[AudioFeaturesType.Output(display_name="audio_features",
+                                              tooltip="Whisper states at 50 Hz for the whole audio; HuMo and "
+                                                      "LatentSync nodes cut their per-frame windows from it."),
+                     io.AudioEncoderOutput.Output(display_name="audio_encoder_output",
+                                                  tooltip="The same features as core's AUDIO_ENCODER_OUTPUT (all "
+                                                          "hidden states), e.g. for core's WanHuMoImageToVideo "
+                                                          "with whisper-large-v3.")],
+        )
+
+    @classmethod
+    def execute(cls, audio: dict, whisper: WhisperModel, windows: str, convention: str) -> io.NodeOutput:
+        if not isinstance(whisper, WhisperModel):
+            raise ValueError(f"whisper: expected a model from Load Whisper, got {type(whisper).__name__}")
+        if windows not in WINDOW_CHOICES:
+            raise ValueError(f"windows: unknown choice {windows!r}; one of {list(WINDOW_CHOICES)}")
+        if convention not in CONVENTION_CHOICES:
+            raise ValueError(f"convention: unknown choice {convention!r}; one of {list(CONVENTION_CHOICES)}")
+        waveform, rate = validate_audio(audio, "audio")
+        if waveform.shape[0] != 1:
+            raise ValueError(f"audio: a batch of {waveform.shape[0]} clips; this node encodes one clip at a time")
+        mono = resample(to_mono(waveform.float()), rate, SAMPLE_RATE)[0, 0]
+        bar: list[comfy.utils.ProgressBar] = []
+
+        def on_window(done: int, total: int) -> None:
+            comfy.model_management.throw_exception_if_processing_interrupted()
+            if not bar:
+                bar.append(comfy.utils.ProgressBar(total))
+            bar[0].update_absolute(done, total)
+
+        features = extract_audio_features(whisper, mono, window_mode=WINDOW_CHOICES[windows],
+                                          convention=CONVENTION_CHOICES[convention], on_window=on_window)
+        return io.NodeOutput(features, to_audio_encoder_output(features))
+
+
+NODES = [HVLoadWhisper, HVWhisperFeatures]

@@ -1,0 +1,91 @@
+"""Both shipped LatentSync workflows run in the real server with tiny checkpoints on the test face clip."""
+import json
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+PACK_ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(PACK_ROOT / "scripts"))
+from workflow_specs import TEST_FILES  # noqa: E402
+
+pytestmark = pytest.mark.integration
+
+
+def api_workflow(name: str) -> dict:
+    prompt = json.loads((PACK_ROOT / "workflows" / "api" / f"{name}.json").read_text())
+    for node in prompt.values():
+        for key, value in node["inputs"].items():
+            if isinstance(value, str) and value in TEST_FILES:
+                node["inputs"][key] = TEST_FILES[value]
+    return prompt
+
+
+def node_of(prompt: dict, class_type: str) -> dict:
+    [node] = [n for n in prompt.values() if n["class_type"] == class_type]
+    return node
+
+
+def decode(path: Path) -> tuple[list[np.ndarray], Fraction, float]:
+    with av.open(str(path)) as container:
+        fps = container.streams.video[0].average_rate
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    with av.open(str(path)) as container:
+        rate = container.streams.audio[0].rate
+        samples = sum(f.samples for f in container.decode(audio=0))
+    return frames, fps, samples / rate
+
+
+@pytest.mark.parametrize("name, video, audio_seconds", [
+    ("latentsync_1.5_256", "face_short.mp4", 0.6),  # audio longer than the 0.4 s video: ping-pong
+    ("latentsync_1.6_512", "face_short.mp4", 0.24),
+])
+def test_shipped_workflow_runs_with_tiny_checkpoints(comfy, name, video, audio_seconds):
+    prompt = api_workflow(name)
+    node_of(prompt, "LoadVideo")["inputs"]["file"] = video
+    node_of(prompt, "HVLoadAudio")["inputs"]["duration_seconds"] = audio_seconds
+    node_of(prompt, "HVLatentSync")["inputs"].update(steps=2, guidance=1.5)
+    result = comfy.run(prompt, timeout=600)
+    assert result.ok, result.error
+    [mp4] = [f for f in result.files if f.suffix == ".mp4"]
+    frames, fps, seconds = decode(mp4)
+    assert fps == Fraction(25)
+    assert len(frames) == round(audio_seconds * 25)
+    assert abs(seconds - len(frames) / 25) < 0.07
+    with av.open(str(comfy.input_dir / video)) as container:
+        source = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    # The tiny UNet is random, so the mouth region changes while the top of the frame (hair, background) stays.
+    top = slice(0, 40)
+    assert np.abs(frames[1][top].astype(int) - source[1][top].astype(int)).mean() < 6
+    assert np.abs(frames[1].astype(int) - source[1].astype(int)).max() > 40
+
+
+def test_frames_without_a_face_pass_through(comfy):
+    prompt = api_workflow("latentsync_1.5_256")
+    node_of(prompt, "LoadVideo")["inputs"]["file"] = "face_gaps.mp4"  # frames 3 and 4 are blank grey
+    node_of(prompt, "HVLoadAudio")["inputs"]["duration_seconds"] = 0.4
+    node_of(prompt, "HVLatentSync")["inputs"].update(steps=1, guidance=1.0)
+    node_of(prompt, "HVSaveVideo")["inputs"]["ai_label"] = False
+    result = comfy.run(prompt, timeout=600)
+    assert result.ok, result.error
+    [mp4] = [f for f in result.files if f.suffix == ".mp4"]
+    frames, _, _ = decode(mp4)
+    assert len(frames) == 10
+    for blank in (3, 4):
+        assert np.abs(frames[blank].astype(int) - 128).max() < 6
+
+
+def test_video_without_any_face_is_a_clear_error(comfy):
+    prompt = api_workflow("latentsync_1.5_256")
+    blank = {"class_type": "EmptyImage", "inputs": {"width": 128, "height": 128, "batch_size": 4, "color": 0x808080}}
+    prompt["90"] = blank
+    node_of(prompt, "HVFaceTrack")["inputs"]["images"] = ["90", 0]
+    node_of(prompt, "HVLatentSync")["inputs"]["images"] = ["90", 0]
+    node_of(prompt, "HVLatentSync")["inputs"]["fps"] = 25.0
+    result = comfy.run(prompt, timeout=300)
+    assert not result.ok
+    assert result.error["node_type"] == "HVFaceTrack"
+    assert "face" in result.error["exception_message"].lower()
