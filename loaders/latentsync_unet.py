@@ -8,6 +8,7 @@ lists them. Files that are not a LatentSync UNet are named for what they look li
 from __future__ import annotations
 
 import os
+import re
 from typing import Mapping, Optional
 
 import torch
@@ -155,5 +156,22 @@ def build_unet(sd: Mapping[str, torch.Tensor], dtype: str = "auto", name: str = 
     return comfy.model_patcher.ModelPatcher(model, load_device=load_device, offload_device=offload_device)
 
 
+def release_resolution_from_path(path: str) -> int | None:
+    """256 for LatentSync 1.5, 512 for 1.6, when the file or folder name says which (None otherwise).
+
+    Both releases ship the same architecture under the same file name, so the weights cannot tell them
+    apart; the folder the user keeps them in (models/latentsync/1.5/, .../1.6/) can.
+    """
+    text = os.path.normpath(path).lower()
+    says_512 = re.search(r"(?<![\d.])(1\.6|512)(?![\d])", text) is not None
+    says_256 = re.search(r"(?<![\d.])(1\.5|256)(?![\d])", text) is not None
+    if says_512 == says_256:
+        return None
+    return 512 if says_512 else 256
+
+
 def load_latentsync_unet(path: str, dtype: str = "auto") -> comfy.model_patcher.ModelPatcher:
-    return build_unet(read_checkpoint(path), dtype=dtype, name=os.path.basename(path))
+    patcher = build_unet(read_checkpoint(path), dtype=dtype, name=os.path.basename(path))
+    patcher.model.release_resolution = release_resolution_from_path(path)
+    patcher.model.source_path = path
+    return patcher

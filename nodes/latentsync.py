@@ -15,6 +15,22 @@ AudioFeaturesType = io.Custom("HV_AUDIO_FEATURES")
 FaceTrackType = io.Custom("HV_FACE_TRACK")
 
 
+def check_release_resolution(unet, crop_resolution: int) -> str:
+    """Refuse a 1.5 UNet with 512 crops and a 1.6 UNet with 256 crops when the file name says which it is."""
+    model = getattr(unet, "model", unet)
+    expected = getattr(model, "release_resolution", None)
+    name = getattr(model, "source_path", "the UNet")
+    if expected is None:
+        return (f"note: the UNet file name does not say LatentSync 1.5 or 1.6; using {crop_resolution} px crops "
+                "from Face Track (1.5 is trained at 256, 1.6 at 512; keep them in models/latentsync/1.5/ and /1.6/)")
+    if expected != crop_resolution:
+        release = "1.6" if expected == 512 else "1.5"
+        raise ValueError(
+            f"{name} is LatentSync {release}, trained on {expected} px faces, but Face Track made {crop_resolution} px "
+            f"crops: set Face Track's resolution to {expected} (or load the other release)")
+    return ""
+
+
 class HVLatentSync(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
@@ -72,6 +88,7 @@ class HVLatentSync(io.ComfyNode):
         if n_audio < 1:
             raise ValueError(f"the audio ({audio_features.duration:.3f} s) is shorter than one frame at {fps} fps")
         tokens = latentsync_audio_windows(audio_features, fps, n_audio)
+        release_note = check_release_resolution(unet, face_track.resolution)
         settings = DenoiseSettings(steps=steps, guidance=guidance, deepcache_interval=deepcache_interval)
         settings.validate()
         bar = comfy.utils.ProgressBar(1)
@@ -79,7 +96,7 @@ class HVLatentSync(io.ComfyNode):
             images, face_track, tokens, unet, vae, settings, seed, short_video, long_video, paste,
             progress=lambda done, total: bar.update_absolute(done, total),
         )
-        return io.NodeOutput(result.images, fps, result.report)
+        return io.NodeOutput(result.images, fps, "\n".join(filter(None, [release_note, result.report])))
 
 
 class HVLoadSDVAE(io.ComfyNode):

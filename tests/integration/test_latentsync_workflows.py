@@ -47,7 +47,7 @@ def test_shipped_workflow_runs_with_tiny_checkpoints(comfy, name, video, audio_s
     prompt = api_workflow(name)
     node_of(prompt, "LoadVideo")["inputs"]["file"] = video
     node_of(prompt, "HVLoadAudio")["inputs"]["duration_seconds"] = audio_seconds
-    node_of(prompt, "HVLatentSync")["inputs"].update(steps=2, guidance=1.5)
+    node_of(prompt, "HVLatentSync")["inputs"].update(steps=2, guidance=1.5 if name.endswith("256") else 1.0)
     result = comfy.run(prompt, timeout=600)
     assert result.ok, result.error
     [mp4] = [f for f in result.files if f.suffix == ".mp4"]
@@ -89,3 +89,14 @@ def test_video_without_any_face_is_a_clear_error(comfy):
     assert not result.ok
     assert result.error["node_type"] == "HVFaceTrack"
     assert "face" in result.error["exception_message"].lower()
+
+
+def test_release_and_crop_size_mismatch_is_refused(comfy):
+    prompt = api_workflow("latentsync_1.6_512")  # the 1.6 UNet ...
+    node_of(prompt, "LoadVideo")["inputs"]["file"] = "face_short.mp4"
+    node_of(prompt, "HVFaceTrack")["inputs"]["resolution"] = "256 (LatentSync 1.5)"  # ... with 1.5 settings
+    result = comfy.run(prompt, timeout=300)
+    assert not result.ok
+    assert result.error["node_type"] == "HVLatentSync"
+    assert "LatentSync 1.6" in result.error["exception_message"]
+    assert "set Face Track's resolution to 512" in result.error["exception_message"]

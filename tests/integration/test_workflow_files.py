@@ -39,3 +39,13 @@ def test_ui_file_converts_to_its_api_twin(comfy, workflow):
     converted = convert(ui, comfy.client.object_info())
     assert {k: (v["class_type"], v["inputs"]) for k, v in converted.items()} == \
         {k: (v["class_type"], v["inputs"]) for k, v in api.items()}
+
+
+def test_template_browser_lists_the_shipped_workflows(comfy):
+    import requests
+
+    templates = requests.get(comfy.url + "/workflow_templates", timeout=30).json()
+    listed = templates.get("ComfyUI-HumanVideo", [])
+    assert sorted(listed) == sorted(w.name for w in WORKFLOWS)
+    served = requests.get(f"{comfy.url}/api/workflow_templates/ComfyUI-HumanVideo/{listed[0]}.json", timeout=30)
+    assert served.status_code == 200 and served.json()["nodes"]

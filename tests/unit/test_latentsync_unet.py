@@ -289,7 +289,7 @@ def test_loader_reads_official_file_format_into_model_patcher(tmp_path):
     import comfy.model_patcher
 
     path = fixture.gen(tmp_path)[0]
-    assert path == tmp_path / "latentsync" / "latentsync_unet.pt"
+    assert path == tmp_path / "latentsync" / "1.5" / "latentsync_unet.pt"
     raw = torch.load(path, weights_only=True)
     assert set(raw) == {"state_dict", "global_step"}
     patcher = loader.load_latentsync_unet(str(path), dtype="fp32")
@@ -392,8 +392,8 @@ def test_load_node_schema_and_execute(tmp_path):
     paths.insert(0, str(tmp_path / "latentsync"))
     try:
         folder_paths.filename_list_cache.pop("latentsync", None)
-        assert "latentsync_unet.pt" in folder_paths.get_filename_list("latentsync")
-        out = HVLoadLatentSyncUNet.execute(unet_name="latentsync_unet.pt", dtype="fp32")
+        assert "1.5/latentsync_unet.pt" in folder_paths.get_filename_list("latentsync")
+        out = HVLoadLatentSyncUNet.execute(unet_name="1.5/latentsync_unet.pt", dtype="fp32")
         patcher = out.result[0]
         assert isinstance(patcher, comfy.model_patcher.ModelPatcher)
         assert isinstance(patcher.model, LatentSyncUNet3D)

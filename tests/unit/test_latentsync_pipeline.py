@@ -1,0 +1,61 @@
+"""LatentSync glue: length planning (official ping-pong), release/crop-size check, end-to-end on tiny models."""
+import types
+
+import numpy as np
+import pytest
+import torch
+
+from humanvideo.loaders.latentsync_unet import release_resolution_from_path
+from humanvideo.nodes.latentsync import check_release_resolution
+from humanvideo.samplers.latentsync_pipeline import audio_frame_count, plan_length
+
+
+def test_pingpong_is_forward_then_reversed_like_the_official_loop_video():
+    # official loop_video: concatenate(frames, flip(frames)) repeated, truncated to the audio
+    plan = plan_length(4, 11, "pingpong")
+    assert plan.source_index == [0, 1, 2, 3, 3, 2, 1, 0, 0, 1, 2]
+    assert plan.synced == 11 and "shorter" in plan.note
+
+
+def test_loop_hold_cut_and_keep():
+    assert plan_length(3, 7, "loop").source_index == [0, 1, 2, 0, 1, 2, 0]
+    assert plan_length(3, 5, "hold").source_index == [0, 1, 2, 2, 2]
+    cut = plan_length(10, 4, long_video="cut")
+    assert cut.source_index == [0, 1, 2, 3] and cut.synced == 4
+    keep = plan_length(10, 4, long_video="keep")
+    assert keep.source_index == list(range(10)) and keep.synced == 4 and "unchanged" in keep.note
+    assert plan_length(5, 5).note == ""
+
+
+@pytest.mark.parametrize("args, message", [((0, 5), "no frames"), ((5, 0), "shorter than one video frame"),
+                                           ((5, 9, "bounce"), "short_video")])
+def test_bad_lengths(args, message):
+    with pytest.raises(ValueError, match=message):
+        plan_length(*args)
+
+
+def test_audio_frames_follow_the_video_fps():
+    assert audio_frame_count(16000 * 2, 16000, 25.0) == 50
+    assert audio_frame_count(16000 * 2, 16000, 29.97) == 60
+    assert audio_frame_count(100, 16000, 25.0) == 0
+
+
+@pytest.mark.parametrize("path, expected", [
+    ("/m/latentsync/1.5/latentsync_unet.pt", 256),
+    ("/m/latentsync/1.6/latentsync_unet.pt", 512),
+    ("/m/latentsync/latentsync_unet_512.safetensors", 512),
+    ("/m/latentsync/latentsync_unet.pt", None),
+    ("/m/latentsync/v1.5_and_1.6/latentsync_unet.pt", None),  # says both: do not guess
+    ("/m/latentsync/1.55/latentsync_unet.pt", None),
+])
+def test_release_from_path(path, expected):
+    assert release_resolution_from_path(path) == expected
+
+
+def test_release_mismatch_is_refused_and_unknown_is_reported():
+    unet = types.SimpleNamespace(model=types.SimpleNamespace(release_resolution=256, source_path="1.5/u.pt"))
+    assert check_release_resolution(unet, 256) == ""
+    with pytest.raises(ValueError, match="LatentSync 1.5, trained on 256 px faces, but Face Track made 512"):
+        check_release_resolution(unet, 512)
+    unknown = types.SimpleNamespace(model=types.SimpleNamespace(release_resolution=None))
+    assert "does not say LatentSync 1.5 or 1.6" in check_release_resolution(unknown, 512)
