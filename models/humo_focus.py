@@ -146,7 +146,8 @@ class FocusedAudioCrossAttention(torch.nn.Module):
         return out
 
 
-def _record_grid(executor, x, timestep, context, clip_fea=None, time_dim_concat=None, transformer_options={}, **kwargs):
+def record_grid(executor, x, timestep, context, clip_fea=None, time_dim_concat=None, transformer_options={}, **kwargs):
+    """Diffusion-model wrapper: puts (frames, h, w, appended reference frames) of the token grid in transformer_options."""
     appended = 0
     ref = kwargs.get("reference_latent")
     if ref is not None and ref.ndim == 5:
@@ -169,5 +170,5 @@ def apply_focus(model_patcher, cfg: FocusConfig):
         name = f"diffusion_model.blocks.{i}.audio_cross_attn_wrapper"
         m.add_object_patch(name, FocusedAudioCrossAttention(m.get_model_object(name), cfg))
     m.remove_wrappers_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, WRAPPER_KEY)
-    m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, WRAPPER_KEY, _record_grid)
+    m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, WRAPPER_KEY, record_grid)
     return m

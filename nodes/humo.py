@@ -1,6 +1,8 @@
 """HuMo nodes: official-faithful conditioning, multi-condition guider, all-in-one sampler."""
 from __future__ import annotations
 
+import logging
+
 import torch
 from comfy_api.latest import io
 
@@ -135,7 +137,8 @@ class HVHuMoSampler(io.ComfyNode):
             category=CATEGORY,
             description=(
                 "Samples a HuMo video with the official settings: 50 steps, shift 5.0, UniPC (bh2), the official "
-                "guidance of the model's size unless a schedule is connected. Returns the video frames' latent only."
+                "guidance of the model's size unless a schedule is connected. Returns the video frames' latent only, "
+                "and the face mask predicted by focus-by-predicting heads when the checkpoint has them."
             ),
             inputs=[
                 io.Model.Input("model", tooltip="A HuMo model (17B or 1.7B)."),
@@ -152,14 +155,26 @@ class HVHuMoSampler(io.ComfyNode):
                 HV_GUIDANCE.Input("guidance", optional=True,
                                   tooltip="Guidance schedule; default: the official recipe of the model's size."),
             ],
-            outputs=[io.Latent.Output(display_name="latent", tooltip="Denoised video latent (reference frames dropped).")],
+            outputs=[
+                io.Latent.Output(display_name="latent", tooltip="Denoised video latent (reference frames dropped)."),
+                io.Mask.Output(display_name="predicted_mask",
+                               tooltip="Face mask per video frame [frames, H, W] from the model's mask-predictor heads "
+                               "(the fully conditioned pass of the last step), usable as focus_mask. All zeros when "
+                               "the checkpoint has no heads: the released HuMo checkpoints have none."),
+            ],
         )
 
     @classmethod
     def execute(cls, model, positive, negative, latent, seed, steps, shift, solver, guidance=None) -> io.NodeOutput:
-        out, _ = hg.sample_humo(model, positive, negative, latent, guidance or default_plan(model), seed=seed,
-                                steps=steps, shift=shift, solver=solver)
-        return io.NodeOutput(out)
+        out, guider = hg.sample_humo(model, positive, negative, latent, guidance or default_plan(model), seed=seed,
+                                     steps=steps, shift=shift, solver=solver)
+        mask = guider.predicted_mask()
+        if mask is None:
+            cond = guider.condition
+            logging.info("HumanVideo: this HuMo checkpoint has no mask-predictor heads (released ones have none); "
+                         "predicted_mask is all zeros")
+            mask = torch.zeros(out["samples"].shape[0] * cond.frames, cond.height, cond.width)
+        return io.NodeOutput(out, mask.to(comfy.model_management.intermediate_device()))
 
 
 NODES = [HVHuMoConditioning, HVHuMoGuider, HVHuMoSampler]

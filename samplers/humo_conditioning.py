@@ -9,8 +9,8 @@ What the official code does (Phantom-video/HuMo, humo/generate.py and generate_1
   the noise covers the reference frames too and they are dropped at the end;
 - 1.7B (in_dim 16) swaps the clean reference latent (null: zeros) into the last frame(s), which core's
   HumoWanModel reproduces by appending `reference_latent` tokens after the video;
-- audio windows: 8 rows per latent frame (see ``audio_windows``), zero rows for the reference frames;
-  the null audio is all-zero windows.
+- audio windows: 8 rows per latent frame, zero rows for the reference frames; the null audio is
+  all-zero windows. Both come from ``models.audio_features.humo_audio_windows``, the one definition.
 
 Conditioning nodes do not know which model will consume them, so they store a ``HuMoCondition`` in the
 CONDITIONING options; the guider turns it into one core cond list per guidance pass for its model.
@@ -28,8 +28,8 @@ from PIL import Image, ImageOps
 import comfy.conds
 import comfy.model_management
 
-from ..models.audio_features import (HUMO_SAMPLES_PER_FRAME, AudioFeatures, humo_audio_embedding,
-                                     humo_audio_windows)
+from ..models.audio_features import (HUMO_D_MODEL, HUMO_SAMPLES_PER_FRAME, AudioFeatures, humo_audio_embedding,
+                                     humo_audio_windows, humo_layer_groups)
 from .guidance import AUDIO, IMAGE, TEXT
 
 LATENT_CHANNELS = 16
@@ -37,9 +37,8 @@ VAE_STRIDE_T = 4
 VAE_STRIDE_S = 8
 SIZE_MULTIPLE = 16  # 8 (VAE) x 2 (patch)
 MAX_LATENT_FRAMES = 1024  # the official Wan RoPE table (rope_params(1024)) the model was trained with
-AUDIO_WINDOW = 8
-AUDIO_GROUPS = 5
-AUDIO_DIM = 1280
+# Whisper layer groups per audio row: the large-v3 split (the group count does not depend on the depth).
+AUDIO_GROUPS = len(humo_layer_groups(4))
 COND_KEY = "hv_humo"  # CONDITIONING option holding the HuMoCondition
 Y_KEY = "hv_humo_y"  # model cond carrying the official 17B y; swapped for core's c_concat by the guider
 
@@ -138,10 +137,8 @@ def zero_vae_latents(vae, width: int, height: int, frames_latent: int) -> torch.
 # --- audio windows -------------------------------------------------------------------------------
 
 def audio_windows(features: torch.Tensor, frames: int) -> torch.Tensor:
-    """Per-video-frame features [T25, 5, 1280] -> official windows [T_lat, 8, 5, 1280] (no reference rows;
-    they are added per model when the passes are built)."""
-    if features.ndim != 3:
-        raise ValueError(f"audio features: expected [frames, groups, channels], got {tuple(features.shape)}")
+    """Per-video-frame features [T25, 5, 1280] -> official windows [T_lat, 8, 5, 1280] without reference rows
+    (they depend on the model and are added when the passes are built)."""
     return humo_audio_windows(features, frames, n_ref=0)
 
 
@@ -316,10 +313,10 @@ def audio_inputs(cond: HuMoCondition, spec: ModelSpec) -> tuple[torch.Tensor | N
     """
     t = cond.latent_frames
     pad = cond.n_ref if spec.concat_y else 0
-    shape = (t + pad, AUDIO_WINDOW, AUDIO_GROUPS, AUDIO_DIM)
     if not cond.speakers:
-        return None, torch.zeros(1, *shape)
-    blocks = [torch.cat([w[:t], torch.zeros(pad, *w.shape[1:])]) for w in cond.speakers]
+        # windows of no audio at all: every row is a zero row
+        return None, humo_audio_windows(torch.zeros(0, AUDIO_GROUPS, HUMO_D_MODEL), cond.frames, n_ref=pad)[None]
+    blocks = [torch.cat([w[:t], w.new_zeros(pad, *w.shape[1:])]) for w in cond.speakers]
     on = torch.cat(blocks)[None]
     return on, torch.zeros_like(on)
 

@@ -18,10 +18,11 @@ import comfy.sample
 import comfy.samplers
 import comfy.utils
 
+from ..models import humo_mask_predictor as mp
 from ..models.humo_focus import FocusConfig, apply_focus, mask_per_latent_frame
 from . import guidance as gd
 from .humo_conditioning import (
-    COND_KEY, Y_KEY, HuMoCondition, ModelSpec, find_condition, pass_conditioning,
+    Y_KEY, HuMoCondition, ModelSpec, find_condition, pass_conditioning,
 )
 
 APPLY_WRAPPER_KEY = "humanvideo_humo_y"
@@ -58,6 +59,7 @@ class HuMoGuider(comfy.samplers.CFGGuider):
         self.condition: HuMoCondition | None = None
         self.schedule: gd.GuidanceSchedule | None = None
         self.pass_calls = 0  # forwards requested (for tests and logs)
+        self.mask_recorder: mp.MaskRecorder | None = None
 
     # -- set-up ---------------------------------------------------------------------------------
     def set_conds(self, positive, negative) -> None:
@@ -86,6 +88,24 @@ class HuMoGuider(comfy.samplers.CFGGuider):
             self.model_patcher = apply_focus(self.model_patcher, cfg)
             self.model_options = self.model_patcher.model_options
 
+    def enable_mask_prediction(self) -> bool:
+        """Records the focus-by-predicting face mask when the model carries the heads; call after set_conds
+        (the capture wraps the focus patch). Returns whether the model has heads."""
+        predictor = mp.predictor_of(self.model_patcher)
+        if predictor is None:
+            return False
+        self.mask_recorder = mp.MaskRecorder(predictor.cfg)
+        self.model_patcher = mp.apply_mask_capture(self.model_patcher, self.mask_recorder)
+        self.model_options = self.model_patcher.model_options
+        return True
+
+    def predicted_mask(self) -> torch.Tensor | None:
+        """MASK [frames, H, W]: the heads' face probability in the most-conditioned pass of the last step."""
+        rec, cond = self.mask_recorder, self.condition
+        if rec is None or rec.latest is None:
+            return None
+        return mp.tokens_to_mask(rec.latest, rec.grid, cond.latent_frames, cond.width, cond.height)
+
     # -- per step -------------------------------------------------------------------------------
     def predict_noise(self, x, timestep, model_options={}, seed=None):
         comfy.model_management.throw_exception_if_processing_interrupted()
@@ -94,6 +114,8 @@ class HuMoGuider(comfy.samplers.CFGGuider):
         chain = self.schedule.chain_at(sigma, step)
         passes = chain.needed_passes()
         self.pass_calls += len(passes)
+        if self.mask_recorder is not None:
+            self.mask_recorder.target = len(passes) - 1  # the chain's last pass is its most conditioned
         out = comfy.samplers.calc_cond_batch(self.inner_model, [self.conds[pass_name(p)] for p in passes], x, timestep, model_options)
         return chain.combine(dict(zip(passes, out)))
 
@@ -144,6 +166,7 @@ def sample_humo(model_patcher, positive, negative, latent: dict, plan: gd.Guidan
         raise ValueError(f"shift: must be positive, got {shift}")
     guider = HuMoGuider(model_patcher, plan, focus)
     guider.set_conds(positive, negative)
+    guider.enable_mask_prediction()
     samples = latent["samples"]
     noise = comfy.sample.prepare_noise(samples, seed, latent.get("batch_index"))
     if solver not in SOLVERS:

@@ -1,0 +1,341 @@
+"""HunyuanVideo-I2V nodes: official-layout loaders, the official text template, buckets, sampler, LoRA."""
+from __future__ import annotations
+
+import os
+
+import folder_paths
+from comfy_api.latest import io
+
+from ..loaders import hunyuan_dit as hd
+from ..loaders import hunyuan_lora as hl
+from ..loaders import hunyuan_text as ht
+from ..loaders import hunyuan_vae as hv
+from ..models import hunyuan_template as tpl
+from ..samplers import hunyuan_i2v as hi
+from .guidance import HV_GUIDANCE
+
+CATEGORY = "HumanVideo/HunyuanVideo-I2V"
+LOADERS = "HumanVideo/loaders"
+RELEASE_NAMES = [hd.RELEASE_V2.name, hd.RELEASE_V1.name]
+TEXT_DTYPES = {"default": None, "fp16": "float16", "bf16": "bfloat16", "fp32": "float32"}
+OUTPUT_FPS = 24.0
+
+
+def _resolve(key: str, name: str) -> str:
+    if not name:
+        raise ValueError(f"no file chosen from models/{key}")
+    for base in folder_paths.get_folder_paths(key):
+        candidate = os.path.join(base, name)
+        if os.path.exists(candidate):
+            return candidate
+    raise ValueError(f"{name!r} not found in models/{key} ({', '.join(folder_paths.get_folder_paths(key))})")
+
+
+def model_folders(key: str) -> list[str]:
+    """Sub-folders of a model key that hold a transformers `config.json` (LLaVA / CLIP folders)."""
+    found = set()
+    for base in folder_paths.get_folder_paths(key):
+        if not os.path.isdir(base):
+            continue
+        for root, dirs, files in os.walk(base, followlinks=True):
+            dirs.sort()
+            if "config.json" in files and root != base:
+                found.add(os.path.relpath(root, base))
+    return sorted(found)
+
+
+class HVHunyuanDiTLoader(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="HVHunyuanDiTLoader",
+            display_name="Load HunyuanVideo-I2V Model",
+            category=LOADERS,
+            description=(
+                "Loads a HunyuanVideo-I2V DiT as a core MODEL: the official mp_rank_00_model_states.pt of either "
+                "release (v1 concat, 33 channels; v2 replace, 16 channels + guidance) or a Comfy-Org repack. "
+                "The release is detected from the weights and every key is checked before loading."
+            ),
+            inputs=[
+                io.Combo.Input("model_name", options=folder_paths.get_filename_list("diffusion_models"),
+                               tooltip="File in models/diffusion_models (sub-folders allowed), .pt or .safetensors."),
+                io.Combo.Input("weight_dtype", options=list(hd.WEIGHT_DTYPES), default="default",
+                               tooltip="Storage dtype of the weights; fp8 halves memory (fp8_e4m3fn_fast also "
+                               "computes in fp8 where the GPU supports it)."),
+            ],
+            outputs=[
+                io.Model.Output(display_name="model", tooltip="Core HunyuanVideo MODEL (works with core nodes too)."),
+                io.String.Output(display_name="release", tooltip="The detected release: 'v2 (replace)' or 'v1 (concat)'."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, model_name: str, weight_dtype: str) -> io.NodeOutput:
+        model, release = hd.load_hunyuan_dit(_resolve("diffusion_models", model_name), weight_dtype)
+        return io.NodeOutput(model, release.name)
+
+
+class HVHunyuanVAELoader(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="HVHunyuanVAELoader",
+            display_name="Load HunyuanVideo VAE",
+            category=LOADERS,
+            description=(
+                "Loads the HunyuanVideo 884-16c VAE as a core VAE from the official vae/pytorch_model.pt or the "
+                "Comfy-Org hunyuan_video_vae_bf16.safetensors, with the official frame-causal mid-block attention."
+            ),
+            inputs=[
+                io.Combo.Input("vae_name", options=folder_paths.get_filename_list("vae"),
+                               tooltip="File in models/vae (sub-folders allowed)."),
+            ],
+            outputs=[io.Vae.Output(display_name="vae", tooltip="Core VAE: 16 latent channels, 4x time, 8x space.")],
+        )
+
+    @classmethod
+    def execute(cls, vae_name: str) -> io.NodeOutput:
+        return io.NodeOutput(hv.load_hunyuan_vae(_resolve("vae", vae_name)))
+
+
+class HVHunyuanTextEncoderLoader(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        folders = model_folders("text_encoders")
+        return io.Schema(
+            node_id="HVHunyuanTextEncoderLoader",
+            display_name="Load HunyuanVideo-I2V Text Encoders",
+            category=LOADERS,
+            description=(
+                "Loads the official text encoder folders: LLaVA-Llama-3-8B (transformers folder with its vision "
+                "tower, xtuner/llava-llama-3-8b-v1_1-transformers) and CLIP ViT-L/14 "
+                "(openai/clip-vit-large-patch14). Returns core CLIP (Llama + CLIP-L) and CLIP_VISION (vision tower "
+                "+ projector) for HV HunyuanVideo-I2V Text Encode."
+            ),
+            inputs=[
+                io.Combo.Input("llava_folder", options=folders,
+                               tooltip="Folder in models/text_encoders holding the LLaVA config.json and weights."),
+                io.Combo.Input("clip_folder", options=folders,
+                               tooltip="Folder in models/text_encoders holding the CLIP-L config.json and weights."),
+                io.Combo.Input("dtype", options=list(TEXT_DTYPES), default="default",
+                               tooltip="Compute/storage dtype of the encoders; default lets ComfyUI choose."),
+            ],
+            outputs=[
+                io.Clip.Output(display_name="clip", tooltip="Core CLIP: LLaVA-Llama-3 language model + CLIP-L."),
+                io.ClipVision.Output(display_name="clip_vision", tooltip="LLaVA vision tower + projector (576 tokens)."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, llava_folder: str, clip_folder: str, dtype: str) -> io.NodeOutput:
+        import torch
+
+        if dtype not in TEXT_DTYPES:
+            raise ValueError(f"dtype: {dtype!r} is not one of {list(TEXT_DTYPES)}")
+        torch_dtype = getattr(torch, TEXT_DTYPES[dtype]) if TEXT_DTYPES[dtype] else None
+        clip, vision = ht.load_text_encoders(
+            _resolve("text_encoders", llava_folder), _resolve("text_encoders", clip_folder), torch_dtype
+        )
+        return io.NodeOutput(clip, vision)
+
+
+class HVHunyuanI2VTextEncode(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="HVHunyuanI2VTextEncode",
+            display_name="HunyuanVideo-I2V Text Encode",
+            category=CATEGORY,
+            description=(
+                "The official I2V text + image encode: template dit-llm-encode-video-i2v (prompt at token 103), "
+                "hidden layer -3, the 576 image tokens kept every 4th (v2) or 2nd (v1), the text cut exactly as "
+                "official, CLIP-L pooled vector. The negative is the official negative prompt with a black image, "
+                "used when cfg > 1."
+            ),
+            inputs=[
+                io.Clip.Input("clip", tooltip="From Load HunyuanVideo-I2V Text Encoders (or DualCLIPLoader hunyuan_video)."),
+                io.ClipVision.Input("clip_vision", tooltip="LLaVA vision tower + projector (llava_llama3_vision)."),
+                io.Image.Input("image", tooltip="The reference image (the first of a batch is used)."),
+                io.String.Input("prompt", multiline=True, default="",
+                                tooltip="What happens in the video; up to ~250 Llama tokens are used (official limit)."),
+                io.String.Input("negative_prompt", multiline=True, default=tpl.NEGATIVE_PROMPT_I2V,
+                                tooltip="Official I2V negative prompt; only used with real CFG (cfg > 1)."),
+                io.Combo.Input("release", options=RELEASE_NAMES, default=hd.RELEASE_V2.name,
+                               tooltip="Which checkpoint the embeddings are for (image token interleave 4 for v2, "
+                               "2 for v1); ignored when a model is connected."),
+                io.Model.Input("model", optional=True, tooltip="Optional: the I2V model, to pick the release from it."),
+            ],
+            outputs=[
+                io.Conditioning.Output(display_name="positive", tooltip="Prompt + image conditioning."),
+                io.Conditioning.Output(display_name="negative", tooltip="Negative prompt + black image conditioning."),
+                io.String.Output(display_name="info", tooltip="Token counts and any truncation."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, clip, clip_vision, image, prompt: str, negative_prompt: str, release: str,
+                model=None) -> io.NodeOutput:
+        import torch
+
+        if model is not None:
+            rel = hd.release_of_model(model)
+        elif release in hd.RELEASES:
+            rel = hd.RELEASES[release]
+        else:
+            raise ValueError(f"release: {release!r} is not one of {RELEASE_NAMES}")
+        img, notes = hi.normalise_image(image)
+        pos = ht.encode_i2v(clip, clip_vision, img, prompt, rel.image_interleave)
+        neg = ht.encode_i2v(clip, clip_vision, torch.zeros_like(img), negative_prompt, rel.image_interleave)
+        lines = [f"{rel.name}: {pos.image_tokens} image + {pos.text_tokens} text tokens (negative: "
+                 f"{neg.text_tokens} text tokens)"] + notes
+        if pos.truncated:
+            lines.append("prompt: longer than the official 256-token window; truncated as official")
+        positive = [[c, {**o, hi.INTERLEAVE_KEY: rel.image_interleave}] for c, o in ht.to_conditioning(pos)]
+        negative = [[c, {**o, hi.INTERLEAVE_KEY: rel.image_interleave}] for c, o in ht.to_conditioning(neg)]
+        return io.NodeOutput(positive, negative, "\n".join(lines))
+
+
+class HVHunyuanI2VConditioning(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="HVHunyuanI2VConditioning",
+            display_name="HunyuanVideo-I2V Conditioning",
+            category=CATEGORY,
+            description=(
+                "Fits the image to the official resolution bucket (a 16:9 photo at 720p becomes 1248x704), encodes "
+                "it with the VAE and builds the release's conditioning, read from the model: v1 concat (image "
+                "latent + mask channels) or v2 token replace (clean first latent frame, timestep-0 modulation). "
+                "Stability mode starts from 0.999 noise + 0.001 image latent."
+            ),
+            inputs=[
+                io.Model.Input("model", tooltip="The HunyuanVideo-I2V model (decides v1 or v2)."),
+                io.Vae.Input("vae", tooltip="HunyuanVideo VAE."),
+                io.Conditioning.Input("positive", tooltip="From HunyuanVideo-I2V Text Encode."),
+                io.Conditioning.Input("negative", tooltip="From HunyuanVideo-I2V Text Encode."),
+                io.Image.Input("image", tooltip="Reference image; greyscale and RGBA are converted to RGB."),
+                io.Combo.Input("resolution", options=list(hi.RESOLUTION_BASES), default="720p",
+                               tooltip="Official bucket base: 720p (960^2 px area), 540p (720^2), 360p (480^2)."),
+                io.Int.Input("length", default=hi.DEFAULT_LENGTH, min=1, max=1025, step=4,
+                             tooltip="Frames, 4n+1 (others are rounded up); official 129 (5.4 s at 24 fps)."),
+                io.Boolean.Input("stability", default=True,
+                                 tooltip="Official --i2v-stability: more faithful to the image, less motion; the "
+                                 "sampler's automatic shift is 7 with it, 17 without."),
+                io.Float.Input("embedded_guidance", default=hi.EMBEDDED_GUIDANCE, min=0.0, max=30.0, step=0.1,
+                               tooltip="Guidance strength embedded in v2 (official 6.0); v1 has none."),
+            ],
+            outputs=[
+                io.Conditioning.Output(display_name="positive", tooltip="Positive with the image conditioning."),
+                io.Conditioning.Output(display_name="negative", tooltip="Negative with the image conditioning."),
+                io.Latent.Output(display_name="latent", tooltip="Empty video latent + image latent and mode, for the sampler."),
+                io.String.Output(display_name="info", tooltip="Bucket size, frames, mode and any automatic corrections."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, model, vae, positive, negative, image, resolution: str, length: int, stability: bool,
+                embedded_guidance: float) -> io.NodeOutput:
+        p, n, latent, plan = hi.prepare_i2v(model, vae, positive, negative, image, length, resolution, stability,
+                                            embedded_guidance)
+        return io.NodeOutput(p, n, latent, plan.describe())
+
+
+class HVHunyuanI2VSampler(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="HVHunyuanI2VSampler",
+            display_name="HunyuanVideo-I2V Sampler",
+            category=CATEGORY,
+            description=(
+                "The official sampler: flow-matching Euler on linspace(1, 0) sigmas with the flow shift (7 with "
+                "stability, 17 dynamic), 50 steps, optional real CFG with the negative (cfg > 1), then VAE decode. "
+                "v1 output drops the first 4 frames as the official pipeline does. For v2 it keeps the embedded "
+                "guidance off the first-frame tokens (as official; core adds it there) and runs real CFG passes "
+                "one at a time (core's batched v2 token replace fails)."
+            ),
+            inputs=[
+                io.Model.Input("model", tooltip="HunyuanVideo-I2V model (LoRAs applied)."),
+                io.Conditioning.Input("positive", tooltip="From HunyuanVideo-I2V Conditioning."),
+                io.Conditioning.Input("negative", tooltip="From HunyuanVideo-I2V Conditioning."),
+                io.Latent.Input("latent", tooltip="From HunyuanVideo-I2V Conditioning."),
+                io.Vae.Input("vae", tooltip="HunyuanVideo VAE, to decode the frames."),
+                io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True,
+                             tooltip="Noise seed (CPU generator: same seed, same video on any GPU)."),
+                io.Int.Input("steps", default=hi.DEFAULT_STEPS, min=1, max=200, tooltip="Euler steps; official 50."),
+                io.Float.Input("flow_shift", default=0.0, min=0.0, max=100.0, step=0.1,
+                               tooltip="Sigma shift; 0 = official automatic (7 with stability, 17 without)."),
+                io.Float.Input("cfg", default=1.0, min=1.0, max=30.0, step=0.1,
+                               tooltip="Real classifier-free guidance; 1 = off (official default, one pass per "
+                               "step); > 1 runs the negative too."),
+                HV_GUIDANCE.Input("guidance", optional=True,
+                                  tooltip="Optional per-step CFG schedule (overrides cfg); its passes may only be "
+                                  "null (negative) and full (text + image)."),
+            ],
+            outputs=[
+                io.Image.Output(display_name="frames", tooltip="Decoded video frames (24 fps)."),
+                io.Latent.Output(display_name="latent", tooltip="The sampled latent."),
+                io.Float.Output(display_name="fps", tooltip="Official output frame rate: 24."),
+                io.String.Output(display_name="info", tooltip="Release, shift and guidance used."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, model, positive, negative, latent, vae, seed: int, steps: int, flow_shift: float, cfg: float,
+                guidance=None) -> io.NodeOutput:
+        out, release, shift = hi.sample_i2v(model, positive, negative, latent, seed, steps, flow_shift or None, cfg,
+                                            guidance)
+        frames = hi.decode_frames(vae, out, release)
+        guide = guidance.name if guidance is not None else (f"real CFG {cfg:g}" if cfg > 1 else "no real CFG")
+        info = f"{release.name}: {steps} Euler steps, shift {shift:g}, {guide}, {frames.shape[0]} frames"
+        if release.drop_first_frames:
+            info += f" (first {release.drop_first_frames} dropped as official)"
+        return io.NodeOutput(frames, out, OUTPUT_FPS, info)
+
+
+class HVLoadHunyuanLoRA(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="HVLoadHunyuanLoRA",
+            display_name="Load HunyuanVideo-I2V LoRA",
+            category=LOADERS,
+            description=(
+                "Applies an official HunyuanVideo-I2V effect LoRA (Hunyuan_video_I2V_lora_* keys, e.g. "
+                "embrace / hair_growth) that core's LoRA loader cannot read, mapped onto the model's layers; "
+                "ComfyUI / diffusion-pipe format HunyuanVideo LoRAs work too. Unmapped keys are an error."
+            ),
+            inputs=[
+                io.Model.Input("model", tooltip="HunyuanVideo-I2V model."),
+                io.Combo.Input("lora_name", options=folder_paths.get_filename_list("loras"),
+                               tooltip="LoRA file in models/loras."),
+                io.Float.Input("strength", default=1.0, min=-10.0, max=10.0, step=0.01,
+                               tooltip="Scale of the LoRA delta (official --lora-scale, default 1.0)."),
+            ],
+            outputs=[
+                io.Model.Output(display_name="model", tooltip="The model with the LoRA patched in."),
+                io.String.Output(display_name="info", tooltip="Format detected and number of patched layers."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, model, lora_name: str, strength: float) -> io.NodeOutput:
+        from ..loaders.checkpoint_files import load_state_dict
+
+        path = _resolve("loras", lora_name)
+        try:
+            patched, n, fmt = hl.apply_hunyuan_lora(model, load_state_dict(path), strength)
+        except ValueError as e:
+            raise ValueError(f"{lora_name}: {e}") from e
+        return io.NodeOutput(patched, f"{lora_name}: {fmt}, {n} layers patched at strength {strength:g}")
+
+
+NODES = [
+    HVHunyuanDiTLoader,
+    HVHunyuanVAELoader,
+    HVHunyuanTextEncoderLoader,
+    HVLoadHunyuanLoRA,
+    HVHunyuanI2VTextEncode,
+    HVHunyuanI2VConditioning,
+    HVHunyuanI2VSampler,
+]
