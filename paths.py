@@ -28,3 +28,14 @@ def register_model_folders() -> None:
 
 def list_files(key: str) -> list[str]:
     return folder_paths.get_filename_list(key)
+
+
+def resolve_model_path(key: str, name: str) -> str:
+    """Full path of a file or sub-folder chosen from a model folder (folders too, unlike core's resolver)."""
+    if not name:
+        raise ValueError(f"no file chosen from models/{key}")
+    for base in folder_paths.get_folder_paths(key):
+        candidate = os.path.join(base, name)
+        if os.path.exists(candidate):
+            return candidate
+    raise ValueError(f"{name!r} not found in models/{key} ({', '.join(folder_paths.get_folder_paths(key))})")

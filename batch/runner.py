@@ -19,7 +19,7 @@ from typing import Any, Callable, TextIO
 
 from .client import (ComfyClient, ComfyError, Progress, PromptLost, PromptRejected, RunResult,
                      ServerUnavailable, WaitTimeout)
-from .jobs import Job, JobError, JobPlan, file_digest, plan_job, read_jobs, validate_prompt
+from .jobs import Job, JobError, JobPlan, file_digest, plan_job, validate_prompt
 from .ui_to_api import WorkflowError, convert, is_api_prompt, is_ui_workflow
 
 STATUS_OK, STATUS_FAILED, STATUS_INVALID = "ok", "failed", "invalid"

@@ -14,7 +14,6 @@ The first step of each path is warm-up and is not counted.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import sys
@@ -28,26 +27,10 @@ SIZES = {"720p": (704, 1248), "544p": (544, 960)}  # (h, w): official buckets of
 
 
 def load_pack(comfyui_path: str, cpu: bool):
-    """Import ComfyUI (not the pack root) and the pack as `humanvideo`, as tests/conftest.py does."""
-    if not (Path(comfyui_path) / "main.py").is_file():
-        sys.exit(f"--comfyui / COMFYUI_PATH must point at a ComfyUI checkout (got {comfyui_path!r})")
-    sys.path.insert(0, comfyui_path)
     sys.path.insert(0, str(PACK_ROOT / "scripts"))
-    import comfy.options
+    from pack_loader import load_pack as load
 
-    comfy.options.enable_args_parsing(False)
-    from comfy.cli_args import args
-
-    args.cpu = cpu
-    args.disable_all_custom_nodes = True
-    import comfy.model_management  # noqa: F401
-
-    spec = importlib.util.spec_from_file_location("humanvideo", PACK_ROOT / "__init__.py",
-                                                  submodule_search_locations=[str(PACK_ROOT)])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["humanvideo"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load(comfyui_path, cpu)
 
 
 def random_state_dict(cfg, dtype: torch.dtype, device: str) -> dict[str, torch.Tensor]:

@@ -13,7 +13,6 @@ the ratio shows what the temporal layers cost on top of a plain per-frame UNet.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import resource
@@ -27,26 +26,10 @@ PACK_ROOT = Path(__file__).resolve().parents[1]
 
 
 def load_pack(comfyui_path: str, cpu: bool):
-    """Import ComfyUI (not the pack root) and the pack as `humanvideo`, as tests/conftest.py does."""
-    if not (Path(comfyui_path) / "main.py").is_file():
-        sys.exit(f"--comfyui / COMFYUI_PATH must point at a ComfyUI checkout (got {comfyui_path!r})")
-    sys.path.insert(0, comfyui_path)
     sys.path.insert(0, str(PACK_ROOT / "scripts"))
-    import comfy.options
+    from pack_loader import load_pack as load
 
-    comfy.options.enable_args_parsing(False)
-    from comfy.cli_args import args
-
-    args.cpu = cpu
-    args.disable_all_custom_nodes = True
-    import comfy.model_management  # noqa: F401
-
-    spec = importlib.util.spec_from_file_location("humanvideo", PACK_ROOT / "__init__.py",
-                                                  submodule_search_locations=[str(PACK_ROOT)])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["humanvideo"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load(comfyui_path, cpu)
 
 
 def sync(device: torch.device) -> None:
@@ -133,7 +116,7 @@ def main() -> None:
     if not cuda and not opts.tiny:
         sys.exit("no CUDA device: the real-size benchmark needs a GPU; use --tiny for a CPU smoke run")
     load_pack(opts.comfyui, cpu=not cuda)
-    from humanvideo.models.latentsync_unet import DeepCache, LatentSyncUNetConfig  # noqa: F401
+    from humanvideo.models.latentsync_unet import LatentSyncUNetConfig
     from humanvideo.samplers.ddim import DDIMSampler
     from humanvideo.samplers.latentsync_denoise import DenoiseSettings, denoise_latents, initial_noise
 

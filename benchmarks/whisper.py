@@ -23,7 +23,6 @@ cannot be imported here; transformers is the independent implementation of the s
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import math
 import os
@@ -41,26 +40,10 @@ SAMPLES_PER_POSITION = 320
 
 
 def load_pack(comfyui_path: str, cpu: bool):
-    """Import ComfyUI (not the pack root) and the pack as `humanvideo`, as tests/conftest.py does."""
-    if not (Path(comfyui_path) / "main.py").is_file():
-        sys.exit(f"--comfyui / COMFYUI_PATH must point at a ComfyUI checkout (got {comfyui_path!r})")
-    sys.path.insert(0, comfyui_path)
     sys.path.insert(0, str(PACK_ROOT / "scripts"))
-    import comfy.options
+    from pack_loader import load_pack as load
 
-    comfy.options.enable_args_parsing(False)
-    from comfy.cli_args import args
-
-    args.cpu = cpu
-    args.disable_all_custom_nodes = True
-    import comfy.model_management  # noqa: F401
-
-    spec = importlib.util.spec_from_file_location("humanvideo", PACK_ROOT / "__init__.py",
-                                                  submodule_search_locations=[str(PACK_ROOT)])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["humanvideo"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load(comfyui_path, cpu)
 
 
 def sync(device: torch.device) -> None:
@@ -230,7 +213,6 @@ def bench_model(name: str, cfg, durations: list[float], dtype, device, repeats: 
             rows.append(dict(model=name, audio_s=seconds, run=f"features, ours {mode}", ours_s=s, ref_s=s_hf,
                              ours_rtf=s / seconds, ref_rtf=s_hf / seconds, ours_peak_gib=m, ref_peak_gib=m_hf,
                              max_rel_diff=diff))
-    del hf, ours
     return rows
 
 

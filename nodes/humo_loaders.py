@@ -11,6 +11,7 @@ from ..loaders.checkpoint_files import INDEX_SUFFIX
 from ..loaders.humo_dit import WEIGHT_DTYPES, load_humo_model
 from ..loaders.umt5 import SPIECE_FILE, UMT5_DTYPES, load_umt5
 from ..loaders.wan_vae import VAE_DTYPES, load_wan_vae
+from ..paths import resolve_model_path
 
 AUTO_TOKENIZER = "auto (embedded or beside the checkpoint)"
 _SHARD = re.compile(r"-\d{5}-of-\d{5}\.safetensors$")
@@ -47,16 +48,6 @@ def diffusion_model_choices() -> list[str]:
             continue
         listed.append(name)
     return sorted(set(listed + extra))
-
-
-def resolve_model_path(key: str, name: str) -> str:
-    if not name:
-        raise ValueError(f"no file chosen from models/{key}")
-    for base in folder_paths.get_folder_paths(key):
-        candidate = os.path.join(base, name)
-        if os.path.exists(candidate):
-            return candidate
-    raise ValueError(f"{name!r} not found in models/{key} ({', '.join(folder_paths.get_folder_paths(key))})")
 
 
 def tokenizer_choices() -> list[str]:

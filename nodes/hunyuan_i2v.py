@@ -11,6 +11,7 @@ from ..loaders import hunyuan_lora as hl
 from ..loaders import hunyuan_text as ht
 from ..loaders import hunyuan_vae as hv
 from ..models import hunyuan_template as tpl
+from ..paths import resolve_model_path
 from ..samplers import hunyuan_i2v as hi
 from .guidance import HV_GUIDANCE
 
@@ -19,16 +20,6 @@ LOADERS = "HumanVideo/loaders"
 RELEASE_NAMES = [hd.RELEASE_V2.name, hd.RELEASE_V1.name]
 TEXT_DTYPES = {"default": None, "fp16": "float16", "bf16": "bfloat16", "fp32": "float32"}
 OUTPUT_FPS = 24.0
-
-
-def _resolve(key: str, name: str) -> str:
-    if not name:
-        raise ValueError(f"no file chosen from models/{key}")
-    for base in folder_paths.get_folder_paths(key):
-        candidate = os.path.join(base, name)
-        if os.path.exists(candidate):
-            return candidate
-    raise ValueError(f"{name!r} not found in models/{key} ({', '.join(folder_paths.get_folder_paths(key))})")
 
 
 def model_folders(key: str) -> list[str]:
@@ -71,7 +62,7 @@ class HVHunyuanDiTLoader(io.ComfyNode):
 
     @classmethod
     def execute(cls, model_name: str, weight_dtype: str) -> io.NodeOutput:
-        model, release = hd.load_hunyuan_dit(_resolve("diffusion_models", model_name), weight_dtype)
+        model, release = hd.load_hunyuan_dit(resolve_model_path("diffusion_models", model_name), weight_dtype)
         return io.NodeOutput(model, release.name)
 
 
@@ -95,7 +86,7 @@ class HVHunyuanVAELoader(io.ComfyNode):
 
     @classmethod
     def execute(cls, vae_name: str) -> io.NodeOutput:
-        return io.NodeOutput(hv.load_hunyuan_vae(_resolve("vae", vae_name)))
+        return io.NodeOutput(hv.load_hunyuan_vae(resolve_model_path("vae", vae_name)))
 
 
 class HVHunyuanTextEncoderLoader(io.ComfyNode):
@@ -134,7 +125,7 @@ class HVHunyuanTextEncoderLoader(io.ComfyNode):
             raise ValueError(f"dtype: {dtype!r} is not one of {list(TEXT_DTYPES)}")
         torch_dtype = getattr(torch, TEXT_DTYPES[dtype]) if TEXT_DTYPES[dtype] else None
         clip, vision = ht.load_text_encoders(
-            _resolve("text_encoders", llava_folder), _resolve("text_encoders", clip_folder), torch_dtype
+            resolve_model_path("text_encoders", llava_folder), resolve_model_path("text_encoders", clip_folder), torch_dtype
         )
         return io.NodeOutput(clip, vision)
 
@@ -322,7 +313,7 @@ class HVLoadHunyuanLoRA(io.ComfyNode):
     def execute(cls, model, lora_name: str, strength: float) -> io.NodeOutput:
         from ..loaders.checkpoint_files import load_state_dict
 
-        path = _resolve("loras", lora_name)
+        path = resolve_model_path("loras", lora_name)
         try:
             patched, n, fmt = hl.apply_hunyuan_lora(model, load_state_dict(path), strength)
         except ValueError as e:

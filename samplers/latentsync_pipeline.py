@@ -100,6 +100,7 @@ class LipSyncResult:
     report: str
 
 
+@torch.no_grad()
 def lip_sync(
     images: torch.Tensor,
     track: FaceTrack,

@@ -5,30 +5,19 @@ ComfyUI-Manager's scanner cannot see V3 node ids, so it reads this file. Run:
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import sys
 from pathlib import Path
 
 PACK_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(PACK_ROOT / "scripts"))
 
 
 def load_pack():
-    sys.path.insert(0, os.environ["COMFYUI_PATH"])
-    import comfy.options
+    from pack_loader import load_pack as load
 
-    comfy.options.enable_args_parsing(False)
-    from comfy.cli_args import args
-
-    args.cpu = True
-    spec = importlib.util.spec_from_file_location(
-        "humanvideo", PACK_ROOT / "__init__.py", submodule_search_locations=[str(PACK_ROOT)]
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["humanvideo"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load(os.environ.get("COMFYUI_PATH", ""), cpu=True)
 
 
 def node_descriptions(pack) -> dict[str, str]:

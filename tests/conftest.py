@@ -3,7 +3,6 @@
 ComfyUI must believe it runs with --cpu before `comfy.model_management` is imported, otherwise it
 initialises CUDA at import time.
 """
-import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -13,26 +12,12 @@ COMFYUI_PATH = Path(os.environ.get("COMFYUI_PATH", "")).resolve() if os.environ.
 if COMFYUI_PATH is None or not (COMFYUI_PATH / "main.py").is_file():
     raise RuntimeError("COMFYUI_PATH must point at a ComfyUI checkout; run the tests through scripts/test.sh")
 
-sys.path.insert(0, str(COMFYUI_PATH))
-sys.path.insert(0, str(PACK_ROOT / "scripts"))  # test fixture generators (hv_fixtures)
+sys.path.insert(0, str(PACK_ROOT / "scripts"))  # test fixture generators (hv_fixtures), pack_loader
 sys.path.insert(0, str(PACK_ROOT / "tests"))  # comfy_harness (the real-server harness)
 
-import comfy.options  # noqa: E402
+from pack_loader import load_pack  # noqa: E402
 
-comfy.options.enable_args_parsing(False)
-from comfy.cli_args import args  # noqa: E402
-
-args.cpu = True
-args.disable_all_custom_nodes = True
-
-import comfy.model_management  # noqa: E402,F401
-
-_spec = importlib.util.spec_from_file_location(
-    "humanvideo", PACK_ROOT / "__init__.py", submodule_search_locations=[str(PACK_ROOT)]
-)
-humanvideo = importlib.util.module_from_spec(_spec)
-sys.modules["humanvideo"] = humanvideo
-_spec.loader.exec_module(humanvideo)
+humanvideo = load_pack(str(COMFYUI_PATH), cpu=True)
 
 
 import pytest  # noqa: E402

@@ -1,5 +1,4 @@
 """The face nodes in-process: schema (tooltips, pack type) and a track -> paste run on the real photo."""
-import numpy as np
 import pytest
 import torch
 

@@ -16,7 +16,6 @@ import folder_paths
 from comfy.ldm.wan.model import HumoWanModel
 
 import hv_fixtures
-from hv_fixtures import humo as fx
 from humanvideo.loaders import humo_dit
 from humanvideo.loaders.checkpoint_files import describe_state_dict, load_state_dict
 from humanvideo.nodes import humo_loaders

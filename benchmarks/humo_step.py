@@ -19,14 +19,13 @@ device, then materialised directly on the GPU and filled with fan-in-scaled rand
 CPU copy of 34 GB is ever made. The VAE that supplies reference / zero-VAE latents is a random Wan 2.1
 VAE of base width 8: it is outside the timed steps and only provides latents of the right shapes.
 
-    COMFYUI_PATH=/path/to/ComfyUI python benchmarks/humo.py                       # CUDA, both models, both sizes
-    COMFYUI_PATH=/path/to/ComfyUI python benchmarks/humo.py --models 17B --sizes 480p --weight-dtype fp8_e4m3fn
-    COMFYUI_PATH=/path/to/ComfyUI python benchmarks/humo.py --tiny                # CPU smoke run
+    COMFYUI_PATH=/path/to/ComfyUI python benchmarks/humo_step.py                       # CUDA, both models, both sizes
+    COMFYUI_PATH=/path/to/ComfyUI python benchmarks/humo_step.py --models 17B --sizes 480p --weight-dtype fp8_e4m3fn
+    COMFYUI_PATH=/path/to/ComfyUI python benchmarks/humo_step.py --tiny                # CPU smoke run
 """
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import math
 import os
@@ -45,26 +44,10 @@ WEIGHT_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp8_e4m3fn": to
 
 
 def load_pack(comfyui_path: str, cpu: bool):
-    """Import ComfyUI (not the pack root) and the pack as `humanvideo`, as tests/conftest.py does."""
-    if not (Path(comfyui_path) / "main.py").is_file():
-        sys.exit(f"--comfyui / COMFYUI_PATH must point at a ComfyUI checkout (got {comfyui_path!r})")
-    sys.path.insert(0, comfyui_path)
     sys.path.insert(0, str(PACK_ROOT / "scripts"))
-    import comfy.options
+    from pack_loader import load_pack as load
 
-    comfy.options.enable_args_parsing(False)
-    from comfy.cli_args import args
-
-    args.cpu = cpu
-    args.disable_all_custom_nodes = True
-    import comfy.model_management  # noqa: F401
-
-    spec = importlib.util.spec_from_file_location("humanvideo", PACK_ROOT / "__init__.py",
-                                                  submodule_search_locations=[str(PACK_ROOT)])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["humanvideo"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load(comfyui_path, cpu)
 
 
 def sync(device: torch.device) -> None:
