@@ -10,6 +10,9 @@ from .nodes import all_nodes
 
 paths.register_model_folders()
 
+# Frontend extensions (served under /extensions/<pack folder>/); see web/js/.
+WEB_DIRECTORY = "./web"
+
 
 class HumanVideoExtension(ComfyExtension):
     async def get_node_list(self) -> list[type[io.ComfyNode]]:

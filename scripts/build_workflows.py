@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from typing import Any
 PACK_ROOT = Path(__file__).resolve().parents[1]
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"}
 NODE_WIDTH = 320
+WORKFLOW_NAMESPACE = uuid.UUID("6f1c2a4e-9a59-4d0b-8f5e-2d7f3c1b8a10")  # ComfyUI-HumanVideo workflows
 
 
 @dataclass
@@ -138,7 +140,8 @@ def build(workflow: Workflow, object_info: dict) -> tuple[dict, dict]:
         api[str(node.id)] = {"class_type": node.type, "inputs": api_inputs,
                              "_meta": {"title": node.title or info.get("display_name", node.type)}}
     ui = {
-        "id": f"humanvideo-{workflow.name}", "revision": 0,
+        # The frontend validates the id as a UUID; a name-based one keeps rebuilds identical.
+        "id": str(uuid.uuid5(WORKFLOW_NAMESPACE, workflow.name)), "revision": 0,
         "last_node_id": max(by_id), "last_link_id": link_id,
         "nodes": ui_nodes, "links": ui_links, "groups": [], "config": {},
         "extra": {"ds": {"scale": 0.8, "offset": [0, 0]}, "humanvideo": {"note": workflow.note}},

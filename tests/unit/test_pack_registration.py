@@ -1,5 +1,6 @@
 """The pack registers through the V3 entry point with consistent ids, categories and metadata files."""
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 import json
 import tomllib
 from pathlib import Path
@@ -9,9 +10,15 @@ import humanvideo
 PACK_ROOT = Path(__file__).resolve().parents[2]
 
 
+def run_async(coroutine_function):
+    # In a thread of its own: another test's library (Playwright) may own this thread's event loop.
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(lambda: asyncio.run(coroutine_function())).result()
+
+
 def registered_nodes():
-    extension = asyncio.run(humanvideo.comfy_entrypoint())
-    return asyncio.run(extension.get_node_list())
+    extension = run_async(humanvideo.comfy_entrypoint)
+    return run_async(extension.get_node_list)
 
 
 def test_entrypoint_lists_prefixed_nodes_under_one_category():
@@ -50,3 +57,8 @@ def test_v1_node_info_is_serialisable_for_object_info():
     for node in registered_nodes():
         info = node.GET_NODE_INFO_V1()
         assert json.loads(json.dumps(info))["name"] == node.GET_SCHEMA().node_id
+
+
+def test_web_extension_is_served_from_the_pack():
+    assert humanvideo.WEB_DIRECTORY == "./web"
+    assert (PACK_ROOT / "web" / "js" / "humanvideo_audio.js").is_file()
