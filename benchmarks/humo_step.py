@@ -29,42 +29,18 @@ import argparse
 import json
 import math
 import os
-import resource
 import sys
 import time
 from pathlib import Path
 
 import torch
 
-PACK_ROOT = Path(__file__).resolve().parents[1]
+from bench_common import load_pack, sync, reset_peak, peak_gib  # benchmarks/ is sys.path[0] when a script runs
+
 SIZES = {"480p": (832, 480), "720p": (1280, 720)}  # (width, height), HuMo's two trained resolutions
 CORE_CFG = 5.0
 SHIFT = 5.0
 WEIGHT_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp8_e4m3fn": torch.float8_e4m3fn}
-
-
-def load_pack(comfyui_path: str, cpu: bool):
-    sys.path.insert(0, str(PACK_ROOT / "scripts"))
-    from pack_loader import load_pack as load
-
-    return load(comfyui_path, cpu)
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def reset_peak(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats(device)
-
-
-def peak_gib(device: torch.device) -> float:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**30
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # process max RSS (KiB -> GiB)
 
 
 # --- the model ---------------------------------------------------------------------------------

@@ -16,21 +16,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-PACK_ROOT = Path(__file__).resolve().parents[1]
+from bench_common import load_pack  # benchmarks/ is sys.path[0] when a script runs
+
 SIZES = {"720p": (704, 1248), "544p": (544, 960)}  # (h, w): official buckets of a 16:9 image
-
-
-def load_pack(comfyui_path: str, cpu: bool):
-    sys.path.insert(0, str(PACK_ROOT / "scripts"))
-    from pack_loader import load_pack as load
-
-    return load(comfyui_path, cpu)
 
 
 def random_state_dict(cfg, dtype: torch.dtype, device: str) -> dict[str, torch.Tensor]:

@@ -26,41 +26,17 @@ import argparse
 import json
 import math
 import os
-import resource
 import sys
 import time
 from pathlib import Path
 
 import torch
 
-PACK_ROOT = Path(__file__).resolve().parents[1]
+from bench_common import load_pack, sync, reset_peak, peak_gib  # benchmarks/ is sys.path[0] when a script runs
+
 SAMPLE_RATE = 16000
 WINDOW_SAMPLES = 30 * SAMPLE_RATE
 SAMPLES_PER_POSITION = 320
-
-
-def load_pack(comfyui_path: str, cpu: bool):
-    sys.path.insert(0, str(PACK_ROOT / "scripts"))
-    from pack_loader import load_pack as load
-
-    return load(comfyui_path, cpu)
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def reset_peak(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats(device)
-
-
-def peak_gib(device: torch.device) -> float:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**30
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # process max RSS (KiB -> GiB)
 
 
 def timed(fn, device: torch.device, repeats: int, warm_up: bool = True):

@@ -154,3 +154,21 @@ def prepare_base(base: Path) -> Path:
     Image.fromarray(media.face_photo()).save(base / "input" / "face.png")
     return base
 
+
+def shipped_api_workflow(name: str) -> dict:
+    """A shipped API workflow with its real model file names swapped for the tiny test checkpoints."""
+    from workflow_specs import TEST_FILES  # scripts/ is on sys.path (tests/conftest.py)
+
+    prompt = json.loads((PACK_ROOT / "workflows" / "api" / f"{name}.json").read_text())
+    for node in prompt.values():
+        for key, value in node["inputs"].items():
+            if isinstance(value, str) and value in TEST_FILES:
+                node["inputs"][key] = TEST_FILES[value]
+    return prompt
+
+
+def node_of(prompt: dict, class_type: str) -> dict:
+    """The one node of that type in an API prompt."""
+    [node] = [n for n in prompt.values() if n["class_type"] == class_type]
+    return node
+

@@ -9,7 +9,6 @@ shipped LatentSync workflow is queued the same way with the tiny checkpoints pic
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -195,8 +194,7 @@ QUEUED_EDITS = {"LoadVideo": {"file": "face_short.mp4"}, "HVLoadAudio": {"durati
 def test_a_shipped_workflow_queued_from_the_page_shows_its_preview(page, page_server, object_info):
     """The shipped LatentSync workflow, opened in the page, its model files swapped for the tiny ones in
     the widgets (as a user would pick their files), queued with Run: the mp4 preview appears."""
-    sys.path.insert(0, str(PACK_ROOT / "scripts"))
-    from workflow_specs import TEST_FILES
+    from workflow_specs import TEST_FILES  # scripts/ is on sys.path (tests/conftest.py)
 
     path = PACK_ROOT / "workflows" / f"{QUEUED_WORKFLOW}.json"
     open_workflow(page, path)

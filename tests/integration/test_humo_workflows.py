@@ -1,7 +1,5 @@
 """Every shipped HuMo workflow runs in the real server with the tiny checkpoints (official layouts) and writes
 an mp4 with the requested frames at 25 fps and an AAC track; bad input gives clear errors, not a broken server."""
-import json
-import sys
 from fractions import Fraction
 from pathlib import Path
 
@@ -9,27 +7,12 @@ import av
 import numpy as np
 import pytest
 
-PACK_ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(PACK_ROOT / "scripts"))
-from workflow_specs import TEST_FILES  # noqa: E402
-from workflow_specs_humo import NEGATIVE_PROMPT, WORKFLOWS  # noqa: E402
+from comfy_harness import node_of, shipped_api_workflow
+
+from workflow_specs_humo import NEGATIVE_PROMPT, WORKFLOWS
 
 pytestmark = pytest.mark.integration
 SIZE, FRAMES, STEPS = 64, 5, 2  # tiny: 2 video latent frames of 4x4 tokens
-
-
-def api_workflow(name: str) -> dict:
-    prompt = json.loads((PACK_ROOT / "workflows" / "api" / f"{name}.json").read_text())
-    for node in prompt.values():
-        for key, value in node["inputs"].items():
-            if isinstance(value, str) and value in TEST_FILES:
-                node["inputs"][key] = TEST_FILES[value]
-    return prompt
-
-
-def node_of(prompt: dict, class_type: str) -> dict:
-    [node] = [n for n in prompt.values() if n["class_type"] == class_type]
-    return node
 
 
 def shrink(prompt: dict, width: int = SIZE, height: int = SIZE, length: int = FRAMES, steps: int = STEPS) -> dict:
@@ -52,7 +35,7 @@ def probe(path: Path) -> tuple[list[np.ndarray], Fraction, str, float, int]:
 
 @pytest.mark.parametrize("name", [w.name for w in WORKFLOWS])
 def test_shipped_workflow_runs_with_tiny_checkpoints(comfy, name):
-    prompt = api_workflow(name)
+    prompt = shipped_api_workflow(name)
     conditioning = node_of(prompt, "HVHuMoConditioning")["inputs"]
     sampler = node_of(prompt, "HVHuMoSampler")["inputs"]
     # the shipped settings are the official ones
@@ -72,7 +55,7 @@ def test_shipped_workflow_runs_with_tiny_checkpoints(comfy, name):
 
 
 def test_size_not_a_multiple_of_16_is_a_clear_error(comfy):
-    prompt = shrink(api_workflow("humo_1.7b_tia_480p"), width=72)
+    prompt = shrink(shipped_api_workflow("humo_1.7b_tia_480p"), width=72)
     result = comfy.run(prompt, timeout=300)
     assert not result.ok
     assert result.error["node_type"] == "HVHuMoConditioning"
@@ -80,7 +63,7 @@ def test_size_not_a_multiple_of_16_is_a_clear_error(comfy):
 
 
 def test_wrong_audio_encoder_is_a_clear_error(comfy):
-    prompt = shrink(api_workflow("humo_17b_ta_480p"))
+    prompt = shrink(shipped_api_workflow("humo_17b_ta_480p"))
     node_of(prompt, "HVLoadWhisper")["inputs"]["model"] = "whisper_tiny_test.pt"  # LatentSync's whisper-tiny
     result = comfy.run(prompt, timeout=300)
     assert not result.ok
@@ -91,7 +74,7 @@ def test_wrong_audio_encoder_is_a_clear_error(comfy):
 
 def test_length_is_rounded_to_4n_plus_1_and_reported_server_still_fine(comfy):
     assert comfy.alive()  # after the errors above
-    prompt = shrink(api_workflow("humo_17b_ta_480p"), length=8, steps=1)
+    prompt = shrink(shipped_api_workflow("humo_17b_ta_480p"), length=8, steps=1)
     prompt["90"] = {"class_type": "PreviewAny", "inputs": {"source": [
         next(k for k, n in prompt.items() if n["class_type"] == "HVHuMoConditioning"), 3]}}
     result = comfy.run(prompt, timeout=300)

@@ -1,36 +1,18 @@
 """Both shipped HunyuanVideo-I2V workflows run in the real server with the tiny official-layout files."""
-import json
-import sys
 from fractions import Fraction
-from pathlib import Path
 
 import av
 import pytest
 
-PACK_ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(PACK_ROOT / "scripts"))
-from workflow_specs import TEST_FILES  # noqa: E402
+from comfy_harness import node_of, shipped_api_workflow
+
 
 pytestmark = pytest.mark.integration
 
 
-def api_workflow(name: str) -> dict:
-    prompt = json.loads((PACK_ROOT / "workflows" / "api" / f"{name}.json").read_text())
-    for node in prompt.values():
-        for key, value in node["inputs"].items():
-            if isinstance(value, str) and value in TEST_FILES:
-                node["inputs"][key] = TEST_FILES[value]
-    return prompt
-
-
-def node_of(prompt: dict, class_type: str) -> dict:
-    [node] = [n for n in prompt.values() if n["class_type"] == class_type]
-    return node
-
-
 @pytest.mark.parametrize("name", ["hunyuan_i2v_720p", "hunyuan_i2v_lora_effect"])
 def test_shipped_workflow_runs_with_tiny_checkpoints(comfy, name):
-    prompt = api_workflow(name)
+    prompt = shipped_api_workflow(name)
     assert node_of(prompt, "HVHunyuanI2VConditioning")["inputs"]["length"] == 129  # the official default
     node_of(prompt, "HVHunyuanI2VConditioning")["inputs"].update(resolution="360p", length=5)
     node_of(prompt, "HVHunyuanI2VSampler")["inputs"].update(steps=2)

@@ -1,6 +1,4 @@
 """Both shipped LatentSync workflows run in the real server with tiny checkpoints on the test face clip."""
-import json
-import sys
 from fractions import Fraction
 from pathlib import Path
 
@@ -8,25 +6,10 @@ import av
 import numpy as np
 import pytest
 
-PACK_ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(PACK_ROOT / "scripts"))
-from workflow_specs import TEST_FILES  # noqa: E402
+from comfy_harness import node_of, shipped_api_workflow
+
 
 pytestmark = pytest.mark.integration
-
-
-def api_workflow(name: str) -> dict:
-    prompt = json.loads((PACK_ROOT / "workflows" / "api" / f"{name}.json").read_text())
-    for node in prompt.values():
-        for key, value in node["inputs"].items():
-            if isinstance(value, str) and value in TEST_FILES:
-                node["inputs"][key] = TEST_FILES[value]
-    return prompt
-
-
-def node_of(prompt: dict, class_type: str) -> dict:
-    [node] = [n for n in prompt.values() if n["class_type"] == class_type]
-    return node
 
 
 def decode(path: Path) -> tuple[list[np.ndarray], Fraction, float]:
@@ -44,7 +27,7 @@ def decode(path: Path) -> tuple[list[np.ndarray], Fraction, float]:
     ("latentsync_1.6_512", "face_short.mp4", 0.24),
 ])
 def test_shipped_workflow_runs_with_tiny_checkpoints(comfy, name, video, audio_seconds):
-    prompt = api_workflow(name)
+    prompt = shipped_api_workflow(name)
     node_of(prompt, "LoadVideo")["inputs"]["file"] = video
     node_of(prompt, "HVLoadAudio")["inputs"]["duration_seconds"] = audio_seconds
     node_of(prompt, "HVLatentSync")["inputs"].update(steps=2, guidance=1.5 if name.endswith("256") else 1.0)
@@ -64,7 +47,7 @@ def test_shipped_workflow_runs_with_tiny_checkpoints(comfy, name, video, audio_s
 
 
 def test_frames_without_a_face_pass_through(comfy):
-    prompt = api_workflow("latentsync_1.5_256")
+    prompt = shipped_api_workflow("latentsync_1.5_256")
     node_of(prompt, "LoadVideo")["inputs"]["file"] = "face_gaps.mp4"  # frames 3 and 4 are blank grey
     node_of(prompt, "HVLoadAudio")["inputs"]["duration_seconds"] = 0.4
     node_of(prompt, "HVLatentSync")["inputs"].update(steps=1, guidance=1.0)
@@ -79,7 +62,7 @@ def test_frames_without_a_face_pass_through(comfy):
 
 
 def test_video_without_any_face_is_a_clear_error(comfy):
-    prompt = api_workflow("latentsync_1.5_256")
+    prompt = shipped_api_workflow("latentsync_1.5_256")
     blank = {"class_type": "EmptyImage", "inputs": {"width": 128, "height": 128, "batch_size": 4, "color": 0x808080}}
     prompt["90"] = blank
     node_of(prompt, "HVFaceTrack")["inputs"]["images"] = ["90", 0]
@@ -92,7 +75,7 @@ def test_video_without_any_face_is_a_clear_error(comfy):
 
 
 def test_release_and_crop_size_mismatch_is_refused(comfy):
-    prompt = api_workflow("latentsync_1.6_512")  # the 1.6 UNet ...
+    prompt = shipped_api_workflow("latentsync_1.6_512")  # the 1.6 UNet ...
     node_of(prompt, "LoadVideo")["inputs"]["file"] = "face_short.mp4"
     node_of(prompt, "HVFaceTrack")["inputs"]["resolution"] = "256 (LatentSync 1.5)"  # ... with 1.5 settings
     result = comfy.run(prompt, timeout=300)

@@ -1,18 +1,15 @@
 """The shipped workflow files are what the specs build against the live server, and the UI files
 convert to exactly their API twins."""
 import json
-import sys
 from pathlib import Path
 
+import build_workflows  # scripts/ is on sys.path (tests/conftest.py)
 import pytest
+from workflow_specs import WORKFLOWS
+
+from humanvideo.batch.ui_to_api import convert
 
 PACK_ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(PACK_ROOT / "scripts"))
-import build_workflows  # noqa: E402
-from workflow_specs import WORKFLOWS  # noqa: E402
-
-from humanvideo.batch.ui_to_api import convert  # noqa: E402
-
 pytestmark = pytest.mark.integration
 WORKFLOW_DIR = PACK_ROOT / "workflows"
 
