@@ -18,6 +18,23 @@ def load_pack(comfyui_path: str, cpu: bool) -> ModuleType:
     return load(comfyui_path, cpu)
 
 
+DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
+
+
+def start(comfyui_path: str, tiny: bool) -> torch.device:
+    """The device of the run (CUDA for real size, the CPU for --tiny), with the pack loaded for it."""
+    cuda = torch.cuda.is_available() and not tiny
+    if not cuda and not tiny:
+        sys.exit("no CUDA device: the real-size benchmark needs a GPU; use --tiny for a CPU smoke run")
+    load_pack(comfyui_path, cpu=not cuda)
+    return torch.device("cuda" if cuda else "cpu")
+
+
+def pick_dtype(name: str | None, device: torch.device) -> torch.dtype:
+    """The named dtype, else fp16 on CUDA and fp32 on the CPU."""
+    return DTYPES[name or ("fp16" if device.type == "cuda" else "fp32")]
+
+
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)

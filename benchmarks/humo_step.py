@@ -29,13 +29,12 @@ import argparse
 import json
 import math
 import os
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-from bench_common import load_pack, sync, reset_peak, peak_gib  # benchmarks/ is sys.path[0] when a script runs
+from bench_common import start, sync, reset_peak, peak_gib  # benchmarks/ is sys.path[0] when a script runs
 
 SIZES = {"480p": (832, 480), "720p": (1280, 720)}  # (width, height), HuMo's two trained resolutions
 CORE_CFG = 5.0
@@ -210,16 +209,12 @@ def run_path(path: str, patcher, inputs: dict, plan, sigmas: torch.Tensor, devic
 
 
 def run(opts) -> dict:
-    cuda = torch.cuda.is_available() and not opts.tiny
-    if not cuda and not opts.tiny:
-        sys.exit("no CUDA device: the real-size benchmark needs a GPU; use --tiny for a CPU smoke run")
-    load_pack(opts.comfyui, cpu=not cuda)
+    device = start(opts.comfyui, opts.tiny)
     import comfy.model_management as mm
     from humanvideo.loaders import humo_dit
     from humanvideo.samplers import guidance as gd
     from humanvideo.samplers.humo_guider import humo_sigmas
 
-    device = torch.device("cuda" if cuda else "cpu")
     if opts.tiny:
         base = dict(dim=128, ffn_dim=256, num_layers=2)
         configs = {"tiny-17B-style": humo_dit.HumoConfig(in_dim=36, **base),
@@ -232,7 +227,7 @@ def run(opts) -> dict:
         sizes = {k: SIZES[k] for k in opts.sizes}
         frames, steps, text_tokens = opts.frames or 97, opts.steps, 512
         weight_dtype = WEIGHT_DTYPES[opts.weight_dtype]
-    device_name = torch.cuda.get_device_name(device) if cuda else "CPU"
+    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     result = {"device": device_name, "weight_dtype": str(weight_dtype), "frames": frames, "steps": steps,
               "steps_timed": steps - 1, "core_cfg": CORE_CFG, "runs": []}
     sigmas = humo_sigmas(steps, SHIFT)

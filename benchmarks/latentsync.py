@@ -15,13 +15,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-from bench_common import load_pack, sync, reset_peak, peak_gib  # benchmarks/ is sys.path[0] when a script runs
+from bench_common import pick_dtype, start, sync, reset_peak, peak_gib  # benchmarks/ is sys.path[0] when a script runs
 
 
 
@@ -88,16 +87,13 @@ def main() -> None:
     p.add_argument("--json", default=None, help="also write the results here")
     opts = p.parse_args()
 
-    cuda = torch.cuda.is_available() and not opts.tiny
-    if not cuda and not opts.tiny:
-        sys.exit("no CUDA device: the real-size benchmark needs a GPU; use --tiny for a CPU smoke run")
-    load_pack(opts.comfyui, cpu=not cuda)
+    device = start(opts.comfyui, opts.tiny)
+    cuda = device.type == "cuda"
     from humanvideo.models.latentsync_unet import LatentSyncUNetConfig
     from humanvideo.samplers.ddim import DDIMSampler
     from humanvideo.samplers.latentsync_denoise import DenoiseSettings, denoise_latents, initial_noise
 
-    device = torch.device("cuda" if cuda else "cpu")
-    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[opts.dtype or ("fp16" if cuda else "fp32")]
+    dtype = pick_dtype(opts.dtype, device)
     cfg = LatentSyncUNetConfig(block_out_channels=(32, 64, 96, 96)) if opts.tiny else LatentSyncUNetConfig()
     resolutions = opts.resolutions or ([64] if opts.tiny else [256, 512])
 

@@ -26,13 +26,13 @@ import argparse
 import json
 import math
 import os
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-from bench_common import load_pack, sync, reset_peak, peak_gib  # benchmarks/ is sys.path[0] when a script runs
+import bench_common
+from bench_common import pick_dtype, sync, reset_peak, peak_gib  # benchmarks/ is sys.path[0] when a script runs
 
 SAMPLE_RATE = 16000
 WINDOW_SAMPLES = 30 * SAMPLE_RATE
@@ -203,12 +203,9 @@ def main() -> None:
     p.add_argument("--json", default=None, help="also write the results here")
     opts = p.parse_args()
 
-    cuda = torch.cuda.is_available() and not opts.tiny
-    if not cuda and not opts.tiny:
-        sys.exit("no CUDA device: the real-size benchmark needs a GPU; use --tiny for a CPU smoke run")
-    load_pack(opts.comfyui, cpu=not cuda)
-    device = torch.device("cuda" if cuda else "cpu")
-    dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[opts.dtype or ("fp16" if cuda else "fp32")]
+    device = bench_common.start(opts.comfyui, opts.tiny)
+    cuda = device.type == "cuda"
+    dtype = pick_dtype(opts.dtype, device)
     repeats = opts.repeats or (1 if opts.tiny else 3)
     sizes = configs(opts.tiny)
     if opts.models:
