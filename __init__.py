@@ -3,6 +3,7 @@
 ComfyUI imports this folder as a package by its path; everything below uses relative imports so the
 pack never shadows ComfyUI's own top-level modules (`nodes`, `comfy`, `folder_paths`).
 """
+
 from comfy_api.latest import ComfyExtension, io
 
 from . import paths

@@ -3,6 +3,7 @@
 Core keys (diffusion_models, vae, text_encoders, audio_encoders, loras) are used as they are; only
 files core has no place for get a key of their own.
 """
+
 import os
 
 import folder_paths
@@ -22,7 +23,8 @@ def register_model_folders() -> None:
         # keep its paths, put the default first and restrict to model files.
         paths = [default] + [p for p in (existing[0] if existing else []) if p != default]
         folder_paths.folder_names_and_paths[key] = (
-            paths, set(folder_paths.supported_pt_extensions) | set(extra_extensions)
+            paths,
+            set(folder_paths.supported_pt_extensions) | set(extra_extensions),
         )
 
 

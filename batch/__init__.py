@@ -10,6 +10,7 @@ needs only ``requests`` and ``websocket-client`` and runs against any ComfyUI se
 
 Command line: ``python scripts/hv_batch.py --help`` or, from the pack folder, ``python -m batch --help``.
 """
+
 from .client import ComfyClient, ComfyError, Progress, PromptRejected, RunResult, ServerUnavailable
 
 __all__ = ["ComfyClient", "ComfyError", "Progress", "PromptRejected", "RunResult", "ServerUnavailable"]

@@ -1,4 +1,5 @@
 """``python -m batch`` (from the pack folder) / ``python scripts/hv_batch.py``: run a job list."""
+
 from __future__ import annotations
 
 import sys

@@ -1,4 +1,5 @@
 """Command line of the batch client."""
+
 from __future__ import annotations
 
 import argparse
@@ -20,19 +21,27 @@ exit status: 0 all jobs ok, 1 some job failed or is invalid, 2 bad arguments / w
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="hv_batch", description="Run a ComfyUI workflow once per job of a CSV / JSONL list through a running "
-        "ComfyUI server.", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+        prog="hv_batch",
+        description="Run a ComfyUI workflow once per job of a CSV / JSONL list through a running ComfyUI server.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("workflow", help="workflow JSON, UI format (as saved by the page) or API format")
     p.add_argument("jobs", help="job list: .csv (header + one row per job) or .jsonl (one JSON object per line)")
     p.add_argument("--url", default=DEFAULT_URL, help=f"ComfyUI server (default {DEFAULT_URL})")
     p.add_argument("--results", help="results file (default: <jobs>.results.json next to the job list)")
-    p.add_argument("--dry-run", action="store_true", help="check every job against the server's /object_info, "
-                   "submit nothing")
+    p.add_argument(
+        "--dry-run", action="store_true", help="check every job against the server's /object_info, submit nothing"
+    )
     p.add_argument("--retries", type=int, default=1, help="extra attempts of a job that fails (default 1)")
     p.add_argument("--retry-failed", action="store_true", help="also re-run jobs that failed in an earlier run")
     p.add_argument("--timeout", type=float, default=None, help="seconds per attempt before it is interrupted")
-    p.add_argument("--server-wait", type=float, default=120.0,
-                   help="seconds to wait for a server that is down or restarting (default 120)")
+    p.add_argument(
+        "--server-wait",
+        type=float,
+        default=120.0,
+        help="seconds to wait for a server that is down or restarting (default 120)",
+    )
     p.add_argument("--download", metavar="DIR", help="also download each job's output files into DIR/<job id>/")
     p.add_argument("--free-between", action="store_true", help="unload models after every job")
     p.add_argument("--no-progress", action="store_true", help="no progress display")
@@ -64,11 +73,18 @@ def main(argv: list[str] | None = None) -> int:
         except WorkflowError as e:
             err(f"error: {e}")
             return 2
-        opts = BatchOptions(retries=args.retries, timeout=args.timeout, server_wait=args.server_wait,
-                            download_dir=Path(args.download) if args.download else None,
-                            free_between=args.free_between, dry_run=args.dry_run, retry_failed=args.retry_failed)
-        runner = BatchRunner(client, workflow, results, opts, log=err,
-                             progress=ProgressLine(sys.stderr, enabled=not args.no_progress))
+        opts = BatchOptions(
+            retries=args.retries,
+            timeout=args.timeout,
+            server_wait=args.server_wait,
+            download_dir=Path(args.download) if args.download else None,
+            free_between=args.free_between,
+            dry_run=args.dry_run,
+            retry_failed=args.retry_failed,
+        )
+        runner = BatchRunner(
+            client, workflow, results, opts, log=err, progress=ProgressLine(sys.stderr, enabled=not args.no_progress)
+        )
         summary = runner.run(jobs, jobs_path.resolve().parent)
     except KeyboardInterrupt:
         err("interrupted")
@@ -76,13 +92,25 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         client.close()
     verb = "would run" if args.dry_run else "ok"
-    line = (f"{summary.total} job(s): {summary.ok if not args.dry_run else summary.total - summary.invalid} {verb}, "
-            f"{summary.failed} failed, {summary.invalid} invalid, {summary.skipped} skipped (done earlier), "
-            f"{summary.submitted} submitted")
+    line = (
+        f"{summary.total} job(s): {summary.ok if not args.dry_run else summary.total - summary.invalid} {verb}, "
+        f"{summary.failed} failed, {summary.invalid} invalid, {summary.skipped} skipped (done earlier), "
+        f"{summary.submitted} submitted"
+    )
     err(line)
     if not args.dry_run:
         err(f"results: {results.path}")
-    print(json.dumps({"ok": summary.ok, "failed": summary.failed, "invalid": summary.invalid,
-                      "skipped": summary.skipped, "submitted": summary.submitted,
-                      "interrupted": summary.interrupted, "aborted": summary.aborted}))
+    print(
+        json.dumps(
+            {
+                "ok": summary.ok,
+                "failed": summary.failed,
+                "invalid": summary.invalid,
+                "skipped": summary.skipped,
+                "submitted": summary.submitted,
+                "interrupted": summary.interrupted,
+                "aborted": summary.aborted,
+            }
+        )
+    )
     return summary.exit_code

@@ -5,15 +5,17 @@ The websocket tells us progress and completion quickly, but it is only a hint: t
 the socket drops. A server that restarts loses its queue and history, so a prompt that is in
 neither any more is reported as lost instead of being waited on forever.
 """
+
 from __future__ import annotations
 
 import json
 import os
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
@@ -183,7 +185,7 @@ class ComfyClient:
         self._drop_ws()
         self._session.close()
 
-    def __enter__(self) -> "ComfyClient":
+    def __enter__(self) -> ComfyClient:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -227,8 +229,9 @@ class ComfyClient:
         return self._json("GET", "/history", params={"max_items": max_items} if max_items else None)
 
     # -- files --------------------------------------------------------------------------------------
-    def upload(self, path: str | os.PathLike, subfolder: str = "", name: str | None = None,
-               overwrite: bool = True) -> str:
+    def upload(
+        self, path: str | os.PathLike, subfolder: str = "", name: str | None = None, overwrite: bool = True
+    ) -> str:
         """Uploads a local file into the server's input folder; returns the value a loader widget takes
         ("name" or "subfolder/name"). Any file type works (the endpoint is named for images only)."""
         path = Path(path)
@@ -236,7 +239,8 @@ class ComfyClient:
             raise FileNotFoundError(f"cannot upload {str(path)!r}: no such file")
         with path.open("rb") as fh:
             resp = self._request(
-                "POST", "/upload/image",
+                "POST",
+                "/upload/image",
                 files={"image": (name or path.name, fh, "application/octet-stream")},
                 data={"type": "input", "subfolder": subfolder, "overwrite": "true" if overwrite else "false"},
             )
@@ -251,8 +255,11 @@ class ComfyClient:
         dest_dir.mkdir(parents=True, exist_ok=True)
         # Only the base name: a server-provided name must not escape dest_dir.
         target = dest_dir / Path(name or file_info["filename"]).name
-        params = {"filename": file_info["filename"], "subfolder": file_info.get("subfolder", ""),
-                  "type": file_info.get("type", "output")}
+        params = {
+            "filename": file_info["filename"],
+            "subfolder": file_info.get("subfolder", ""),
+            "type": file_info.get("type", "output"),
+        }
         resp = self._request("GET", "/view", params=params, stream=True)
         if resp.status_code != 200:
             raise ComfyError(f"download of {file_info['filename']!r} failed: HTTP {resp.status_code}")
@@ -286,8 +293,13 @@ class ComfyClient:
         self._states[pid] = _PromptState(nodes_total=len(prompt))
         return pid
 
-    def run(self, prompt: dict, timeout: float | None = None, extra_data: dict | None = None,
-            on_progress: Callable[[Progress], None] | None = None) -> RunResult:
+    def run(
+        self,
+        prompt: dict,
+        timeout: float | None = None,
+        extra_data: dict | None = None,
+        on_progress: Callable[[Progress], None] | None = None,
+    ) -> RunResult:
         return self.wait(self.submit(prompt, extra_data), timeout, on_progress)
 
     def interrupt(self, prompt_id: str | None = None) -> None:
@@ -303,9 +315,14 @@ class ComfyClient:
         """Asks the server to unload models / drop caches once the current prompt ends."""
         self._request("POST", "/free", json={"unload_models": unload_models, "free_memory": free_memory})
 
-    def wait(self, prompt_id: str, timeout: float | None = None,
-             on_progress: Callable[[Progress], None] | None = None, poll_interval: float = 5.0,
-             unreachable_grace: float = 60.0) -> RunResult:
+    def wait(
+        self,
+        prompt_id: str,
+        timeout: float | None = None,
+        on_progress: Callable[[Progress], None] | None = None,
+        poll_interval: float = 5.0,
+        unreachable_grace: float = 60.0,
+    ) -> RunResult:
         """Follows a prompt to its end. Raises WaitTimeout, PromptLost, or ServerUnavailable when the
         server stays unreachable for longer than ``unreachable_grace`` seconds."""
         state = self._states.setdefault(prompt_id, _PromptState())
@@ -373,12 +390,16 @@ class ComfyClient:
         elif kind == "execution_success":
             state.finished = True
         if on_progress is not None and kind in ("executing", "progress", "execution_cached"):
-            on_progress(Progress(
-                prompt_id=pid, node=data.get("node", state.current),
-                value=int(data.get("value", 0)) if kind == "progress" else 0,
-                max=int(data.get("max", 1)) if kind == "progress" else 1,
-                nodes_done=len(state.done_nodes), nodes_total=state.nodes_total,
-            ))
+            on_progress(
+                Progress(
+                    prompt_id=pid,
+                    node=data.get("node", state.current),
+                    value=int(data.get("value", 0)) if kind == "progress" else 0,
+                    max=int(data.get("max", 1)) if kind == "progress" else 1,
+                    nodes_done=len(state.done_nodes),
+                    nodes_total=state.nodes_total,
+                )
+            )
 
     def _result_from_history(self, prompt_id: str, state: _PromptState) -> RunResult | None:
         entry = self.history(prompt_id).get(prompt_id)
@@ -392,8 +413,10 @@ class ComfyClient:
             # It may have finished between the two requests.
             entry = self.history(prompt_id).get(prompt_id)
             if entry is None:
-                raise PromptLost(f"prompt {prompt_id} is neither queued nor in the history of {self.url} "
-                                 "(the server restarted or the queue was cleared)")
+                raise PromptLost(
+                    f"prompt {prompt_id} is neither queued nor in the history of {self.url} "
+                    "(the server restarted or the queue was cleared)"
+                )
         status = entry.get("status") or {}
         if not status.get("completed") and status.get("status_str") not in ("success", "error"):
             return None
@@ -419,8 +442,14 @@ def result_from_history_entry(prompt_id: str, entry: dict, fallback_seconds: flo
                 error, interrupted = data, event == "execution_interrupted"
     ok = status.get("status_str") == "success" and error is None
     seconds = (end_ms - start_ms) / 1000.0 if start_ms is not None and end_ms is not None else fallback_seconds
-    return RunResult(prompt_id=prompt_id, ok=ok, outputs=entry.get("outputs") or {}, error=error,
-                     seconds=max(0.0, seconds), interrupted=interrupted)
+    return RunResult(
+        prompt_id=prompt_id,
+        ok=ok,
+        outputs=entry.get("outputs") or {},
+        error=error,
+        seconds=max(0.0, seconds),
+        interrupted=interrupted,
+    )
 
 
 def format_rejection(data: dict) -> str:

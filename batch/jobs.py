@@ -17,6 +17,7 @@ An empty CSV cell means "keep the workflow's value". Values are converted to the
 (relative paths are taken from the job file's folder) is uploaded before the job is submitted.
 Every problem of a job is reported at once, naming the job, the column and the problem.
 """
+
 from __future__ import annotations
 
 import copy
@@ -123,7 +124,7 @@ def parse_csv(text: str, name: str = "jobs.csv") -> list[Job]:
         if len(row) != len(header):
             job.error = f"{where}: has {len(row)} fields, the header has {len(header)}"
         else:
-            for key, cell in zip(header, row):
+            for key, cell in zip(header, row, strict=True):
                 if key == "id":
                     job.id = cell.strip() or job.id
                 elif cell.strip() != "":
@@ -209,13 +210,18 @@ def resolve_key(prompt: dict, object_info: dict, key: str) -> list[tuple[str, st
         titles = sorted({_title(prompt, n) for n in prompt})
         raise JobError(f"column {key!r}: no node titled or numbered {node_ref!r}; titles are {titles}")
     if len(ids) > 1:
-        raise JobError(f"column {key!r}: {len(ids)} nodes are titled {node_ref!r} (ids {sorted(ids)}); "
-                       f"use the node id instead, e.g. '{ids[0]}.{name}'")
+        raise JobError(
+            f"column {key!r}: {len(ids)} nodes are titled {node_ref!r} (ids {sorted(ids)}); "
+            f"use the node id instead, e.g. '{ids[0]}.{name}'"
+        )
     nid = ids[0]
     class_type = prompt[nid]["class_type"]
     if input_spec(object_info, class_type, name) is None:
-        known = [k for sec in ("required", "optional")
-                 for k in ((object_info.get(class_type) or {}).get("input") or {}).get(sec, {}) or {}]
+        known = [
+            k
+            for sec in ("required", "optional")
+            for k in ((object_info.get(class_type) or {}).get("input") or {}).get(sec, {}) or {}
+        ]
         raise JobError(f"column {key!r}: node {nid} ({class_type}) has no input {name!r}; its inputs are {known}")
     return [(nid, name)]
 
@@ -248,8 +254,11 @@ def _resolve_shortcut(prompt: dict, object_info: dict, key: str) -> list[tuple[s
     elif k in ("frames", "length"):
         hits = _inputs_named(prompt, object_info, FRAME_NAMES)
     elif k == "size":
-        hits = [h for h in _inputs_named(prompt, object_info, ("width",))
-                if input_spec(object_info, prompt[h[0]]["class_type"], "height")]
+        hits = [
+            h
+            for h in _inputs_named(prompt, object_info, ("width",))
+            if input_spec(object_info, prompt[h[0]]["class_type"], "height")
+        ]
     elif k in ("prompt", "positive"):
         hits = _pick_text(prompt, object_info, PROMPT_NAMES, "positive", key)
     elif k in ("negative", "negative_prompt"):
@@ -257,19 +266,26 @@ def _resolve_shortcut(prompt: dict, object_info: dict, key: str) -> list[tuple[s
     elif k in FILE_SHORTCUTS:
         hits = _inputs_named(prompt, object_info, FILE_SHORTCUTS[k])
         if len(hits) > 1:
-            raise JobError(f"column {key!r}: {len(hits)} nodes have a {k} input "
-                           f"({', '.join(f'{n} {_title(prompt, n)!r}' for n, _ in hits)}); use '<title>.{hits[0][1]}'")
+            raise JobError(
+                f"column {key!r}: {len(hits)} nodes have a {k} input "
+                f"({', '.join(f'{n} {_title(prompt, n)!r}' for n, _ in hits)}); use '<title>.{hits[0][1]}'"
+            )
     else:
-        raise JobError(f"column {key!r}: not a shortcut (prompt, negative, image, audio, video, seed, size, frames, "
-                       "prefix, id) and not '<node title or id>.<input>'")
+        raise JobError(
+            f"column {key!r}: not a shortcut (prompt, negative, image, audio, video, seed, size, frames, "
+            "prefix, id) and not '<node title or id>.<input>'"
+        )
     if not hits:
         raise JobError(f"column {key!r}: the workflow has no input this shortcut sets")
     return hits
 
 
 def _pick_text(prompt, object_info, names, polarity, key):
-    hits = [h for h in _inputs_named(prompt, object_info, names)
-            if input_spec(object_info, prompt[h[0]]["class_type"], h[1])[0] == "STRING"]
+    hits = [
+        h
+        for h in _inputs_named(prompt, object_info, names)
+        if input_spec(object_info, prompt[h[0]]["class_type"], h[1])[0] == "STRING"
+    ]
     titled = [h for h in hits if polarity in _title(prompt, h[0]).lower()]
     if polarity == "positive":
         untitled = [h for h in hits if "negative" not in _title(prompt, h[0]).lower()]
@@ -278,8 +294,10 @@ def _pick_text(prompt, object_info, names, polarity, key):
         choice = titled
     if len(choice) != 1:
         where = ", ".join(f"{n} {_title(prompt, n)!r}" for n, _ in hits) or "none"
-        raise JobError(f"column {key!r}: cannot tell which text input is the {polarity} prompt "
-                       f"(text inputs: {where}); title the node '{polarity.capitalize()}' or use '<title>.text'")
+        raise JobError(
+            f"column {key!r}: cannot tell which text input is the {polarity} prompt "
+            f"(text inputs: {where}); title the node '{polarity.capitalize()}' or use '<title>.text'"
+        )
     return choice
 
 
@@ -364,8 +382,12 @@ def plan_job(prompt: dict, object_info: dict, job: Job, base_dir: Path) -> JobPl
                 w, h = parse_size(raw, f"column {key!r}")
                 for nid, _ in targets:
                     ct = prompt[nid]["class_type"]
-                    prompt[nid]["inputs"]["width"] = coerce(w, input_spec(object_info, ct, "width"), f"column {key!r} width")
-                    prompt[nid]["inputs"]["height"] = coerce(h, input_spec(object_info, ct, "height"), f"column {key!r} height")
+                    prompt[nid]["inputs"]["width"] = coerce(
+                        w, input_spec(object_info, ct, "width"), f"column {key!r} width"
+                    )
+                    prompt[nid]["inputs"]["height"] = coerce(
+                        h, input_spec(object_info, ct, "height"), f"column {key!r} height"
+                    )
                 continue
             for nid, name in targets:
                 ct = prompt[nid]["class_type"]
@@ -380,7 +402,9 @@ def plan_job(prompt: dict, object_info: dict, job: Job, base_dir: Path) -> JobPl
                     if isinstance(choices, list) and str(raw) in choices:
                         prompt[nid]["inputs"][name] = str(raw)
                         continue
-                    raise JobError(f"{what}: file {str(raw)!r} not found (looked in {str(base_dir)!r} and on the server)")
+                    raise JobError(
+                        f"{what}: file {str(raw)!r} not found (looked in {str(base_dir)!r} and on the server)"
+                    )
                 prompt[nid]["inputs"][name] = coerce(raw, input_spec(object_info, ct, name), what)
         except JobError as e:
             problems.append(str(e))
@@ -403,7 +427,7 @@ def validate_prompt(prompt: dict, object_info: dict, skip: set | None = None) ->
         if info is None:
             problems.append(f"{label}: node type {ct!r} is not installed on the server")
             continue
-        required = ((info.get("input") or {}).get("required") or {})
+        required = (info.get("input") or {}).get("required") or {}
         inputs = node.get("inputs") or {}
         for name in required:
             if name not in inputs:
@@ -419,8 +443,10 @@ def validate_prompt(prompt: dict, object_info: dict, skip: set | None = None) ->
                 elif src.get("class_type") in object_info:
                     outs = object_info[src["class_type"]].get("output") or []
                     if not isinstance(value[1], int) or not 0 <= value[1] < len(outs):
-                        problems.append(f"{label}: input {name!r} links to output {value[1]} of node {value[0]}, "
-                                        f"which has {len(outs)} outputs")
+                        problems.append(
+                            f"{label}: input {name!r} links to output {value[1]} of node {value[0]}, "
+                            f"which has {len(outs)} outputs"
+                        )
                 continue
             if is_upload_input(object_info, ct, name) and "/" in str(value):
                 continue  # a file in an input subfolder: the server's list shows only the top level

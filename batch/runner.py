@@ -6,6 +6,7 @@ always complete and readable, even after Ctrl-C or a crash. A re-run skips every
 files) has not changed; ``--retry-failed`` runs the failed ones again. Jobs that were interrupted,
 stopped by a server outage, never reached, or changed since, always run again.
 """
+
 from __future__ import annotations
 
 import json
@@ -13,12 +14,21 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, TextIO
+from typing import Any, TextIO
 
-from .client import (ComfyClient, ComfyError, Progress, PromptLost, PromptRejected, RunResult,
-                     ServerUnavailable, WaitTimeout)
+from .client import (
+    ComfyClient,
+    ComfyError,
+    Progress,
+    PromptLost,
+    PromptRejected,
+    RunResult,
+    ServerUnavailable,
+    WaitTimeout,
+)
 from .jobs import Job, JobError, JobPlan, file_digest, plan_job, validate_prompt
 from .ui_to_api import WorkflowError, convert, is_api_prompt, is_ui_workflow
 
@@ -52,8 +62,10 @@ def load_workflow(path: str | Path, object_info: dict) -> Workflow:
         return Workflow(convert(data, object_info), data, path)
     if is_api_prompt(data):
         return Workflow({str(k): v for k, v in data.items()}, None, path)
-    raise WorkflowError(f"workflow: {str(path)!r} is neither a UI workflow (nodes, links) nor an API prompt "
-                        "({id: {class_type, inputs}})")
+    raise WorkflowError(
+        f"workflow: {str(path)!r} is neither a UI workflow (nodes, links) nor an API prompt "
+        "({id: {class_type, inputs}})"
+    )
 
 
 # -- results file -----------------------------------------------------------------------------------
@@ -68,11 +80,13 @@ class Results:
                 self.jobs = dict(data.get("jobs") or {})
                 self.meta = {k: v for k, v in data.items() if k != "jobs"}
             except (ValueError, AttributeError) as e:
-                raise ValueError(f"--results: {str(self.path)!r} exists but is not a results file ({e}); "
-                                 "move it away or name another file") from e
+                raise ValueError(
+                    f"--results: {str(self.path)!r} exists but is not a results file ({e}); "
+                    "move it away or name another file"
+                ) from e
 
     def finished_status(self, job_id: str, fingerprint: str) -> str | None:
-        """"ok" / "failed" when the job already ran to an end with this fingerprint, else None."""
+        """ "ok" / "failed" when the job already ran to an end with this fingerprint, else None."""
         rec = self.jobs.get(job_id) or {}
         if rec.get("fingerprint") == fingerprint and rec.get("status") in (STATUS_OK, STATUS_FAILED):
             return rec["status"]
@@ -169,8 +183,9 @@ class BatchSummary:
         return 0 if self.failed == 0 and self.invalid == 0 else 1
 
 
-def plan_all(workflow: Workflow, object_info: dict, jobs: list[Job], base_dir: Path
-             ) -> tuple[list[JobPlan], dict[str, str]]:
+def plan_all(
+    workflow: Workflow, object_info: dict, jobs: list[Job], base_dir: Path
+) -> tuple[list[JobPlan], dict[str, str]]:
     """Checks every job; returns the runnable plans and job id -> problem for the others."""
     base_problems = validate_prompt(workflow.prompt, object_info)
     plans, invalid = [], {}
@@ -185,9 +200,15 @@ def plan_all(workflow: Workflow, object_info: dict, jobs: list[Job], base_dir: P
 
 
 class BatchRunner:
-    def __init__(self, client: ComfyClient, workflow: Workflow, results: Results, options: BatchOptions,
-                 log: Callable[[str], None] = lambda s: print(s, file=sys.stderr),
-                 progress: ProgressLine | None = None):
+    def __init__(
+        self,
+        client: ComfyClient,
+        workflow: Workflow,
+        results: Results,
+        options: BatchOptions,
+        log: Callable[[str], None] = lambda s: print(s, file=sys.stderr),
+        progress: ProgressLine | None = None,
+    ):
         self.client, self.workflow, self.results, self.opt = client, workflow, results, options
         self.log = log
         self.progress = progress or ProgressLine(enabled=False)
@@ -255,8 +276,12 @@ class BatchRunner:
                 extra = {"extra_pnginfo": {"workflow": self.workflow.ui}} if self.workflow.ui else None
                 prompt_id = self.client.submit(prompt, extra_data=extra)
                 summary.submitted += 1
-                result = self.client.wait(prompt_id, timeout=self.opt.timeout, on_progress=self.progress.update,
-                                          unreachable_grace=self.opt.server_wait)
+                result = self.client.wait(
+                    prompt_id,
+                    timeout=self.opt.timeout,
+                    on_progress=self.progress.update,
+                    unreachable_grace=self.opt.server_wait,
+                )
             except KeyboardInterrupt:
                 self._stop(prompt_id)
                 raise
@@ -274,8 +299,14 @@ class BatchRunner:
                 try:
                     self.client.wait_ready(self.opt.server_wait)
                 except ServerUnavailable as gone:
-                    self.results.record(job_id, status=STATUS_PENDING, error=last_error, attempts=attempts,
-                                        fingerprint=fingerprint, source=plan.job.source)
+                    self.results.record(
+                        job_id,
+                        status=STATUS_PENDING,
+                        error=last_error,
+                        attempts=attempts,
+                        fingerprint=fingerprint,
+                        source=plan.job.source,
+                    )
                     raise BatchAborted(str(gone)) from e
                 self._uploaded.clear()  # a restarted server may have a fresh input folder
                 continue
@@ -285,9 +316,17 @@ class BatchRunner:
             if result.ok:
                 outputs = self._collect(result, job_id)
                 seconds = result.seconds or (time.monotonic() - started)
-                self.results.record(job_id, status=STATUS_OK, error=None, attempts=attempts, outputs=outputs,
-                                    seconds=round(seconds, 3), prompt_id=prompt_id, fingerprint=fingerprint,
-                                    source=plan.job.source)
+                self.results.record(
+                    job_id,
+                    status=STATUS_OK,
+                    error=None,
+                    attempts=attempts,
+                    outputs=outputs,
+                    seconds=round(seconds, 3),
+                    prompt_id=prompt_id,
+                    fingerprint=fingerprint,
+                    source=plan.job.source,
+                )
                 self.progress.done(f"ok in {seconds:.1f} s, {len(outputs)} file(s)")
                 summary.ok += 1
                 if self.opt.free_between:
@@ -296,8 +335,15 @@ class BatchRunner:
             last_error = result.error_message
             self.progress.done(f"failed: {last_error}")
         # A job that only met server outages is not the job's fault: a re-run tries it again.
-        self.results.record(job_id, status=STATUS_PENDING if transient else STATUS_FAILED, error=last_error,
-                            attempts=attempts, outputs=[], fingerprint=fingerprint, source=plan.job.source)
+        self.results.record(
+            job_id,
+            status=STATUS_PENDING if transient else STATUS_FAILED,
+            error=last_error,
+            attempts=attempts,
+            outputs=[],
+            fingerprint=fingerprint,
+            source=plan.job.source,
+        )
         self.progress.done(f"FAILED after {attempts} attempt(s): {last_error}")
         summary.failed += 1
         summary.problems[job_id] = last_error

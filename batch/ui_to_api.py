@@ -12,6 +12,7 @@ the server's ``/object_info``. Rules follow the ComfyUI frontend (1.32):
 - a linked input takes the link; Reroute nodes and bypassed nodes (mode 4) pass links through,
   muted nodes (mode 2) and notes vanish; a PrimitiveNode's value replaces its link.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -33,8 +34,9 @@ def is_ui_workflow(data: Any) -> bool:
 
 
 def is_api_prompt(data: Any) -> bool:
-    return (isinstance(data, dict) and bool(data)
-            and all(isinstance(v, dict) and "class_type" in v for v in data.values()))
+    return (
+        isinstance(data, dict) and bool(data) and all(isinstance(v, dict) and "class_type" in v for v in data.values())
+    )
 
 
 def widget_specs(node_info: dict) -> list[tuple[str, int]]:
@@ -91,9 +93,11 @@ def map_widget_values(node_type: str, node_info: dict, values: Any, node_label: 
             i += 1
             surplus -= 1
     if len(out) < len(names) and values:
-        missing = names[len(out):]
-        raise WorkflowError(f"{node_label or node_type}: widgets_values has {len(values)} values, too few for the "
-                            f"widgets {names} (missing {missing}); was the workflow saved with another node version?")
+        missing = names[len(out) :]
+        raise WorkflowError(
+            f"{node_label or node_type}: widgets_values has {len(values)} values, too few for the "
+            f"widgets {names} (missing {missing}); was the workflow saved with another node version?"
+        )
     return out
 
 
@@ -124,8 +128,12 @@ def _links_table(workflow: dict) -> dict[int, tuple[int, int, int, int]]:
     table: dict[int, tuple[int, int, int, int]] = {}
     for link in workflow.get("links") or []:
         if isinstance(link, dict):
-            table[int(link["id"])] = (link["origin_id"], int(link["origin_slot"]), link["target_id"],
-                                      int(link["target_slot"]))
+            table[int(link["id"])] = (
+                link["origin_id"],
+                int(link["origin_slot"]),
+                link["target_id"],
+                int(link["target_slot"]),
+            )
         elif isinstance(link, list) and len(link) >= 5:
             table[int(link[0])] = (link[1], int(link[2]), link[3], int(link[4]))
     return table
@@ -136,17 +144,28 @@ def convert(workflow: dict, object_info: dict) -> dict[str, dict]:
     if not is_ui_workflow(workflow):
         raise WorkflowError("not a UI-format workflow (expected 'nodes' and 'links')")
     if (workflow.get("definitions") or {}).get("subgraphs"):
-        raise WorkflowError("workflows with subgraphs are not supported here; export the API format from the page "
-                            "(Workflow > Export (API)) and use that file")
+        raise WorkflowError(
+            "workflows with subgraphs are not supported here; export the API format from the page "
+            "(Workflow > Export (API)) and use that file"
+        )
     nodes = {n["id"]: n for n in workflow["nodes"]}
     links = _links_table(workflow)
 
-    unknown = sorted({n.get("type") for n in nodes.values()
-                      if n.get("type") not in object_info and n.get("type") not in VIRTUAL_TYPES
-                      and n.get("mode", 0) != MODE_MUTED}, key=str)
+    unknown = sorted(
+        {
+            n.get("type")
+            for n in nodes.values()
+            if n.get("type") not in object_info
+            and n.get("type") not in VIRTUAL_TYPES
+            and n.get("mode", 0) != MODE_MUTED
+        },
+        key=str,
+    )
     if unknown:
-        raise WorkflowError(f"node types not installed on the server: {unknown} (a custom node pack is missing "
-                            "or failed to import; see the server log)")
+        raise WorkflowError(
+            f"node types not installed on the server: {unknown} (a custom node pack is missing "
+            "or failed to import; see the server log)"
+        )
 
     def resolve(link_id: int, seen: frozenset = frozenset()) -> tuple[str, Any] | None:
         """Follows a link to its real source: ('link', [id, slot]), ('value', v) or None (dropped)."""
@@ -226,5 +245,7 @@ def find_dangling_links(workflow: dict) -> list[str]:
     for node in nodes.values():
         for inp in node.get("inputs") or []:
             if inp.get("link") is not None and inp["link"] not in table:
-                problems.append(f"node {node['id']} input {inp.get('name')!r} uses link {inp['link']}, which does not exist")
+                problems.append(
+                    f"node {node['id']} input {inp.get('name')!r} uses link {inp['link']}, which does not exist"
+                )
     return problems

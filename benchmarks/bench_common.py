@@ -1,4 +1,5 @@
 """What every benchmark script needs: the pack loaded in-process, device sync, peak memory."""
+
 from __future__ import annotations
 
 import resource

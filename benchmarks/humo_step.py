@@ -23,6 +23,7 @@ VAE of base width 8: it is outside the timed steps and only provides latents of 
     COMFYUI_PATH=/path/to/ComfyUI python benchmarks/humo_step.py --models 17B --sizes 480p --weight-dtype fp8_e4m3fn
     COMFYUI_PATH=/path/to/ComfyUI python benchmarks/humo_step.py --tiny                # CPU smoke run
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,8 +34,7 @@ import time
 from pathlib import Path
 
 import torch
-
-from bench_common import start, sync, reset_peak, peak_gib  # benchmarks/ is sys.path[0] when a script runs
+from bench_common import peak_gib, reset_peak, start, sync  # benchmarks/ is sys.path[0] when a script runs
 
 SIZES = {"480p": (832, 480), "720p": (1280, 720)}  # (width, height), HuMo's two trained resolutions
 CORE_CFG = 5.0
@@ -43,6 +43,7 @@ WEIGHT_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp8_e4m3fn": to
 
 
 # --- the model ---------------------------------------------------------------------------------
+
 
 @torch.no_grad()
 def randomize_(module: torch.nn.Module, seed: int) -> None:
@@ -106,12 +107,19 @@ def tiny_wan_vae(seed: int = 0):
     import comfy.sd
 
     torch.manual_seed(seed)
-    net = comfy.ldm.wan.vae.WanVAE(dim=8, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2, attn_scales=[],
-                                   temperal_downsample=[False, True, True])
+    net = comfy.ldm.wan.vae.WanVAE(
+        dim=8,
+        z_dim=16,
+        dim_mult=[1, 2, 4, 4],
+        num_res_blocks=2,
+        attn_scales=[],
+        temperal_downsample=[False, True, True],
+    )
     return comfy.sd.VAE(sd={k: torch.randn_like(v) * 0.2 for k, v in net.state_dict().items()})
 
 
 # --- conditioning ------------------------------------------------------------------------------
+
 
 def make_inputs(vae, width: int, height: int, frames: int, text_tokens: int, concat_y: bool, seed: int) -> dict:
     """Both paths' conditioning from the same random text embeddings, reference image and audio."""
@@ -133,18 +141,31 @@ def make_inputs(vae, width: int, height: int, frames: int, text_tokens: int, con
     cond = hc.build_condition(vae, width, height, frames, images=[image], speakers=[feats.reshape(frames, 5, 1280)])
     if concat_y:  # fill the zero-VAE cache now, so no VAE runs once the DiT occupies the GPU
         hc.zero_vae_latents(vae, width, height, cond.latent_frames + cond.n_ref)
-    ours = dict(positive=[[context, {hc.COND_KEY: cond}]], negative=[[neg_context, {hc.COND_KEY: cond}]],
-                latent=torch.zeros(1, 16, cond.latent_frames, height // 8, width // 8))
+    ours = dict(
+        positive=[[context, {hc.COND_KEY: cond}]],
+        negative=[[neg_context, {hc.COND_KEY: cond}]],
+        latent=torch.zeros(1, 16, cond.latent_frames, height // 8, width // 8),
+    )
 
     audio_out = {"encoded_audio": hidden[-1], "encoded_audio_all_layers": tuple(hidden), "audio_samples": samples}
-    res = WanHuMoImageToVideo.execute([[context, {}]], [[neg_context, {}]], vae, width, height, frames, 1,
-                                      ref_image=image[None], audio_encoder_output=audio_out)
+    res = WanHuMoImageToVideo.execute(
+        [[context, {}]],
+        [[neg_context, {}]],
+        vae,
+        width,
+        height,
+        frames,
+        1,
+        ref_image=image[None],
+        audio_encoder_output=audio_out,
+    )
     pos, neg, latent = res.args
     core = dict(positive=pos, negative=neg, latent=latent["samples"])
     return dict(ours=ours, core=core, latent_frames=cond.latent_frames, n_ref=cond.n_ref)
 
 
 # --- timing ------------------------------------------------------------------------------------
+
 
 class Clock:
     """Step stamps from the sampler callback and per-forward timings from a model function wrapper."""
@@ -167,7 +188,7 @@ class Clock:
         return out
 
     def summary(self) -> dict:
-        gaps = [b - a for a, b in zip(self.stamps, self.stamps[1:])]  # drops the warm-up step
+        gaps = [b - a for a, b in zip(self.stamps, self.stamps[1:], strict=False)]  # drops the warm-up step
         timed = [(s, n) for step, s, n in self.forwards if step >= 1]
         steps = max(1, len(gaps))
         passes = sum(n for _, n in timed)
@@ -201,11 +222,22 @@ def run_path(path: str, patcher, inputs: dict, plan, sigmas: torch.Tensor, devic
         guider.set_cfg(CORE_CFG)
     guider.set_conds(data["positive"], data["negative"])
     reset_peak(device)
-    out = guider.sample(noise, latent, comfy.samplers.sampler_object("euler"), sigmas, callback=clock.on_step,
-                        disable_pbar=True, seed=seed)
+    out = guider.sample(
+        noise,
+        latent,
+        comfy.samplers.sampler_object("euler"),
+        sigmas,
+        callback=clock.on_step,
+        disable_pbar=True,
+        seed=seed,
+    )
     sync(device)
-    return {**clock.summary(), "peak_gib": round(peak_gib(device), 2), "finite": bool(torch.isfinite(out).all()),
-            "out_frames": int(out.shape[2])}
+    return {
+        **clock.summary(),
+        "peak_gib": round(peak_gib(device), 2),
+        "finite": bool(torch.isfinite(out).all()),
+        "out_frames": int(out.shape[2]),
+    }
 
 
 def run(opts) -> dict:
@@ -217,8 +249,10 @@ def run(opts) -> dict:
 
     if opts.tiny:
         base = dict(dim=128, ffn_dim=256, num_layers=2)
-        configs = {"tiny-17B-style": humo_dit.HumoConfig(in_dim=36, **base),
-                   "tiny-1.7B-style": humo_dit.HumoConfig(in_dim=16, **base)}
+        configs = {
+            "tiny-17B-style": humo_dit.HumoConfig(in_dim=36, **base),
+            "tiny-1.7B-style": humo_dit.HumoConfig(in_dim=16, **base),
+        }
         sizes, frames, steps, text_tokens = {"tiny": (64, 64)}, opts.frames or 97, 2, 32
         weight_dtype = torch.float32
     else:
@@ -228,22 +262,34 @@ def run(opts) -> dict:
         frames, steps, text_tokens = opts.frames or 97, opts.steps, 512
         weight_dtype = WEIGHT_DTYPES[opts.weight_dtype]
     device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
-    result = {"device": device_name, "weight_dtype": str(weight_dtype), "frames": frames, "steps": steps,
-              "steps_timed": steps - 1, "core_cfg": CORE_CFG, "runs": []}
+    result = {
+        "device": device_name,
+        "weight_dtype": str(weight_dtype),
+        "frames": frames,
+        "steps": steps,
+        "steps_timed": steps - 1,
+        "core_cfg": CORE_CFG,
+        "runs": [],
+    }
     sigmas = humo_sigmas(steps, SHIFT)
     vae = tiny_wan_vae()
     for model_name, cfg in configs.items():
         plan = gd.humo_17b_plan() if cfg.in_dim > cfg.out_dim else gd.humo_1_7b_plan()
         # conditioning first (VAE work), so the DiT never shares the GPU with the VAE
-        inputs = {size: make_inputs(vae, w, h, frames, text_tokens, cfg.in_dim > cfg.out_dim, seed=11)
-                  for size, (w, h) in sizes.items()}
+        inputs = {
+            size: make_inputs(vae, w, h, frames, text_tokens, cfg.in_dim > cfg.out_dim, seed=11)
+            for size, (w, h) in sizes.items()
+        }
         mm.unload_all_models()
         mm.soft_empty_cache()
         t0 = time.perf_counter()
         patcher, params, manual_cast = build_core_humo(cfg, weight_dtype, opts.fp8_fast, seed=1)
         build_s = time.perf_counter() - t0
-        print(f"{model_name}: {params / 1e9:.3f} B parameters, weights {weight_dtype}, compute "
-              f"{manual_cast or weight_dtype}, built in {build_s:.1f} s, plan {plan.name}", flush=True)
+        print(
+            f"{model_name}: {params / 1e9:.3f} B parameters, weights {weight_dtype}, compute "
+            f"{manual_cast or weight_dtype}, built in {build_s:.1f} s, plan {plan.name}",
+            flush=True,
+        )
         for size, (w, h) in sizes.items():
             tokens = (inputs[size]["latent_frames"] + inputs[size]["n_ref"]) * (h // 16) * (w // 16)
             for path in ("ours", "core"):
@@ -270,9 +316,11 @@ def print_table(result: dict, cuda: bool) -> None:
     print("| model | size | path | passes / step | forwards / step | s / step | s / pass | peak GiB | finite |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in result["runs"]:
-        print(f"| {r['model']} | {r['size']} | {r['path']} | {fmt(r['passes_per_step'], '.0f')} "
-              f"| {fmt(r['forwards_per_step'], '.0f')} | {fmt(r['seconds_per_step'], '.3f')} "
-              f"| {fmt(r['seconds_per_pass'], '.3f')} | {r['peak_gib']:.2f} | {r['finite']} |")
+        print(
+            f"| {r['model']} | {r['size']} | {r['path']} | {fmt(r['passes_per_step'], '.0f')} "
+            f"| {fmt(r['forwards_per_step'], '.0f')} | {fmt(r['seconds_per_step'], '.3f')} "
+            f"| {fmt(r['seconds_per_pass'], '.3f')} | {r['peak_gib']:.2f} | {r['finite']} |"
+        )
     print()
     print("| model | size | ours / core per step | ours / core per pass | ours / core peak memory |")
     print("|---|---|---|---|---|")
@@ -281,23 +329,40 @@ def print_table(result: dict, cuda: bool) -> None:
         if path != "ours" or (model, size, "core") not in runs:
             continue
         c = runs[(model, size, "core")]
-        print(f"| {model} | {size} | {ratio(r['seconds_per_step'], c['seconds_per_step'])} "
-              f"| {ratio(r['seconds_per_pass'], c['seconds_per_pass'])} | {ratio(r['peak_gib'], c['peak_gib'])} |")
+        print(
+            f"| {model} | {size} | {ratio(r['seconds_per_step'], c['seconds_per_step'])} "
+            f"| {ratio(r['seconds_per_pass'], c['seconds_per_pass'])} | {ratio(r['peak_gib'], c['peak_gib'])} |"
+        )
     if not cuda:
         print("\n(CPU: peak memory is the process's max RSS, not per run)")
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--comfyui", default=os.environ.get("COMFYUI_PATH", ""), help="ComfyUI checkout (default $COMFYUI_PATH)")
-    p.add_argument("--tiny", action="store_true", help="tiny 17B- and 1.7B-style networks, 64x64, 2 steps: CPU smoke run")
-    p.add_argument("--models", nargs="+", default=["1.7B", "17B"], choices=["1.7B", "17B"],
-                   help="real sizes to build (17B needs ~34 GiB of weights in bf16, ~17 GiB in fp8)")
+    p.add_argument(
+        "--comfyui", default=os.environ.get("COMFYUI_PATH", ""), help="ComfyUI checkout (default $COMFYUI_PATH)"
+    )
+    p.add_argument(
+        "--tiny", action="store_true", help="tiny 17B- and 1.7B-style networks, 64x64, 2 steps: CPU smoke run"
+    )
+    p.add_argument(
+        "--models",
+        nargs="+",
+        default=["1.7B", "17B"],
+        choices=["1.7B", "17B"],
+        help="real sizes to build (17B needs ~34 GiB of weights in bf16, ~17 GiB in fp8)",
+    )
     p.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES), help="resolutions (480p = 832x480)")
-    p.add_argument("--frames", type=int, default=None, help="video frames, 4n+1 (default 97: 25 latent frames + 1 reference)")
+    p.add_argument(
+        "--frames", type=int, default=None, help="video frames, 4n+1 (default 97: 25 latent frames + 1 reference)"
+    )
     p.add_argument("--steps", type=int, default=3, help="steps per path, the first is warm-up (tiny: 2)")
-    p.add_argument("--weight-dtype", choices=list(WEIGHT_DTYPES), default="bf16",
-                   help="DiT weight dtype; fp8_e4m3fn computes in bf16 (core's manual cast)")
+    p.add_argument(
+        "--weight-dtype",
+        choices=list(WEIGHT_DTYPES),
+        default="bf16",
+        help="DiT weight dtype; fp8_e4m3fn computes in bf16 (core's manual cast)",
+    )
     p.add_argument("--fp8-fast", action="store_true", help="with fp8 weights: core's fp8 matrix multiplication")
     p.add_argument("--json", default=None, help="also write the results here")
     opts = p.parse_args()

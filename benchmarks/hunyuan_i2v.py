@@ -11,6 +11,7 @@ The first step of each path is warm-up and is not counted.
     COMFYUI_PATH=/path/to/ComfyUI python benchmarks/hunyuan_i2v.py            # CUDA, real size
     COMFYUI_PATH=/path/to/ComfyUI python benchmarks/hunyuan_i2v.py --tiny     # CPU smoke run
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,7 +21,6 @@ import time
 from pathlib import Path
 
 import torch
-
 from bench_common import load_pack  # benchmarks/ is sys.path[0] when a script runs
 
 SIZES = {"720p": (704, 1248), "544p": (544, 960)}  # (h, w): official buckets of a 16:9 image
@@ -51,7 +51,7 @@ class StepClock:
         self.stamps.append(time.perf_counter())
 
     def per_step(self) -> float | None:
-        gaps = [b - a for a, b in zip(self.stamps, self.stamps[1:])]  # drops the warm-up step
+        gaps = [b - a for a, b in zip(self.stamps, self.stamps[1:], strict=False)]  # drops the warm-up step
         return sum(gaps) / len(gaps) if gaps else None
 
 
@@ -78,16 +78,23 @@ def run(args) -> dict:
     model, release = hd.load_state_dict_as_model(sd, "default")
     del sd
     params = sum(p.numel() for p in model.model.diffusion_model.parameters())
-    result = {"device": torch.cuda.get_device_name() if cuda else "cpu", "dtype": str(dtype), "parameters": params,
-              "release": release.name, "frames": frames, "steps_timed": steps - 1,
-              "build_seconds": round(time.perf_counter() - t0, 1), "runs": []}
+    result = {
+        "device": torch.cuda.get_device_name() if cuda else "cpu",
+        "dtype": str(dtype),
+        "parameters": params,
+        "release": release.name,
+        "frames": frames,
+        "steps_timed": steps - 1,
+        "build_seconds": round(time.perf_counter() - t0, 1),
+        "runs": [],
+    }
     sync = torch.cuda.synchronize if cuda else (lambda: None)
 
     g = torch.Generator().manual_seed(1)
     context = torch.randn(1, text_tokens, cfg.text_dim, generator=g) * 0.5
     pooled = torch.randn(1, 768, generator=g)
     cond = [[context, {"pooled_output": pooled}]]
-    for name, (h, w) in sizes.items():
+    for _name, (h, w) in sizes.items():
         image_latent = torch.randn(1, 16, 1, h // 8, w // 8, generator=g)
         for path in ("ours", "core"):
             mm.unload_all_models()
@@ -101,9 +108,16 @@ def run(args) -> dict:
                 patched = hi.one_sample_per_forward(hi.official_token_replace(hi.with_flow_shift(model, shift)))
                 noise = hi.initial_noise(latent["samples"], 0, True, image_latent, patched.model.process_latent_in)
                 guider = hi.make_guider(patched, pos, neg, 1.0)
-                guider.sample(noise, latent["samples"], comfy.samplers.sampler_object("euler"),
-                              hi.flow_sigmas(steps, shift), denoise_mask=latent["noise_mask"],
-                              callback=clock, disable_pbar=True, seed=0)
+                guider.sample(
+                    noise,
+                    latent["samples"],
+                    comfy.samplers.sampler_object("euler"),
+                    hi.flow_sigmas(steps, shift),
+                    denoise_mask=latent["noise_mask"],
+                    callback=clock,
+                    disable_pbar=True,
+                    seed=0,
+                )
             else:
                 # core's HunyuanImageToVideo "v2 (replace)" + ModelSamplingSD3(7) + simple/euler + BasicGuider
                 t = (frames - 1) // 4 + 1
@@ -115,11 +129,27 @@ def run(args) -> dict:
                 patched = hi.with_flow_shift(model, 7.0)
                 sigmas = comfy.samplers.calculate_sigmas(patched.get_model_object("model_sampling"), "simple", steps)
                 noise = comfy.sample.prepare_noise(latent, 0)
-                comfy.sample.sample_custom(patched, noise, 1.0, comfy.samplers.sampler_object("euler"), sigmas, pos,
-                                           pos, latent, noise_mask=mask, callback=clock, disable_pbar=True, seed=0)
-            run = {"size": f"{w}x{h}", "path": path, "tokens": t_tokens(frames, h, w) + text_tokens,
-                   "seconds_per_step": clock.per_step(),
-                   "peak_gpu_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if cuda else None}
+                comfy.sample.sample_custom(
+                    patched,
+                    noise,
+                    1.0,
+                    comfy.samplers.sampler_object("euler"),
+                    sigmas,
+                    pos,
+                    pos,
+                    latent,
+                    noise_mask=mask,
+                    callback=clock,
+                    disable_pbar=True,
+                    seed=0,
+                )
+            run = {
+                "size": f"{w}x{h}",
+                "path": path,
+                "tokens": t_tokens(frames, h, w) + text_tokens,
+                "seconds_per_step": clock.per_step(),
+                "peak_gpu_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if cuda else None,
+            }
             print(json.dumps(run), flush=True)
             result["runs"].append(run)
     return result

@@ -10,6 +10,7 @@ the ratio shows what the temporal layers cost on top of a plain per-frame UNet.
     COMFYUI_PATH=/path/to/ComfyUI python benchmarks/latentsync.py            # CUDA, real size
     COMFYUI_PATH=/path/to/ComfyUI python benchmarks/latentsync.py --tiny     # CPU smoke run
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,9 +20,7 @@ import time
 from pathlib import Path
 
 import torch
-
-from bench_common import pick_dtype, start, sync, reset_peak, peak_gib  # benchmarks/ is sys.path[0] when a script runs
-
+from bench_common import peak_gib, pick_dtype, reset_peak, start, sync  # benchmarks/ is sys.path[0] when a script runs
 
 
 def build_models(cfg, dtype: torch.dtype, device: torch.device, seed: int):
@@ -31,12 +30,16 @@ def build_models(cfg, dtype: torch.dtype, device: torch.device, seed: int):
 
     ours = randomize(LatentSyncUNet3D(cfg, dtype=dtype, device=device), seed).eval()
     ref = diffusers.UNet2DConditionModel(
-        in_channels=cfg.in_channels, out_channels=cfg.out_channels,
+        in_channels=cfg.in_channels,
+        out_channels=cfg.out_channels,
         down_block_types=tuple("CrossAttnDownBlock2D" if a else "DownBlock2D" for a in cfg.down_attention),
         up_block_types=tuple("CrossAttnUpBlock2D" if a else "UpBlock2D" for a in cfg.up_attention),
-        block_out_channels=cfg.block_out_channels, layers_per_block=cfg.layers_per_block,
-        cross_attention_dim=cfg.cross_attention_dim, attention_head_dim=cfg.num_heads,
-        norm_num_groups=cfg.norm_num_groups, norm_eps=cfg.norm_eps,
+        block_out_channels=cfg.block_out_channels,
+        layers_per_block=cfg.layers_per_block,
+        cross_attention_dim=cfg.cross_attention_dim,
+        attention_head_dim=cfg.num_heads,
+        norm_num_groups=cfg.norm_num_groups,
+        norm_eps=cfg.norm_eps,
     )
     shared = {k: v for k, v in ours.state_dict().items() if ".motion_modules." not in k}
     ref.load_state_dict(shared, strict=True)
@@ -77,7 +80,9 @@ def timed(fn, device, repeats: int):
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--tiny", action="store_true", help="tiny widths (32, 64, 96, 96), 64 px, CPU smoke run")
-    p.add_argument("--comfyui", default=os.environ.get("COMFYUI_PATH", ""), help="ComfyUI checkout (default $COMFYUI_PATH)")
+    p.add_argument(
+        "--comfyui", default=os.environ.get("COMFYUI_PATH", ""), help="ComfyUI checkout (default $COMFYUI_PATH)"
+    )
     p.add_argument("--resolutions", type=int, nargs="+", default=None, help="pixel sizes (default 256 512; tiny: 64)")
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--frames", type=int, default=16, help="frames per chunk (LatentSync: 16)")
@@ -100,8 +105,10 @@ def main() -> None:
     ours, ref = build_models(cfg, dtype, device, seed=1247)
     params = sum(t.numel() for t in ours.state_dict().values())
     device_name = torch.cuda.get_device_name(device) if cuda else "CPU"
-    print(f"LatentSync UNet3D: {params / 1e6:.2f} M parameters, {dtype}, {device_name}, "
-          f"{opts.steps} steps, guidance {opts.guidance}, {opts.frames}-frame chunks")
+    print(
+        f"LatentSync UNet3D: {params / 1e6:.2f} M parameters, {dtype}, {device_name}, "
+        f"{opts.steps} steps, guidance {opts.guidance}, {opts.frames}-frame chunks"
+    )
 
     rows = []
     g = torch.Generator().manual_seed(0)
@@ -111,34 +118,56 @@ def main() -> None:
         masked = torch.randn(f, 4, h, h, generator=g)
         refl = torch.randn(f, 4, h, h, generator=g)
         mask = torch.ones(1, 1, h, h)
-        mask[..., h // 2:, :] = 0
+        mask[..., h // 2 :, :] = 0
         audio = torch.randn(f, 50, cfg.cross_attention_dim, generator=g)
         noise = initial_noise(1247, h, h)
         results = {}
         for label, interval in (("ours", 0), ("ours+DeepCache3", 3)):
-            settings = DenoiseSettings(steps=opts.steps, guidance=opts.guidance, deepcache_interval=interval, chunk_frames=f)
-            sec, peak, out = timed(lambda: denoise_latents(ours, masked, refl, mask, audio, noise, settings), device, opts.repeats)
+            settings = DenoiseSettings(
+                steps=opts.steps, guidance=opts.guidance, deepcache_interval=interval, chunk_frames=f
+            )
+            sec, peak, out = timed(
+                lambda: denoise_latents(ours, masked, refl, mask, audio, noise, settings), device, opts.repeats
+            )
             results[label] = (sec, peak, bool(torch.isfinite(out).all()))
         sampler = DDIMSampler(opts.steps)
         dev = lambda t: t.to(device=device, dtype=dtype)  # noqa: E731
-        sec, peak, out = timed(lambda: reference_chunk(ref, sampler, dev(masked), dev(refl), dev(mask), dev(audio),
-                                                       noise.to(device), opts.guidance), device, opts.repeats)
+        sec, peak, out = timed(
+            lambda: reference_chunk(
+                ref, sampler, dev(masked), dev(refl), dev(mask), dev(audio), noise.to(device), opts.guidance
+            ),
+            device,
+            opts.repeats,
+        )
         results["diffusers UNet2D per frame"] = (sec, peak, bool(torch.isfinite(out).all()))
         base = results["diffusers UNet2D per frame"][0]
         for label, (sec, peak, finite) in results.items():
-            rows.append(dict(resolution=res, run=label, seconds_per_chunk=sec, fps=f / sec, peak_gib=peak,
-                             speed_vs_reference=base / sec, finite=finite))
+            rows.append(
+                dict(
+                    resolution=res,
+                    run=label,
+                    seconds_per_chunk=sec,
+                    fps=f / sec,
+                    peak_gib=peak,
+                    speed_vs_reference=base / sec,
+                    finite=finite,
+                )
+            )
 
     print()
     print("| res | run | s / 16-frame chunk | output fps | peak mem GiB | speed vs reference | finite |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['resolution']} | {r['run']} | {r['seconds_per_chunk']:.3f} | {r['fps']:.2f} | {r['peak_gib']:.2f} "
-              f"| {r['speed_vs_reference']:.2f}x | {r['finite']} |")
+        print(
+            f"| {r['resolution']} | {r['run']} | {r['seconds_per_chunk']:.3f} | {r['fps']:.2f} | {r['peak_gib']:.2f} "
+            f"| {r['speed_vs_reference']:.2f}x | {r['finite']} |"
+        )
     if not cuda:
         print("\n(CPU: peak memory is the process's max RSS, not per run)")
     if opts.json:
-        Path(opts.json).write_text(json.dumps(dict(device=device_name, dtype=str(dtype), params=params, rows=rows), indent=2))
+        Path(opts.json).write_text(
+            json.dumps(dict(device=device_name, dtype=str(dtype), params=params, rows=rows), indent=2)
+        )
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ cannot be imported here; transformers is the independent implementation of the s
     COMFYUI_PATH=/path/to/ComfyUI python benchmarks/whisper.py            # CUDA, fp16, real sizes
     COMFYUI_PATH=/path/to/ComfyUI python benchmarks/whisper.py --tiny     # CPU smoke run
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,10 +30,9 @@ import os
 import time
 from pathlib import Path
 
-import torch
-
 import bench_common
-from bench_common import pick_dtype, sync, reset_peak, peak_gib  # benchmarks/ is sys.path[0] when a script runs
+import torch
+from bench_common import peak_gib, pick_dtype, reset_peak, sync  # benchmarks/ is sys.path[0] when a script runs
 
 SAMPLE_RATE = 16000
 WINDOW_SAMPLES = 30 * SAMPLE_RATE
@@ -53,32 +53,50 @@ def timed(fn, device: torch.device, repeats: int, warm_up: bool = True):
 
 # --- the two encoders --------------------------------------------------------------------------
 
+
 def configs(tiny: bool) -> dict:
     from humanvideo.models.whisper_encoder import WhisperEncoderConfig
 
     real_tiny = WhisperEncoderConfig(n_mels=80, d_model=384, n_heads=6, n_layers=4, d_ffn=1536)
     if tiny:
         # whisper-tiny is small enough for the CPU; large-v3 is replaced by a 4-layer model with its 128 mels
-        return {"tiny": real_tiny,
-                "large-v3-mini": WhisperEncoderConfig(n_mels=128, d_model=128, n_heads=2, n_layers=4, d_ffn=512)}
-    return {"tiny": real_tiny,
-            "large-v3": WhisperEncoderConfig(n_mels=128, d_model=1280, n_heads=20, n_layers=32, d_ffn=5120)}
+        return {
+            "tiny": real_tiny,
+            "large-v3-mini": WhisperEncoderConfig(n_mels=128, d_model=128, n_heads=2, n_layers=4, d_ffn=512),
+        }
+    return {
+        "tiny": real_tiny,
+        "large-v3": WhisperEncoderConfig(n_mels=128, d_model=1280, n_heads=20, n_layers=32, d_ffn=5120),
+    }
 
 
 @torch.no_grad()
 def build_pair(cfg, dtype: torch.dtype, device: torch.device, seed: int):
     """(transformers WhisperEncoder, our WhisperModel) holding the same random weights."""
     import comfy.model_management as mm
-    from transformers import WhisperConfig
-    from transformers.models.whisper.modeling_whisper import WhisperEncoder as HFWhisperEncoder
     from humanvideo.loaders import whisper as lw
     from humanvideo.models.whisper_encoder import WhisperModel, sinusoids
+    from transformers import WhisperConfig
+    from transformers.models.whisper.modeling_whisper import WhisperEncoder as HFWhisperEncoder
 
-    hf_cfg = WhisperConfig(d_model=cfg.d_model, encoder_layers=cfg.n_layers, encoder_attention_heads=cfg.n_heads,
-                           encoder_ffn_dim=cfg.d_ffn, num_mel_bins=cfg.n_mels, max_source_positions=cfg.n_ctx,
-                           decoder_layers=1, decoder_attention_heads=cfg.n_heads, decoder_ffn_dim=cfg.d_ffn,
-                           vocab_size=16, max_target_positions=8, pad_token_id=1, bos_token_id=2, eos_token_id=3,
-                           decoder_start_token_id=2, attn_implementation="sdpa")
+    hf_cfg = WhisperConfig(
+        d_model=cfg.d_model,
+        encoder_layers=cfg.n_layers,
+        encoder_attention_heads=cfg.n_heads,
+        encoder_ffn_dim=cfg.d_ffn,
+        num_mel_bins=cfg.n_mels,
+        max_source_positions=cfg.n_ctx,
+        decoder_layers=1,
+        decoder_attention_heads=cfg.n_heads,
+        decoder_ffn_dim=cfg.d_ffn,
+        vocab_size=16,
+        max_target_positions=8,
+        pad_token_id=1,
+        bos_token_id=2,
+        eos_token_id=3,
+        decoder_start_token_id=2,
+        attn_implementation="sdpa",
+    )
     with torch.device("meta"):
         hf = HFWhisperEncoder(hf_cfg)
     hf.to_empty(device=device)
@@ -103,8 +121,9 @@ def build_pair(cfg, dtype: torch.dtype, device: torch.device, seed: int):
     ckpt = lw.WhisperCheckpoint(state_dict=sd, config=inferred, layout=layout, source="random weights")
     offload = mm.text_encoder_offload_device()
     encoder = lw.build_encoder(ckpt, dtype=dtype, device=offload)
-    ours = WhisperModel(encoder, compute_dtype=dtype, load_device=device, offload_device=offload,
-                        layout=layout, source="random weights")
+    ours = WhisperModel(
+        encoder, compute_dtype=dtype, load_device=device, offload_device=offload, layout=layout, source="random weights"
+    )
     return hf, ours
 
 
@@ -120,14 +139,16 @@ def test_audio(seconds: float, seed: int) -> torch.Tensor:
 
 # --- the two pipelines -------------------------------------------------------------------------
 
+
 @torch.no_grad()
 def hf_features(extractor, hf, audio: torch.Tensor, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """Official HuMo recipe: feature extractor per 30 s piece (zero-padded), encoder, hidden states [T50, L+1, d]."""
     positions = audio.shape[0] // SAMPLES_PER_POSITION
     pieces = []
     for start in range(0, audio.shape[0], WINDOW_SAMPLES):
-        mel = extractor(audio[start:start + WINDOW_SAMPLES].numpy(), sampling_rate=SAMPLE_RATE,
-                        return_tensors="pt").input_features
+        mel = extractor(
+            audio[start : start + WINDOW_SAMPLES].numpy(), sampling_rate=SAMPLE_RATE, return_tensors="pt"
+        ).input_features
         states = hf(mel.to(device=device, dtype=dtype), output_hidden_states=True).hidden_states
         pieces.append(torch.stack(states, dim=2)[0].cpu())
     return torch.cat(pieces)[:positions]
@@ -144,9 +165,9 @@ def rel_diff(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def bench_model(name: str, cfg, durations: list[float], dtype, device, repeats: int) -> list[dict]:
-    from transformers import WhisperFeatureExtractor
     from humanvideo.models.audio_features import extract_audio_features
     from humanvideo.models.log_mel import log_mel_spectrogram
+    from transformers import WhisperFeatureExtractor
 
     hf, ours = build_pair(cfg, dtype, device, seed=1)
     extractor = WhisperFeatureExtractor(feature_size=cfg.n_mels)
@@ -172,9 +193,20 @@ def bench_model(name: str, cfg, durations: list[float], dtype, device, repeats: 
     s_ours, m_ours, st_ours = timed(run_ours, device, repeats)
     s_hf, m_hf, st_hf = timed(run_hf, device, repeats)
     diff = rel_diff(st_ours[:, :, keep], st_hf)
-    rows.append(dict(model=name, audio_s=30.0, run="encoder, one 30 s window", ours_s=s_ours, ref_s=s_hf,
-                     ours_rtf=s_ours / 30.0, ref_rtf=s_hf / 30.0, ours_peak_gib=m_ours, ref_peak_gib=m_hf,
-                     max_rel_diff=diff))
+    rows.append(
+        dict(
+            model=name,
+            audio_s=30.0,
+            run="encoder, one 30 s window",
+            ours_s=s_ours,
+            ref_s=s_hf,
+            ours_rtf=s_ours / 30.0,
+            ref_rtf=s_hf / 30.0,
+            ours_peak_gib=m_ours,
+            ref_peak_gib=m_hf,
+            max_rel_diff=diff,
+        )
+    )
     del st_ours, st_hf
 
     for seconds in durations:
@@ -182,20 +214,34 @@ def bench_model(name: str, cfg, durations: list[float], dtype, device, repeats: 
         # the encoder runs above warmed both networks up on these shapes
         s_hf, m_hf, ref = timed(lambda: hf_features(extractor, hf, audio, dtype, device), device, repeats, False)
         for mode in ("overlap", "independent"):
-            s, m, feats = timed(lambda: extract_audio_features(ours, audio, window_mode=mode, convention="humo"),
-                                device, repeats, False)
+            s, m, feats = timed(
+                lambda: extract_audio_features(ours, audio, window_mode=mode, convention="humo"), device, repeats, False
+            )
             # identical recipe only in "independent" mode (or within one window): compare there
             diff = rel_diff(feats.hidden_states(), ref) if mode == "independent" or seconds <= 30 else None
-            rows.append(dict(model=name, audio_s=seconds, run=f"features, ours {mode}", ours_s=s, ref_s=s_hf,
-                             ours_rtf=s / seconds, ref_rtf=s_hf / seconds, ours_peak_gib=m, ref_peak_gib=m_hf,
-                             max_rel_diff=diff))
+            rows.append(
+                dict(
+                    model=name,
+                    audio_s=seconds,
+                    run=f"features, ours {mode}",
+                    ours_s=s,
+                    ref_s=s_hf,
+                    ours_rtf=s / seconds,
+                    ref_rtf=s_hf / seconds,
+                    ours_peak_gib=m,
+                    ref_peak_gib=m_hf,
+                    max_rel_diff=diff,
+                )
+            )
     return rows
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--tiny", action="store_true", help="CPU smoke run: real whisper-tiny and a 4-layer 128-mel model")
-    p.add_argument("--comfyui", default=os.environ.get("COMFYUI_PATH", ""), help="ComfyUI checkout (default $COMFYUI_PATH)")
+    p.add_argument(
+        "--comfyui", default=os.environ.get("COMFYUI_PATH", ""), help="ComfyUI checkout (default $COMFYUI_PATH)"
+    )
     p.add_argument("--models", nargs="+", default=None, help="subset of the sizes (real: tiny large-v3)")
     p.add_argument("--durations", type=float, nargs="+", default=[30.0, 120.0], help="audio lengths in seconds")
     p.add_argument("--dtype", choices=["fp16", "bf16", "fp32"], default=None, help="default fp16 on CUDA, fp32 on CPU")
@@ -222,14 +268,18 @@ def main() -> None:
         rows += bench_model(name, cfg, opts.durations, dtype, device, repeats)
 
     print()
-    print("| model | audio s | run | ours s | transformers s | ours RTF | transformers RTF | ours peak GiB "
-          "| transformers peak GiB | ours / transformers time | max rel. diff |")
+    print(
+        "| model | audio s | run | ours s | transformers s | ours RTF | transformers RTF | ours peak GiB "
+        "| transformers peak GiB | ours / transformers time | max rel. diff |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         diff = "-" if r["max_rel_diff"] is None else f"{r['max_rel_diff']:.1e}"
-        print(f"| {r['model']} | {r['audio_s']:g} | {r['run']} | {r['ours_s']:.3f} | {r['ref_s']:.3f} "
-              f"| {r['ours_rtf']:.4f} | {r['ref_rtf']:.4f} | {r['ours_peak_gib']:.2f} | {r['ref_peak_gib']:.2f} "
-              f"| {r['ours_s'] / r['ref_s']:.2f} | {diff} |")
+        print(
+            f"| {r['model']} | {r['audio_s']:g} | {r['run']} | {r['ours_s']:.3f} | {r['ref_s']:.3f} "
+            f"| {r['ours_rtf']:.4f} | {r['ref_rtf']:.4f} | {r['ours_peak_gib']:.2f} | {r['ref_peak_gib']:.2f} "
+            f"| {r['ours_s'] / r['ref_s']:.2f} | {diff} |"
+        )
     if not cuda:
         print("\n(CPU: peak memory is the process's max RSS, not per run)")
     if opts.json:

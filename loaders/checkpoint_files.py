@@ -8,6 +8,7 @@ is never copied into RAM before the model takes its weights.
 Public API (kept small on purpose, other loaders import it):
 ``load_state_dict(path, return_metadata=False)`` and ``describe_state_dict(sd)``.
 """
+
 from __future__ import annotations
 
 import json
@@ -201,7 +202,7 @@ def strip_common_prefix(sd: dict[str, Any], prefixes: tuple[str, ...], anchor: s
         return sd
     for p in prefixes:
         if p + anchor in sd:
-            return {(k[len(p):] if k.startswith(p) else k): v for k, v in sd.items()}
+            return {(k[len(p) :] if k.startswith(p) else k): v for k, v in sd.items()}
     return sd
 
 
@@ -238,12 +239,18 @@ def describe_state_dict(sd: dict[str, Any]) -> str:
             return f"a {size} DiT (dim {dim}, {layers} blocks, in_dim {in_dim}, {n} tensors)"
         kind = "image-to-video" if p + "img_emb.proj.0.bias" in sd else "text-to-video"
         extra = ""
-        for marker, name in (("vace_patch_embedding.weight", "VACE"), ("casual_audio_encoder.encoder.final_linear.weight", "S2V"),
-                             ("face_adapter.fuser_blocks.0.k_norm.weight", "Animate"), ("control_adapter.conv.weight", "camera")):
+        for marker, name in (
+            ("vace_patch_embedding.weight", "VACE"),
+            ("casual_audio_encoder.encoder.final_linear.weight", "S2V"),
+            ("face_adapter.fuser_blocks.0.k_norm.weight", "Animate"),
+            ("control_adapter.conv.weight", "camera"),
+        ):
             if p + marker in sd:
                 extra = f" {name}"
-        return (f"a plain Wan2.1/2.2{extra} {kind} DiT without HuMo audio layers (dim {dim}, {layers} blocks, "
-                f"in_dim {in_dim}, {n} tensors)")
+        return (
+            f"a plain Wan2.1/2.2{extra} {kind} DiT without HuMo audio layers (dim {dim}, {layers} blocks, "
+            f"in_dim {in_dim}, {n} tensors)"
+        )
     if "decoder.middle.0.residual.0.gamma" in sd:
         if "decoder.upsamples.0.upsamples.0.residual.2.weight" in sd:
             return f"a Wan2.2 VAE (48 latent channels, {n} tensors)"
@@ -252,13 +259,18 @@ def describe_state_dict(sd: dict[str, Any]) -> str:
         return f"a Wan VAE under a prefix ({n} tensors)"
     if "token_embedding.weight" in sd and "blocks.0.attn.q.weight" in sd:
         d = _shape(sd, "token_embedding.weight")
-        return f"an official Wan umT5 text encoder (.pth layout, {_count(sd, 'blocks.')} layers, dim {d[1]}, vocab {d[0]})"
+        return (
+            f"an official Wan umT5 text encoder (.pth layout, {_count(sd, 'blocks.')} layers, dim {d[1]}, vocab {d[0]})"
+        )
     p = _find_prefix(sd, "encoder.block.0.layer.0.SelfAttention.q.weight")
     if p is not None:
         per_layer = p + "encoder.block.1.layer.0.SelfAttention.relative_attention_bias.weight" in sd
         kind = "umT5" if per_layer else "T5"
         return f"a {kind} text encoder in HF/ComfyUI layout ({_count(sd, p + 'encoder.block.')} layers, {n} tensors)"
-    if _find_prefix(sd, "encoder.embed_positions.weight") is not None and _find_prefix(sd, "encoder.conv1.weight") is not None:
+    if (
+        _find_prefix(sd, "encoder.embed_positions.weight") is not None
+        and _find_prefix(sd, "encoder.conv1.weight") is not None
+    ):
         return f"a Whisper audio encoder ({n} tensors)"
     if any(k.endswith((".lora_down.weight", ".lora_A.weight", ".lora_up.weight", ".lora_B.weight")) for k in sd):
         return f"a LoRA ({n} tensors)"

@@ -8,6 +8,7 @@ state dict to core's diffusion-model loader. Core then infers the configuration 
 builds the ModelPatcher, so LoRA, fp8 / scaled-fp8 / mixed-precision quantization and offloading
 behave exactly as for any core model.
 """
+
 from __future__ import annotations
 
 import logging
@@ -33,8 +34,15 @@ HEAD_DIM = 128  # Wan2.1 uses 128-wide heads at every size; core derives num_hea
 KEY_PREFIXES = ("model.diffusion_model.", "diffusion_model.", "model.", "module.", "_orig_mod.", "dit.", "net.")
 
 # Extra tensors of quantized repacks that sit next to the weights they describe; core consumes them.
-QUANT_SUFFIXES = (".scale_weight", ".scale_input", ".weight_scale", ".input_scale", ".comfy_quant",
-                  ".weight_scale_2", ".scale")
+QUANT_SUFFIXES = (
+    ".scale_weight",
+    ".scale_input",
+    ".weight_scale",
+    ".input_scale",
+    ".comfy_quant",
+    ".weight_scale_2",
+    ".scale",
+)
 QUANT_KEYS = ("scaled_fp8",)
 
 WEIGHT_DTYPES = {
@@ -98,10 +106,12 @@ def official_key_manifest(cfg: HumoConfig) -> dict[str, tuple[int, ...]]:
         "head.modulation": (1, 2, d),
     }
     audio_in = AUDIO_WINDOW * AUDIO_GROUPS * WHISPER_DIM
-    for name, shape in (("audio_proj_glob_1", (AUDIO_HIDDEN, audio_in)),
-                        ("audio_proj_glob_2", (AUDIO_HIDDEN, AUDIO_HIDDEN)),
-                        ("audio_proj_glob_3", (AUDIO_TOKENS * AUDIO_CONTEXT_DIM, AUDIO_HIDDEN)),
-                        ("audio_proj_glob_norm", (AUDIO_CONTEXT_DIM,))):
+    for name, shape in (
+        ("audio_proj_glob_1", (AUDIO_HIDDEN, audio_in)),
+        ("audio_proj_glob_2", (AUDIO_HIDDEN, AUDIO_HIDDEN)),
+        ("audio_proj_glob_3", (AUDIO_TOKENS * AUDIO_CONTEXT_DIM, AUDIO_HIDDEN)),
+        ("audio_proj_glob_norm", (AUDIO_CONTEXT_DIM,)),
+    ):
         m[f"audio_proj.{name}.layer.weight"] = shape
         m[f"audio_proj.{name}.layer.bias"] = (shape[0],)
 
@@ -156,9 +166,19 @@ def infer_config(sd: dict[str, torch.Tensor], source: str = "checkpoint") -> Hum
     while f"blocks.{num_layers}.modulation" in sd:
         num_layers += 1
     if dim % HEAD_DIM:
-        raise ValueError(f"{source}: hidden size {dim} is not a multiple of {HEAD_DIM}; Wan/HuMo heads are {HEAD_DIM} wide")
-    return HumoConfig(dim=dim, ffn_dim=ffn_dim, num_layers=num_layers, in_dim=pe[1], out_dim=out_dim,
-                      text_dim=text_dim, freq_dim=freq_dim, patch_size=tuple(pe[2:]))
+        raise ValueError(
+            f"{source}: hidden size {dim} is not a multiple of {HEAD_DIM}; Wan/HuMo heads are {HEAD_DIM} wide"
+        )
+    return HumoConfig(
+        dim=dim,
+        ffn_dim=ffn_dim,
+        num_layers=num_layers,
+        in_dim=pe[1],
+        out_dim=out_dim,
+        text_dim=text_dim,
+        freq_dim=freq_dim,
+        patch_size=tuple(pe[2:]),
+    )
 
 
 def _summarise(keys: list[str], limit: int = 4) -> str:
@@ -172,13 +192,17 @@ def check_humo_state_dict(sd: dict[str, torch.Tensor], source: str = "checkpoint
     Unexpected non-quantization keys are removed from ``sd`` (and logged), like the official loader's
     ``strict=False``; missing or mis-shaped tensors are errors.
     """
-    expected_what = ("expected a HuMo DiT (HuMo-17B shard set + index json, HuMo-1.7B ema.pth, or a "
-                     "humo_*.safetensors repack) with audio_proj.* and blocks.N.audio_cross_attn_wrapper.* tensors")
+    expected_what = (
+        "expected a HuMo DiT (HuMo-17B shard set + index json, HuMo-1.7B ema.pth, or a "
+        "humo_*.safetensors repack) with audio_proj.* and blocks.N.audio_cross_attn_wrapper.* tensors"
+    )
     if "head.modulation" not in sd:
         raise ValueError(f"{source} is {describe_state_dict(sd)}; {expected_what}")
     if "audio_proj.audio_proj_glob_1.layer.bias" not in sd:
-        raise ValueError(f"{source} is {describe_state_dict(sd)}; {expected_what}. Load plain Wan models with "
-                         "core's 'Load Diffusion Model' node")
+        raise ValueError(
+            f"{source} is {describe_state_dict(sd)}; {expected_what}. Load plain Wan models with "
+            "core's 'Load Diffusion Model' node"
+        )
     cfg = infer_config(sd, source)
     manifest = official_key_manifest(cfg)
     weights = [k for k in sd if not _is_quant_extra(k)]
@@ -189,14 +213,21 @@ def check_humo_state_dict(sd: dict[str, torch.Tensor], source: str = "checkpoint
             f"tensors missing ({_summarise(missing)}). A shard may belong to another set or be missing from the index"
         )
     # Packed integer quant formats store other shapes; their layout is core's business.
-    bad = [f"{k} {tuple(sd[k].shape)} (expected {manifest[k]})" for k in manifest
-           if tuple(sd[k].shape) != manifest[k] and (sd[k].is_floating_point() or sd[k].is_meta)]
+    bad = [
+        f"{k} {tuple(sd[k].shape)} (expected {manifest[k]})"
+        for k in manifest
+        if tuple(sd[k].shape) != manifest[k] and (sd[k].is_floating_point() or sd[k].is_meta)
+    ]
     if bad:
         raise ValueError(f"{source}: HuMo DiT tensors with unexpected shapes: {_summarise(bad, 3)}")
     unexpected = [k for k in weights if k not in manifest]
     if unexpected:
-        logging.warning("HumanVideo: ignoring %d tensors of %s that a HuMo DiT does not use: %s",
-                        len(unexpected), source, _summarise(unexpected))
+        logging.warning(
+            "HumanVideo: ignoring %d tensors of %s that a HuMo DiT does not use: %s",
+            len(unexpected),
+            source,
+            _summarise(unexpected),
+        )
         for k in unexpected:
             sd.pop(k)
     return cfg
@@ -224,7 +255,9 @@ def load_humo_model(path: str | os.PathLike, weight_dtype: str = "default"):
     # metadata carries ComfyUI's per-layer quantization description for mixed-precision repacks.
     model = comfy.sd.load_diffusion_model_state_dict(sd, model_options=model_options, metadata=metadata)
     if model is None:
-        raise ValueError(f"{source}: ComfyUI core could not build a model from this HuMo DiT ({describe_state_dict(sd)})")
+        raise ValueError(
+            f"{source}: ComfyUI core could not build a model from this HuMo DiT ({describe_state_dict(sd)})"
+        )
     if heads_sd:
         mask_predictor.attach(model, heads_sd, source)
     return model, cfg

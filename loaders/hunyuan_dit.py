@@ -12,12 +12,13 @@ core's `HunyuanVideo.process_unet_state_dict`. Before handing a file to core we 
 shape manifest of the configuration inferred from its own weights, because core loads non-strictly and
 would otherwise run a half-initialised model without complaint.
 """
+
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Mapping
 
 import torch
 
@@ -163,7 +164,7 @@ def core_key(official_key: str) -> str:
 def strip_prefix(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     for prefix in _PREFIXES:
         if f"{prefix}{MARKER_KEY}" in sd:
-            return {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
+            return {k[len(prefix) :]: v for k, v in sd.items() if k.startswith(prefix)}
     return dict(sd)
 
 
@@ -176,7 +177,7 @@ def read_state_dict(path: str) -> dict[str, torch.Tensor]:
 
 
 def _count_blocks(keys, prefix: str) -> int:
-    ids = {int(k[len(prefix):].split(".", 1)[0]) for k in keys if k.startswith(prefix)}
+    ids = {int(k[len(prefix) :].split(".", 1)[0]) for k in keys if k.startswith(prefix)}
     return max(ids) + 1 if ids else 0
 
 
@@ -195,7 +196,9 @@ def config_from_state_dict(sd: Mapping[str, torch.Tensor]) -> HunyuanDiTConfig:
     head_dim = q_norm.shape[0] if q_norm is not None else 128
     patch = tuple(w.shape[2:])
     final = sd["final_layer.linear.weight"].shape[0]
-    mlp = sd["double_blocks.0.img_mlp.fc1.weight"].shape[0] if "double_blocks.0.img_mlp.fc1.weight" in sd else 4 * hidden
+    mlp = (
+        sd["double_blocks.0.img_mlp.fc1.weight"].shape[0] if "double_blocks.0.img_mlp.fc1.weight" in sd else 4 * hidden
+    )
     return HunyuanDiTConfig(
         in_channels=w.shape[1],
         out_channels=final // (patch[0] * patch[1] * patch[2]),

@@ -11,10 +11,11 @@ the result to core's LoRA machinery, which patches the ModelPatcher (offload- an
 The official loader (`hyvideo/utils/lora_utils.py`) ignores the stored `.alpha` and merges
 ``W += scale * up @ down``; we do the same, so the effect at strength 1.0 equals the official one.
 """
+
 from __future__ import annotations
 
 import logging
-from typing import Mapping
+from collections.abc import Mapping
 
 import torch
 
@@ -25,15 +26,43 @@ log = logging.getLogger(__name__)
 OFFICIAL_PREFIX = "Hunyuan_video_I2V_lora_"
 # PEFT `target_modules` of the official trainer; PEFT matches them as module-name suffixes.
 OFFICIAL_TARGETS = (
-    "linear", "fc1", "fc2", "img_attn_qkv", "img_attn_proj", "txt_attn_qkv", "txt_attn_proj", "linear1", "linear2",
+    "linear",
+    "fc1",
+    "fc2",
+    "img_attn_qkv",
+    "img_attn_proj",
+    "txt_attn_qkv",
+    "txt_attn_proj",
+    "linear1",
+    "linear2",
 )
 _SUFFIXES = (".lora_down.weight", ".lora_up.weight", ".alpha")
 # Suffixes of the LoRA-like formats core itself reads (comfy/lora.py, comfy/weight_adapter).
 _CORE_SUFFIXES = _SUFFIXES + (
-    ".lora_A.weight", ".lora_B.weight", ".lora.up.weight", ".lora.down.weight", ".lora_mid.weight",
-    ".lora_linear_layer.up.weight", ".lora_linear_layer.down.weight", ".dora_scale", ".diff", ".diff_b",
-    ".set_weight", ".reshape_weight", ".hada_w1_a", ".hada_w1_b", ".hada_w2_a", ".hada_w2_b", ".lokr_w1",
-    ".lokr_w2", ".lokr_w1_a", ".lokr_w1_b", ".lokr_w2_a", ".lokr_w2_b", ".oft_blocks", ".rescale",
+    ".lora_A.weight",
+    ".lora_B.weight",
+    ".lora.up.weight",
+    ".lora.down.weight",
+    ".lora_mid.weight",
+    ".lora_linear_layer.up.weight",
+    ".lora_linear_layer.down.weight",
+    ".dora_scale",
+    ".diff",
+    ".diff_b",
+    ".set_weight",
+    ".reshape_weight",
+    ".hada_w1_a",
+    ".hada_w1_b",
+    ".hada_w2_a",
+    ".hada_w2_b",
+    ".lokr_w1",
+    ".lokr_w2",
+    ".lokr_w1_a",
+    ".lokr_w1_b",
+    ".lokr_w2_a",
+    ".lokr_w2_b",
+    ".oft_blocks",
+    ".rescale",
 )
 
 
@@ -70,9 +99,7 @@ def is_official_lora(sd: Mapping[str, torch.Tensor]) -> bool:
     return any(k.startswith(OFFICIAL_PREFIX) for k in sd)
 
 
-def convert_official_lora(
-    lora: Mapping[str, torch.Tensor], cfg: HunyuanDiTConfig
-) -> dict[str, torch.Tensor]:
+def convert_official_lora(lora: Mapping[str, torch.Tensor], cfg: HunyuanDiTConfig) -> dict[str, torch.Tensor]:
     """Official kohya-style LoRA -> core's generic LoRA format (``diffusion_model.<core module>.lora_*``).
 
     Raises ValueError listing every key that maps to no module of this model, and every pair whose

@@ -16,6 +16,7 @@ The encode reproduces the official `dit-llm-encode-video-i2v` crop exactly (see
 official consumer, and core's token refiner averages over all tokens it is given, so we hand the DiT
 only the unmasked tokens: that is what the official masked computation sees.
 """
+
 from __future__ import annotations
 
 import glob
@@ -61,14 +62,14 @@ def _read_folder(folder: str) -> tuple[dict, dict[str, torch.Tensor]]:
 
 def _take(sd: dict[str, torch.Tensor], prefixes: tuple[str, ...], new_prefix: str = "") -> dict[str, torch.Tensor]:
     for prefix in prefixes:
-        part = {new_prefix + k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
+        part = {new_prefix + k[len(prefix) :]: v for k, v in sd.items() if k.startswith(prefix)}
         if part:
             return part
     return {}
 
 
 def _count(sd, prefix: str) -> int:
-    ids = {int(k[len(prefix):].split(".", 1)[0]) for k in sd if k.startswith(prefix)}
+    ids = {int(k[len(prefix) :].split(".", 1)[0]) for k in sd if k.startswith(prefix)}
     return max(ids) + 1 if ids else 0
 
 
@@ -79,7 +80,10 @@ def split_llava(config: dict, sd: dict[str, torch.Tensor]):
     vision.update(_take(sd, _PROJECTOR_PREFIXES, "multi_modal_projector."))
     if "model.embed_tokens.weight" not in llama:
         raise ValueError("LLaVA folder: no language model weights ('language_model.model.*'); not a LLaVA checkpoint")
-    if "vision_model.embeddings.patch_embedding.weight" not in vision or "multi_modal_projector.linear_1.weight" not in vision:
+    if (
+        "vision_model.embeddings.patch_embedding.weight" not in vision
+        or "multi_modal_projector.linear_1.weight" not in vision
+    ):
         raise ValueError(
             "LLaVA folder: no vision tower / projector weights; HunyuanVideo-I2V needs the full LLaVA model "
             "(xtuner/llava-llama-3-8b-v1_1-transformers), not the text-only Llama used by T2V"
@@ -194,7 +198,10 @@ def build_clip_vision(vision_sd, vision_cfg, text_dim: int):
     if text_dim != 4096:
         # core hard-codes the LLaVA-Llama-3 projector output (4096); other LM widths need their own
         cv.model.multi_modal_projector = comfy.clip_model.LlavaProjector(
-            vision_cfg["hidden_size"], text_dim, cv.dtype, comfy.model_management.text_encoder_offload_device(),
+            vision_cfg["hidden_size"],
+            text_dim,
+            cv.dtype,
+            comfy.model_management.text_encoder_offload_device(),
             comfy.ops.manual_cast,
         )
     missing, unexpected = cv.load_sd(vision_sd)

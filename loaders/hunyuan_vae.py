@@ -17,6 +17,7 @@ causal 3-D AutoencoderKL, but with a hard-coded width (128, x[1,2,4,4], 2 blocks
 through core unchanged; other widths (tiny test files) get the same network with the widths read from
 the weights.
 """
+
 from __future__ import annotations
 
 import math
@@ -35,7 +36,7 @@ def read_vae_state_dict(path: str) -> dict[str, torch.Tensor]:
 
     sd = load_state_dict(path)
     if any(k.startswith("vae.") for k in sd):
-        sd = {k[len("vae."):]: v for k, v in sd.items() if k.startswith("vae.")}
+        sd = {k[len("vae.") :]: v for k, v in sd.items() if k.startswith("vae.")}
     return sd
 
 
@@ -61,9 +62,18 @@ def ddconfig_from_state_dict(sd: dict[str, torch.Tensor]) -> dict:
     blocks = 1 + max(int(k.split(".")[4]) for k in sd if k.startswith("encoder.down.0.block."))
     z = sd[_CORE_MARKER].shape[1]
     return {
-        "double_z": True, "z_channels": z, "resolution": 256, "in_channels": 3, "out_ch": 3, "ch": ch,
-        "ch_mult": [w // ch for w in widths], "num_res_blocks": blocks, "attn_resolutions": [], "dropout": 0.0,
-        "conv3d": True, "time_compress": TIME_COMPRESSION,
+        "double_z": True,
+        "z_channels": z,
+        "resolution": 256,
+        "in_channels": 3,
+        "out_ch": 3,
+        "ch": ch,
+        "ch_mult": [w // ch for w in widths],
+        "num_res_blocks": blocks,
+        "attn_resolutions": [],
+        "dropout": 0.0,
+        "conv3d": True,
+        "time_compress": TIME_COMPRESSION,
     }
 
 
@@ -77,7 +87,9 @@ def _configure_like_core_hunyuan(vae, latent_channels: int) -> None:
     vae.downscale_index_formula = (4, 8, 8)
     vae.latent_dim = 3
     vae.latent_channels = latent_channels
-    vae.memory_used_decode = lambda shape, dtype: (1500 * shape[2] * shape[3] * shape[4] * (4 * 8 * 8)) * mm.dtype_size(dtype)
+    vae.memory_used_decode = lambda shape, dtype: (
+        (1500 * shape[2] * shape[3] * shape[4] * (4 * 8 * 8)) * mm.dtype_size(dtype)
+    )
     vae.memory_used_encode = lambda shape, dtype: (900 * max(shape[2], 2) * shape[3] * shape[4]) * mm.dtype_size(dtype)
     vae.working_dtypes = [torch.bfloat16, torch.float16, torch.float32]
 

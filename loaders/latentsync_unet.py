@@ -5,18 +5,18 @@ stage2 config runs with identity motion modules). Here the configuration is infe
 and any tensor the inferred network does not have, lacks, or has in another shape is an error that
 lists them. Files that are not a LatentSync UNet are named for what they look like.
 """
+
 from __future__ import annotations
 
 import os
 import re
-from typing import Mapping, Optional
-
-import torch
+from collections.abc import Mapping
 
 import comfy.model_management as mm
 import comfy.model_patcher
 import comfy.ops
 import comfy.utils
+import torch
 
 from ..models.latentsync_unet import LatentSyncUNet3D, LatentSyncUNetConfig
 
@@ -32,7 +32,9 @@ def read_checkpoint(path: str) -> dict[str, torch.Tensor]:
     try:
         sd = comfy.utils.load_torch_file(path, safe_load=True)
     except Exception as e:  # unpickling errors, truncated files, foreign formats
-        raise ValueError(f"{os.path.basename(path)}: cannot be read as a safe torch or safetensors checkpoint ({e})") from e
+        raise ValueError(
+            f"{os.path.basename(path)}: cannot be read as a safe torch or safetensors checkpoint ({e})"
+        ) from e
     if not isinstance(sd, dict):
         raise ValueError(f"{os.path.basename(path)}: holds a {type(sd).__name__}, not a state dict")
     return sd
@@ -42,15 +44,20 @@ def _has(sd: Mapping, *fragments: str) -> bool:
     return any(all(f in k for f in fragments) for k in sd)
 
 
-def describe_foreign(sd: Mapping) -> Optional[str]:
+def describe_foreign(sd: Mapping) -> str | None:
     """What a checkpoint that is not a LatentSync UNet looks like, or None when it may be one."""
     keys = [k for k in sd if isinstance(k, str)]
     if "dims" in sd and "model_state_dict" in sd:
         return "an OpenAI Whisper checkpoint (audio encoder); load it with the Whisper loader"
-    if any(k.startswith(("encoder.conv1.", "encoder.blocks.")) for k in keys) or _has(sd, "encoder.layers.", "self_attn"):
+    if any(k.startswith(("encoder.conv1.", "encoder.blocks.")) for k in keys) or _has(
+        sd, "encoder.layers.", "self_attn"
+    ):
         return "a Whisper audio-encoder state dict; load it with the Whisper loader"
     if any("input_blocks.0.0.weight" in k for k in keys):
-        return "a UNet in the original Stable Diffusion (LDM) layout (input_blocks / output_blocks); use ComfyUI's checkpoint loaders"
+        return (
+            "a UNet in the original Stable Diffusion (LDM) layout (input_blocks / output_blocks); "
+            "use ComfyUI's checkpoint loaders"
+        )
     if any(k.startswith(("audio_encoder.", "visual_encoder.")) for k in keys):
         return "a LatentSync SyncNet (training supervision only), not the UNet"
     if any(k.startswith(("encoder.down_blocks.", "decoder.up_blocks.", "encoder.down.", "decoder.up.")) for k in keys):
@@ -68,8 +75,10 @@ def describe_foreign(sd: Mapping) -> Optional[str]:
     if conv_out is not None and conv_in.ndim == 4 and conv_in.shape[1] != 3 * conv_out.shape[0] + 1:
         cross = next((tuple(v.shape)[1] for k, v in tensors.items() if k.endswith("attn2.to_k.weight")), None)
         kind = "a diffusers SD-1.5 UNet" if (conv_in.shape[1] == 4 and cross == 768) else "a diffusers UNet"
-        return (f"{kind} ({conv_in.shape[1]} input channels, {cross}-d cross-attention); a LatentSync UNet takes "
-                f"{3 * conv_out.shape[0] + 1} channels (noisy + mask + masked + reference latents) and 384-d audio")
+        return (
+            f"{kind} ({conv_in.shape[1]} input channels, {cross}-d cross-attention); a LatentSync UNet takes "
+            f"{3 * conv_out.shape[0] + 1} channels (noisy + mask + masked + reference latents) and 384-d audio"
+        )
     return None
 
 
@@ -81,7 +90,7 @@ def strip_prefix(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         if isinstance(key, str) and key.endswith(".conv_in.weight"):
             prefix = key[: -len("conv_in.weight")]
             if prefix + "time_embedding.linear_1.weight" in sd:
-                return {(k[len(prefix):] if k.startswith(prefix) else k): v for k, v in sd.items()}
+                return {(k[len(prefix) :] if k.startswith(prefix) else k): v for k, v in sd.items()}
     return dict(sd)
 
 
@@ -91,12 +100,17 @@ def _listing(title: str, items: list[str]) -> str:
     return f"{len(items)} {title}: {shown}{more}"
 
 
-def check_strict(expected: Mapping[str, tuple[int, ...]], sd: Mapping[str, torch.Tensor], name: str, variant: str) -> None:
+def check_strict(
+    expected: Mapping[str, tuple[int, ...]], sd: Mapping[str, torch.Tensor], name: str, variant: str
+) -> None:
     """Raise a ValueError listing missing, unexpected and mis-shaped keys (nothing is skipped silently)."""
     missing = [k for k in expected if k not in sd]
     unexpected = [k for k in sd if k not in expected]
-    misshaped = [f"{k} (file {tuple(sd[k].shape)}, expected {expected[k]})"
-                 for k in expected if k in sd and tuple(sd[k].shape) != expected[k]]
+    misshaped = [
+        f"{k} (file {tuple(sd[k].shape)}, expected {expected[k]})"
+        for k in expected
+        if k in sd and tuple(sd[k].shape) != expected[k]
+    ]
     not_float = [k for k, v in sd.items() if k in expected and not torch.is_floating_point(v)]
     problems = []
     if missing:
@@ -108,7 +122,9 @@ def check_strict(expected: Mapping[str, tuple[int, ...]], sd: Mapping[str, torch
     if not_float:
         problems.append(_listing("non-float tensors", not_float))
     if problems:
-        raise ValueError(f"{name}: does not match the LatentSync UNet inferred from it ({variant}): " + "; ".join(problems))
+        raise ValueError(
+            f"{name}: does not match the LatentSync UNet inferred from it ({variant}): " + "; ".join(problems)
+        )
 
 
 def expected_shapes(cfg: LatentSyncUNetConfig) -> dict[str, tuple[int, ...]]:
@@ -117,15 +133,18 @@ def expected_shapes(cfg: LatentSyncUNetConfig) -> dict[str, tuple[int, ...]]:
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
 
-def resolve_dtypes(dtype: str, sd: Mapping[str, torch.Tensor], load_device: torch.device) -> tuple[torch.dtype, Optional[torch.dtype]]:
+def resolve_dtypes(
+    dtype: str, sd: Mapping[str, torch.Tensor], load_device: torch.device
+) -> tuple[torch.dtype, torch.dtype | None]:
     """(weight dtype, manual-cast compute dtype or None) following ComfyUI's UNet dtype policy."""
     if dtype not in DTYPE_OPTIONS:
         raise ValueError(f"dtype must be one of {DTYPE_OPTIONS}, got {dtype!r}")
     supported = [torch.float16, torch.bfloat16, torch.float32]
     if dtype == "auto":
         params = comfy.utils.calculate_parameters(sd)
-        weight_dtype = mm.unet_dtype(load_device, model_params=params, supported_dtypes=supported,
-                                     weight_dtype=comfy.utils.weight_dtype(sd))
+        weight_dtype = mm.unet_dtype(
+            load_device, model_params=params, supported_dtypes=supported, weight_dtype=comfy.utils.weight_dtype(sd)
+        )
         if weight_dtype not in supported:
             weight_dtype = torch.float16 if mm.should_use_fp16(load_device) else torch.float32
     else:
@@ -133,7 +152,9 @@ def resolve_dtypes(dtype: str, sd: Mapping[str, torch.Tensor], load_device: torc
     return weight_dtype, mm.unet_manual_cast(weight_dtype, load_device, supported)
 
 
-def build_unet(sd: Mapping[str, torch.Tensor], dtype: str = "auto", name: str = "state dict") -> comfy.model_patcher.ModelPatcher:
+def build_unet(
+    sd: Mapping[str, torch.Tensor], dtype: str = "auto", name: str = "state dict"
+) -> comfy.model_patcher.ModelPatcher:
     """Strictly load a LatentSync UNet state dict into a ModelPatcher (weights on the offload device)."""
     sd = strip_prefix(sd)
     foreign = describe_foreign(sd)
@@ -149,8 +170,9 @@ def build_unet(sd: Mapping[str, torch.Tensor], dtype: str = "auto", name: str = 
     offload_device = mm.unet_offload_device()
     weight_dtype, manual_cast = resolve_dtypes(dtype, sd, load_device)
     operations = comfy.ops.pick_operations(weight_dtype, manual_cast, load_device)
-    model = LatentSyncUNet3D(cfg, dtype=weight_dtype, device=offload_device, operations=operations,
-                             compute_dtype=manual_cast or weight_dtype)
+    model = LatentSyncUNet3D(
+        cfg, dtype=weight_dtype, device=offload_device, operations=operations, compute_dtype=manual_cast or weight_dtype
+    )
     model.load_state_dict(sd, strict=True)
     model.eval()
     return comfy.model_patcher.ModelPatcher(model, load_device=load_device, offload_device=offload_device)

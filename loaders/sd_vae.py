@@ -4,6 +4,7 @@ Core's VAE loader hard-codes the SD layout's widths (ch 128, ch_mult 1-2-4-4); t
 the weights here instead, so the official file and small test checkpoints load alike. Diffusers-format
 files (``diffusion_pytorch_model.safetensors``) are converted by core's own converter.
 """
+
 from __future__ import annotations
 
 import re
@@ -21,7 +22,7 @@ def _ldm_layout(sd: dict) -> dict:
         return diffusers_convert.convert_vae_state_dict(sd)
     for prefix in ("first_stage_model.", "vae."):
         if any(k.startswith(prefix + "encoder.") for k in sd):
-            return {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
+            return {k[len(prefix) :]: v for k, v in sd.items() if k.startswith(prefix)}
     return sd
 
 
@@ -30,18 +31,32 @@ def infer_ddconfig(sd: dict) -> dict:
     required = ("encoder.conv_in.weight", "decoder.conv_in.weight", "quant_conv.weight", "encoder.conv_out.weight")
     missing = [k for k in required if k not in sd]
     if missing:
-        raise ValueError(f"not a Stable Diffusion VAE: missing {missing}; the file looks like {describe_state_dict(sd)}")
+        raise ValueError(
+            f"not a Stable Diffusion VAE: missing {missing}; the file looks like {describe_state_dict(sd)}"
+        )
     ch = sd["encoder.conv_in.weight"].shape[0]
     levels = sorted({int(m.group(1)) for k in sd if (m := re.match(r"encoder\.down\.(\d+)\.", k))})
     ch_mult = [sd[f"encoder.down.{i}.block.0.conv1.weight"].shape[0] // ch for i in levels]
     num_res_blocks = len({m.group(1) for k in sd if (m := re.match(r"encoder\.down\.0\.block\.(\d+)\.", k))})
     z_channels = sd["decoder.conv_in.weight"].shape[1]
     if sd["decoder.conv_in.weight"].ndim != 4 or z_channels != 4:
-        raise ValueError(f"not an SD-1.x VAE: {z_channels} latent channels "
-                         f"({'video' if sd['decoder.conv_in.weight'].ndim != 4 else 'image'} VAE); LatentSync needs "
-                         "the 4-channel sd-vae-ft-mse")
-    return {"double_z": True, "z_channels": z_channels, "resolution": 256, "in_channels": 3, "out_ch": 3, "ch": ch,
-            "ch_mult": ch_mult, "num_res_blocks": num_res_blocks, "attn_resolutions": [], "dropout": 0.0}
+        raise ValueError(
+            f"not an SD-1.x VAE: {z_channels} latent channels "
+            f"({'video' if sd['decoder.conv_in.weight'].ndim != 4 else 'image'} VAE); LatentSync needs "
+            "the 4-channel sd-vae-ft-mse"
+        )
+    return {
+        "double_z": True,
+        "z_channels": z_channels,
+        "resolution": 256,
+        "in_channels": 3,
+        "out_ch": 3,
+        "ch": ch,
+        "ch_mult": ch_mult,
+        "num_res_blocks": num_res_blocks,
+        "attn_resolutions": [],
+        "dropout": 0.0,
+    }
 
 
 def load_sd_vae(path: str) -> comfy.sd.VAE:

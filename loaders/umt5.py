@@ -12,6 +12,7 @@ as a ``spiece_model`` tensor. The official ``.pth`` has none, so the tokenizer c
 ``google/umt5-xxl`` folder (its ``spiece.model``), found next to the checkpoint or chosen explicitly.
 The configuration (width, depth, heads, vocabulary) is read off the weights, so every size loads.
 """
+
 from __future__ import annotations
 
 import os
@@ -64,7 +65,9 @@ def official_to_core(sd: dict[str, torch.Tensor], source: str = "checkpoint") ->
             continue
         if k.startswith(("decoder.", "head.")):
             continue  # a full encoder-decoder umT5 file: Wan uses the encoder only
-        raise ValueError(f"{source}: tensor {k!r} is not part of an official Wan umT5 encoder; {describe_state_dict(sd)}")
+        raise ValueError(
+            f"{source}: tensor {k!r} is not part of an official Wan umT5 encoder; {describe_state_dict(sd)}"
+        )
     return out
 
 
@@ -80,17 +83,27 @@ def infer_umt5_config(sd: dict[str, torch.Tensor], source: str = "checkpoint") -
     layers = 0
     while f"encoder.block.{layers}.layer.0.SelfAttention.q.weight" in sd:
         layers += 1
-    missing_bias = [i for i in range(layers)
-                    if f"encoder.block.{i}.layer.0.SelfAttention.relative_attention_bias.weight" not in sd]
+    missing_bias = [
+        i for i in range(layers) if f"encoder.block.{i}.layer.0.SelfAttention.relative_attention_bias.weight" not in sd
+    ]
     if missing_bias:
-        raise ValueError(f"{source} is a T5 encoder with one shared position table (T5-XXL, not umT5); "
-                         "Wan/HuMo need the umT5-xxl encoder (models_t5_umt5-xxl-enc-bf16.pth or umt5_xxl_*.safetensors)")
+        raise ValueError(
+            f"{source} is a T5 encoder with one shared position table (T5-XXL, not umT5); "
+            "Wan/HuMo need the umT5-xxl encoder (models_t5_umt5-xxl-enc-bf16.pth or umt5_xxl_*.safetensors)"
+        )
     if buckets != NUM_BUCKETS:
         raise ValueError(f"{source}: {buckets} relative-position buckets; umT5 (and core's T5) use {NUM_BUCKETS}")
     if inner % heads:
         raise ValueError(f"{source}: attention width {inner} is not divisible by {heads} heads")
-    return {"vocab_size": int(vocab), "d_model": int(d_model), "d_kv": int(inner // heads), "num_heads": int(heads),
-            "d_ff": int(d_ff), "num_layers": layers, "num_decoder_layers": layers}
+    return {
+        "vocab_size": int(vocab),
+        "d_model": int(d_model),
+        "d_kv": int(inner // heads),
+        "num_heads": int(heads),
+        "d_ff": int(d_ff),
+        "num_layers": layers,
+        "num_decoder_layers": layers,
+    }
 
 
 def find_tokenizer(checkpoint: str | os.PathLike, extra_roots: list[str] | tuple[str, ...] = ()) -> Path | None:
@@ -111,8 +124,10 @@ def read_spiece_model(tokenizer: str | os.PathLike) -> torch.Tensor:
     if path.is_dir():
         if not (path / SPIECE_FILE).is_file():
             present = ", ".join(sorted(p.name for p in path.iterdir())[:6]) or "nothing"
-            raise ValueError(f"tokenizer folder {path} has no {SPIECE_FILE} (it holds {present}); use the google/umt5-xxl "
-                             "tokenizer folder, whose sentencepiece model core's umT5 tokenizer reads")
+            raise ValueError(
+                f"tokenizer folder {path} has no {SPIECE_FILE} (it holds {present}); use the google/umt5-xxl "
+                "tokenizer folder, whose sentencepiece model core's umT5 tokenizer reads"
+            )
         path = path / SPIECE_FILE
     if not path.is_file():
         raise ValueError(f"tokenizer {path} does not exist")
@@ -137,12 +152,18 @@ def to_core_layout(sd: dict[str, torch.Tensor], source: str = "checkpoint") -> d
             hf = dict(hf)
             hf["shared.weight"] = hf.pop("encoder.embed_tokens.weight")
         return {k: v for k, v in hf.items() if not k.startswith(("decoder.", "lm_head."))}
-    raise ValueError(f"{source} is {describe_state_dict(sd)}; expected the umT5-xxl text encoder "
-                     "(models_t5_umt5-xxl-enc-bf16.pth or umt5_xxl_*.safetensors)")
+    raise ValueError(
+        f"{source} is {describe_state_dict(sd)}; expected the umT5-xxl text encoder "
+        "(models_t5_umt5-xxl-enc-bf16.pth or umt5_xxl_*.safetensors)"
+    )
 
 
-def build_umt5_clip(sd: dict[str, torch.Tensor], spiece_model: torch.Tensor, dtype: torch.dtype | None = None,
-                    source: str = "checkpoint"):
+def build_umt5_clip(
+    sd: dict[str, torch.Tensor],
+    spiece_model: torch.Tensor,
+    dtype: torch.dtype | None = None,
+    source: str = "checkpoint",
+):
     """Core CLIP (type wan) from a core-layout umT5 state dict; the config comes from the weights."""
     import comfy.sd
     import comfy.supported_models_base
@@ -154,14 +175,19 @@ def build_umt5_clip(sd: dict[str, torch.Tensor], spiece_model: torch.Tensor, dty
     detected = comfy.text_encoders.sd3_clip.t5_xxl_detect(sd)
     if dtype is not None:
         detected.pop("dtype_t5", None)  # core would otherwise force the file's dtype over the chosen one
-    target = comfy.supported_models_base.ClipTarget(comfy.text_encoders.wan.WanT5Tokenizer,
-                                                   comfy.text_encoders.wan.te(**detected))
+    target = comfy.supported_models_base.ClipTarget(
+        comfy.text_encoders.wan.WanT5Tokenizer, comfy.text_encoders.wan.te(**detected)
+    )
     # Core's umT5 model reads a fixed xxl json; this per-model override makes any width/depth load.
     model_options: dict = {"umt5xxl_model_config": config}
     if dtype is not None:
         model_options["dtype"] = dtype
-    clip = comfy.sd.CLIP(target, parameters=comfy.utils.calculate_parameters(sd),
-                         tokenizer_data={"spiece_model": spiece_model}, model_options=model_options)
+    clip = comfy.sd.CLIP(
+        target,
+        parameters=comfy.utils.calculate_parameters(sd),
+        tokenizer_data={"spiece_model": spiece_model},
+        model_options=model_options,
+    )
     missing, unexpected = clip.load_sd(sd)
     missing = [k for k in missing if not k.endswith("scaled_fp8")]
     if missing:
@@ -169,8 +195,12 @@ def build_umt5_clip(sd: dict[str, torch.Tensor], spiece_model: torch.Tensor, dty
     return clip
 
 
-def load_umt5(path: str | os.PathLike, tokenizer: str | os.PathLike | None = None, dtype: str = "default",
-              tokenizer_roots: list[str] | tuple[str, ...] = ()):
+def load_umt5(
+    path: str | os.PathLike,
+    tokenizer: str | os.PathLike | None = None,
+    dtype: str = "default",
+    tokenizer_roots: list[str] | tuple[str, ...] = (),
+):
     """Loads the umT5 encoder of Wan/HuMo (official .pth or a repack) as a core ``CLIP`` of type wan.
 
     ``tokenizer``: a ``google/umt5-xxl`` folder or its ``spiece.model``. When None, a sentencepiece

@@ -5,6 +5,7 @@ names, and ``comfy.sd.VAE`` reads the base width off ``decoder.head.0.gamma``, s
 What this module adds: the pickle is opened with ``weights_only=True`` (and memory-mapped), training
 wrappers and prefixes are removed, and any other file is refused with a message saying what it is.
 """
+
 from __future__ import annotations
 
 import os

@@ -10,6 +10,7 @@ Three layouts carry the same tensors under different names:
   `model.encoder.` (core strips `model.`), decoder tensors included.
 Decoder tensors are ignored: only the encoder is used.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,9 +19,8 @@ import os
 import re
 from dataclasses import dataclass
 
-import torch
-
 import comfy.utils
+import torch
 
 from ..models.whisper_encoder import HEAD_DIM, WhisperEncoder, WhisperEncoderConfig, WhisperModel
 
@@ -51,20 +51,31 @@ HF_TO_OPENAI = {
     "layers.{i}.final_layer_norm.bias": "blocks.{i}.mlp_ln.bias",
 }
 
-_HF_PATTERNS = [(re.compile("^" + re.escape(hf).replace(r"\{i\}", r"(\d+)") + "$"), ours)
-                for hf, ours in HF_TO_OPENAI.items()]
+_HF_PATTERNS = [
+    (re.compile("^" + re.escape(hf).replace(r"\{i\}", r"(\d+)") + "$"), ours) for hf, ours in HF_TO_OPENAI.items()
+]
 
 # Markers of audio encoders that are not Whisper, for a useful error instead of a shape mismatch.
-_WAV2VEC_MARKERS = ("feature_extractor.conv_layers.", "encoder.pos_conv_embed.", "feature_projection.",
-                    "masked_spec_embed", "quantizer.codevectors")
+_WAV2VEC_MARKERS = (
+    "feature_extractor.conv_layers.",
+    "encoder.pos_conv_embed.",
+    "feature_projection.",
+    "masked_spec_embed",
+    "quantizer.codevectors",
+)
 
-WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json",
-                "pytorch_model.bin.index.json")
+WEIGHT_FILES = (
+    "model.safetensors",
+    "pytorch_model.bin",
+    "model.safetensors.index.json",
+    "pytorch_model.bin.index.json",
+)
 
 
 @dataclass(frozen=True)
 class WhisperCheckpoint:
     """An encoder state dict in our (OpenAI) names, its configuration and where it came from."""
+
     state_dict: dict[str, torch.Tensor]
     config: WhisperEncoderConfig
     layout: str  # "openai" or "hf" (Hugging Face names, which Comfy-Org's file also uses)
@@ -85,15 +96,20 @@ def _encoder_prefix(keys: list[str], source: str) -> tuple[str, str]:
         if prefix + "layers.0.self_attn.q_proj.weight" in keys:
             return prefix, "hf"
     if _is_wav2vec(keys):
-        raise ValueError(f"whisper file {source!r} is a wav2vec2 audio encoder, not Whisper. HuMo needs "
-                         "whisper-large-v3 (e.g. Comfy-Org whisper_large_v3_fp16.safetensors), LatentSync "
-                         "needs whisper tiny (tiny.pt).")
+        raise ValueError(
+            f"whisper file {source!r} is a wav2vec2 audio encoder, not Whisper. HuMo needs "
+            "whisper-large-v3 (e.g. Comfy-Org whisper_large_v3_fp16.safetensors), LatentSync "
+            "needs whisper tiny (tiny.pt)."
+        )
     sample = ", ".join(keys[:5])
-    raise ValueError(f"whisper file {source!r} holds no Whisper encoder (no conv1 + attention blocks found); "
-                     f"first keys: {sample}")
+    raise ValueError(
+        f"whisper file {source!r} holds no Whisper encoder (no conv1 + attention blocks found); first keys: {sample}"
+    )
 
 
-def convert_state_dict(sd: dict[str, torch.Tensor], source: str = "<state dict>") -> tuple[dict[str, torch.Tensor], str]:
+def convert_state_dict(
+    sd: dict[str, torch.Tensor], source: str = "<state dict>"
+) -> tuple[dict[str, torch.Tensor], str]:
     """Rename any supported layout to ours; returns (encoder state dict, layout name)."""
     keys = list(sd.keys())
     prefix, family = _encoder_prefix(keys, source)
@@ -102,7 +118,7 @@ def convert_state_dict(sd: dict[str, torch.Tensor], source: str = "<state dict>"
     for key, value in sd.items():
         if not key.startswith(prefix):
             continue
-        name = key[len(prefix):]
+        name = key[len(prefix) :]
         if name.startswith(("decoder.", "proj_out.")):  # only reachable with an empty prefix
             continue
         if family == "openai":
@@ -120,7 +136,9 @@ def convert_state_dict(sd: dict[str, torch.Tensor], source: str = "<state dict>"
     return out, family
 
 
-def infer_config(sd: dict[str, torch.Tensor], n_heads: int | None = None, source: str = "<state dict>") -> WhisperEncoderConfig:
+def infer_config(
+    sd: dict[str, torch.Tensor], n_heads: int | None = None, source: str = "<state dict>"
+) -> WhisperEncoderConfig:
     """Read the size from tensor shapes; heads are not visible in shapes, so default to 64 per head."""
     try:
         d_model, n_mels, _ = sd["conv1.weight"].shape
@@ -131,11 +149,14 @@ def infer_config(sd: dict[str, torch.Tensor], n_heads: int | None = None, source
     n_ctx = sd["positional_embedding"].shape[0] if "positional_embedding" in sd else 1500
     if n_heads is None:
         if d_model % HEAD_DIM:
-            raise ValueError(f"whisper file {source!r}: width {d_model} is not a multiple of {HEAD_DIM}; "
-                             "put a config.json with encoder_attention_heads next to it")
+            raise ValueError(
+                f"whisper file {source!r}: width {d_model} is not a multiple of {HEAD_DIM}; "
+                "put a config.json with encoder_attention_heads next to it"
+            )
         n_heads = d_model // HEAD_DIM
-    return WhisperEncoderConfig(n_mels=n_mels, n_ctx=n_ctx, d_model=d_model, n_heads=n_heads,
-                                n_layers=n_layers, d_ffn=d_ffn)
+    return WhisperEncoderConfig(
+        n_mels=n_mels, n_ctx=n_ctx, d_model=d_model, n_heads=n_heads, n_layers=n_layers, d_ffn=d_ffn
+    )
 
 
 def _load_tensors(path: str) -> dict:
@@ -201,8 +222,10 @@ def build_encoder(ckpt: WhisperCheckpoint, dtype: torch.dtype, device: torch.dev
     # The position table is a fixed function of the size; some exports leave it out.
     missing = [k for k in missing if k != "positional_embedding"]
     if missing or unexpected:
-        raise ValueError(f"whisper file {ckpt.source!r} does not match {ckpt.config.name}: "
-                         f"missing {missing[:5]}, unexpected {unexpected[:5]}")
+        raise ValueError(
+            f"whisper file {ckpt.source!r} does not match {ckpt.config.name}: "
+            f"missing {missing[:5]}, unexpected {unexpected[:5]}"
+        )
     if "positional_embedding" not in ckpt.state_dict:
         logging.info("HumanVideo: %s has no position table; using Whisper's sinusoids", ckpt.source)
     return model.eval().requires_grad_(False)
@@ -232,5 +255,11 @@ def load_whisper(path: str, precision: str = "auto") -> WhisperModel:
     ckpt = read_checkpoint(path)
     encoder = build_encoder(ckpt, dtype=dtype, device=offload_device)
     logging.info("HumanVideo: loaded %s (%s layout) from %s as %s", ckpt.config.name, ckpt.layout, ckpt.source, dtype)
-    return WhisperModel(encoder, compute_dtype=dtype, load_device=load_device, offload_device=offload_device,
-                        layout=ckpt.layout, source=ckpt.source)
+    return WhisperModel(
+        encoder,
+        compute_dtype=dtype,
+        load_device=load_device,
+        offload_device=offload_device,
+        layout=ckpt.layout,
+        source=ckpt.source,
+    )

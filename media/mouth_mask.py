@@ -6,6 +6,7 @@ bottom is a half-ellipse ending at row 243. The shape below reproduces it to abo
 at 256 and is evaluated at pixel centres for any crop size, so 512 crops (LatentSync 1.6) get a
 sharp mask rather than an upsampled one.
 """
+
 from __future__ import annotations
 
 import torch
@@ -29,8 +30,11 @@ def regenerate_mask(resolution: int, dtype: torch.dtype = torch.float32) -> torc
         raise ValueError(f"resolution must be >= 8, got {resolution}")
     centres = (torch.arange(resolution, dtype=torch.float64) + 0.5) * (256.0 / resolution)
     y, x = centres[:, None], centres[None, :]
-    in_cheeks = ((y >= CHEEK_TOP) & (y < FULL_TOP)
-                 & (((x >= CHEEK_LEFT[0]) & (x < CHEEK_LEFT[1])) | ((x >= CHEEK_RIGHT[0]) & (x < CHEEK_RIGHT[1]))))
+    in_cheeks = (
+        (y >= CHEEK_TOP)
+        & (y < FULL_TOP)
+        & (((x >= CHEEK_LEFT[0]) & (x < CHEEK_LEFT[1])) | ((x >= CHEEK_RIGHT[0]) & (x < CHEEK_RIGHT[1])))
+    )
     below = torch.clamp(y - ELLIPSE_CY, min=0.0)
     in_lower = (y >= FULL_TOP) & (((x - ELLIPSE_CX) / ELLIPSE_A) ** 2 + (below / ELLIPSE_B) ** 2 <= 1.0)
     return (in_cheeks | in_lower).to(dtype)

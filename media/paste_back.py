@@ -5,6 +5,7 @@ resamples the untouched upper face twice. By default we paste only the regenerat
 eroded and blurred the same way: every pixel outside that region keeps its exact input value, so
 eyes, hair and background never soften. ``region="face"`` gives the official whole-crop paste.
 """
+
 from __future__ import annotations
 
 import math
@@ -56,8 +57,9 @@ def feather(mask: torch.Tensor) -> torch.Tensor:
     return gaussian_blur(mask, size, sigma).clamp(0.0, 1.0)
 
 
-def _support_box(region: torch.Tensor, crop_to_frame: np.ndarray, frame_hw: tuple[int, int],
-                 margin: int = 3) -> tuple[int, int, int, int] | None:
+def _support_box(
+    region: torch.Tensor, crop_to_frame: np.ndarray, frame_hw: tuple[int, int], margin: int = 3
+) -> tuple[int, int, int, int] | None:
     rows = torch.nonzero(region.any(1)).flatten()
     cols = torch.nonzero(region.any(0)).flatten()
     if rows.numel() == 0:
@@ -71,22 +73,27 @@ def _support_box(region: torch.Tensor, crop_to_frame: np.ndarray, frame_hw: tupl
     return (x0, y0, x1, y1) if x0 < x1 and y0 < y1 else None
 
 
-def paste_face(frame: torch.Tensor, face: torch.Tensor, matrix: np.ndarray, region: str = "mouth",
-               region_mask: torch.Tensor | None = None) -> torch.Tensor:
+def paste_face(
+    frame: torch.Tensor,
+    face: torch.Tensor,
+    matrix: np.ndarray,
+    region: str = "mouth",
+    region_mask: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Frame (H, W, C) with ``face`` (R, R, C), the crop of ``matrix``, warped back and blended in.
 
     ``region_mask`` (R, R), 1 = paste, overrides the region preset. Returns a new tensor; pixels
     where the feathered mask is 0 are bit-identical to ``frame``.
     """
     if frame.ndim != 3 or face.ndim != 3 or face.shape[0] != face.shape[1] or face.shape[2] != frame.shape[2]:
-        raise ValueError(f"face {tuple(face.shape)} must be a square crop with the channels of frame "
-                         f"{tuple(frame.shape)}")
+        raise ValueError(
+            f"face {tuple(face.shape)} must be a square crop with the channels of frame {tuple(frame.shape)}"
+        )
     if region not in REGIONS:
         raise ValueError(f"region must be one of {REGIONS}, got {region!r}")
     resolution = face.shape[0]
     if region_mask is None:
-        region_mask = (regenerate_mask(resolution) if region == "mouth"
-                       else torch.ones(resolution, resolution))
+        region_mask = regenerate_mask(resolution) if region == "mouth" else torch.ones(resolution, resolution)
     region_mask = region_mask.to(frame.dtype)
     out = frame.clone()
     crop_to_frame = invert_affine(matrix)

@@ -3,6 +3,7 @@
 `scipy.signal.resample_poly` does exact rational resampling (up by L, FIR low-pass, down by M) with a
 Kaiser-windowed filter; scipy is already a ComfyUI dependency.
 """
+
 from __future__ import annotations
 
 import math

@@ -3,12 +3,13 @@
 Core's ``VideoFromComponents.save_to`` has no quality control, fails on odd sizes and mis-muxes more than
 two audio channels; this writer handles all three and streams frames so memory stays flat.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Iterable
 
 import av
 import numpy as np

@@ -3,6 +3,7 @@
 Videos that show a real person's face speaking words they never said must be recognisable as synthetic;
 the label is drawn once into an RGBA stamp and alpha-blended into every frame.
 """
+
 from __future__ import annotations
 
 import json

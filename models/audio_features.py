@@ -24,18 +24,26 @@ which it lies farthest from an edge, so every position has at least 5 s of real 
 sides (or touches the start / end of the clip). Audio of at most 30 s is one window in both modes,
 hence identical results.
 """
+
 from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
 
-from .log_mel import (POSITIONS_PER_SECOND, SAMPLE_RATE, SAMPLES_PER_POSITION, WINDOW_MEL_FRAMES,
-                      WINDOW_POSITIONS, WINDOW_SAMPLES, log_mel_spectrogram)
+from .log_mel import (
+    POSITIONS_PER_SECOND,
+    SAMPLE_RATE,
+    SAMPLES_PER_POSITION,
+    WINDOW_MEL_FRAMES,
+    WINDOW_POSITIONS,
+    WINDOW_SAMPLES,
+    log_mel_spectrogram,
+)
 
 WINDOW_MODES = ("overlap", "independent")
 CONVENTIONS = ("humo", "latentsync")
@@ -62,6 +70,7 @@ class AudioFeatures:
     `states[t, 0]` is the input embedding, `states[t, k]` (1..n_layers) the output of block k before
     the final LayerNorm, and `states[t, n_layers + 1]` the final LayerNorm of the last block.
     """
+
     states: torch.Tensor  # [T50, n_layers + 2, d_model] on the CPU, in the encoder's compute dtype
     n_layers: int
     model_name: str
@@ -96,8 +105,10 @@ class AudioFeatures:
         return self.states[:, : self.n_layers + 1]
 
     def __repr__(self) -> str:
-        return (f"AudioFeatures({self.model_name}, {self.duration:.2f} s, {self.num_positions} x "
-                f"{self.states.shape[1]} states x {self.d_model}, {self.window_mode}/{self.convention})")
+        return (
+            f"AudioFeatures({self.model_name}, {self.duration:.2f} s, {self.num_positions} x "
+            f"{self.states.shape[1]} states x {self.d_model}, {self.window_mode}/{self.convention})"
+        )
 
 
 def _require_features(features: AudioFeatures, user: str) -> None:
@@ -107,9 +118,11 @@ def _require_features(features: AudioFeatures, user: str) -> None:
 
 def _require_encoder(features: AudioFeatures, ok: bool, wanted: str, user: str) -> None:
     if not ok:
-        raise ValueError(f"{user} needs audio features from {wanted}; these come from {features.model_name} "
-                         f"({features.n_layers} layers, {features.d_model} channels, {features.n_mels} mel bands). "
-                         "Load the right Whisper in HVLoadWhisper.")
+        raise ValueError(
+            f"{user} needs audio features from {wanted}; these come from {features.model_name} "
+            f"({features.n_layers} layers, {features.d_model} channels, {features.n_mels} mel bands). "
+            "Load the right Whisper in HVLoadWhisper."
+        )
 
 
 def humo_layer_groups(n_layers: int) -> list[tuple[int, int]]:
@@ -125,8 +138,9 @@ def humo_layer_groups(n_layers: int) -> list[tuple[int, int]]:
 # Windows and assembly
 
 
-def plan_windows(num_positions: int, mode: str = "overlap",
-                 context: int = OVERLAP_CONTEXT) -> tuple[list[int], torch.Tensor]:
+def plan_windows(
+    num_positions: int, mode: str = "overlap", context: int = OVERLAP_CONTEXT
+) -> tuple[list[int], torch.Tensor]:
     """Window starts (in 50 Hz positions) and, for each position, which window it is taken from."""
     if mode not in WINDOW_MODES:
         raise ValueError(f"window mode must be one of {WINDOW_MODES}, got {mode!r}")
@@ -168,10 +182,10 @@ def mel_windows(audio: torch.Tensor, starts: list[int], n_mels: int, convention:
     whole = log_mel_spectrogram(audio, n_mels) if convention == "latentsync" else None
     for s in starts:
         if whole is None:
-            piece = audio[s * SAMPLES_PER_POSITION: s * SAMPLES_PER_POSITION + WINDOW_SAMPLES]
+            piece = audio[s * SAMPLES_PER_POSITION : s * SAMPLES_PER_POSITION + WINDOW_SAMPLES]
             yield log_mel_spectrogram(F.pad(piece, (0, WINDOW_SAMPLES - piece.shape[0])), n_mels)[None]
         else:
-            piece = whole[:, 2 * s: 2 * s + WINDOW_MEL_FRAMES]
+            piece = whole[:, 2 * s : 2 * s + WINDOW_MEL_FRAMES]
             yield F.pad(piece, (0, WINDOW_MEL_FRAMES - piece.shape[1]))[None]
 
 
@@ -180,9 +194,14 @@ def default_convention(n_layers: int, d_model: int) -> str:
     return "latentsync" if (d_model, n_layers) == (LATENTSYNC_D_MODEL, LATENTSYNC_LAYERS) else "humo"
 
 
-def extract_audio_features(model, audio: torch.Tensor, *, window_mode: str = "overlap",
-                           convention: str = "auto",
-                           on_window: Callable[[int, int], None] | None = None) -> AudioFeatures:
+def extract_audio_features(
+    model,
+    audio: torch.Tensor,
+    *,
+    window_mode: str = "overlap",
+    convention: str = "auto",
+    on_window: Callable[[int, int], None] | None = None,
+) -> AudioFeatures:
     """Encode 16 kHz mono audio [T] of any length with a `WhisperModel` into `AudioFeatures`.
 
     `on_window(done, total)` is called after each 30 s window (progress; it may raise to cancel).
@@ -194,8 +213,10 @@ def extract_audio_features(model, audio: torch.Tensor, *, window_mode: str = "ov
         raise ValueError("audio contains NaN or infinite samples")
     num_positions = audio.shape[0] // SAMPLES_PER_POSITION
     if num_positions == 0:
-        raise ValueError(f"audio is too short for Whisper: {audio.shape[0]} samples at 16 kHz "
-                         f"({1000 * audio.shape[0] / SAMPLE_RATE:.1f} ms); at least 20 ms are needed")
+        raise ValueError(
+            f"audio is too short for Whisper: {audio.shape[0]} samples at 16 kHz "
+            f"({1000 * audio.shape[0] / SAMPLE_RATE:.1f} ms); at least 20 ms are needed"
+        )
     cfg = model.config
     if convention == "auto":
         convention = default_convention(cfg.n_layers, cfg.d_model)
@@ -205,14 +226,22 @@ def extract_audio_features(model, audio: torch.Tensor, *, window_mode: str = "ov
     starts, owner = plan_windows(num_positions, window_mode)
     states = torch.empty(num_positions, cfg.n_states, cfg.d_model, dtype=model.compute_dtype)
     positions = torch.arange(num_positions)
-    for k, (start, mel) in enumerate(zip(starts, mel_windows(audio, starts, cfg.n_mels, convention))):
+    for k, (start, mel) in enumerate(zip(starts, mel_windows(audio, starts, cfg.n_mels, convention), strict=True)):
         encoded = model.encode(mel)[0]  # [1500, n_states, d]
         mine = positions[owner == k]
         states[mine] = encoded[mine - start]
         if on_window is not None:
             on_window(k + 1, len(starts))
-    return AudioFeatures(states=states, n_layers=cfg.n_layers, model_name=cfg.name, num_samples=audio.shape[0],
-                         n_mels=cfg.n_mels, window_mode=window_mode, convention=convention, silent=silent)
+    return AudioFeatures(
+        states=states,
+        n_layers=cfg.n_layers,
+        model_name=cfg.name,
+        num_samples=audio.shape[0],
+        n_mels=cfg.n_mels,
+        window_mode=window_mode,
+        convention=convention,
+        silent=silent,
+    )
 
 
 def to_audio_encoder_output(features: AudioFeatures) -> dict:
@@ -234,8 +263,12 @@ def to_audio_encoder_output(features: AudioFeatures) -> dict:
 def humo_audio_embedding(features: AudioFeatures) -> torch.Tensor:
     """[T25, 5, 1280]: HuMo's 5 layer groups at 25 Hz, one row per 25 fps video frame of the audio."""
     _require_features(features, "HuMo")
-    _require_encoder(features, features.d_model == HUMO_D_MODEL and features.n_mels == HUMO_N_MELS
-                     and features.n_layers % 4 == 0, "whisper-large-v3 (1280 channels, 128 mel bands)", "HuMo")
+    _require_encoder(
+        features,
+        features.d_model == HUMO_D_MODEL and features.n_mels == HUMO_N_MELS and features.n_layers % 4 == 0,
+        "whisper-large-v3 (1280 channels, 128 mel bands)",
+        "HuMo",
+    )
     layer_groups = humo_layer_groups(features.n_layers)
     num_frames = features.num_samples // HUMO_SAMPLES_PER_FRAME
     if num_frames == 0:
@@ -318,8 +351,9 @@ def latentsync_window_indices(num_positions: int, fps: float, n_frames: int) -> 
     return (centres[:, None] + offsets[None, :]).clamp(0, num_positions - 1)
 
 
-def latentsync_audio_windows(features: AudioFeatures, fps: float, n_frames: int | None = None,
-                             channels: int = LATENTSYNC_D_MODEL) -> torch.Tensor:
+def latentsync_audio_windows(
+    features: AudioFeatures, fps: float, n_frames: int | None = None, channels: int = LATENTSYNC_D_MODEL
+) -> torch.Tensor:
     """[n_frames, 50, 384] whisper-tiny tokens per video frame at any fps.
 
     Tokens are ordered position-major (10 positions x 5 states), as the official reshape. Without
@@ -327,13 +361,19 @@ def latentsync_audio_windows(features: AudioFeatures, fps: float, n_frames: int 
     `channels` is the UNet's cross-attention width (384 for LatentSync 1.5 / 1.6).
     """
     _require_features(features, "LatentSync")
-    _require_encoder(features, features.d_model == channels and features.n_layers == LATENTSYNC_LAYERS,
-                     f"whisper-tiny ({LATENTSYNC_LAYERS} layers, {channels} channels)", "LatentSync")
+    _require_encoder(
+        features,
+        features.d_model == channels and features.n_layers == LATENTSYNC_LAYERS,
+        f"whisper-tiny ({LATENTSYNC_LAYERS} layers, {channels} channels)",
+        "LatentSync",
+    )
     fps = _check_fps(fps)
     frame_samples = features.sample_rate / fps
     if features.num_samples < frame_samples:
-        raise ValueError(f"audio ({features.duration * 1000:.1f} ms) is shorter than one video frame at "
-                         f"{fps:g} fps ({1000 / fps:.1f} ms)")
+        raise ValueError(
+            f"audio ({features.duration * 1000:.1f} ms) is shorter than one video frame at "
+            f"{fps:g} fps ({1000 / fps:.1f} ms)"
+        )
     states = features.pre_norm_states()  # [T50, 5, d]
     if n_frames is None:
         n_frames = latentsync_official_frame_count(states.shape[0], fps)

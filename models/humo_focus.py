@@ -17,14 +17,14 @@ The block is swapped with ModelPatcher object patches (the weights stay the orig
 the original key paths, so LoRA patches and offloading keep working), and a diffusion-model wrapper
 tells the blocks the latent grid of the current call.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import comfy.patcher_extension
 import torch
 import torch.nn.functional as F
-
-import comfy.patcher_extension
 
 GRID_KEY = "hv_humo_grid"
 WRAPPER_KEY = "humanvideo_humo_focus"
@@ -135,11 +135,12 @@ class FocusedAudioCrossAttention(torch.nn.Module):
         per = (n_audio - appended) // k
         if per * k + appended != n_audio or per + appended != frames:
             raise RuntimeError(
-                f"focus: {n_audio} audio frames cannot be split into {k} speakers for {frames} latent frames")
-        tail = audio[:, k * per * AUDIO_TOKENS_PER_FRAME:]
+                f"focus: {n_audio} audio frames cannot be split into {k} speakers for {frames} latent frames"
+            )
+        tail = audio[:, k * per * AUDIO_TOKENS_PER_FRAME :]
         out = x
         for j in range(k):
-            track = audio[:, j * per * AUDIO_TOKENS_PER_FRAME:(j + 1) * per * AUDIO_TOKENS_PER_FRAME]
+            track = audio[:, j * per * AUDIO_TOKENS_PER_FRAME : (j + 1) * per * AUDIO_TOKENS_PER_FRAME]
             if appended:
                 track = torch.cat([track, tail], dim=1)
             out = out + weights[j] * self.audio_cross_attn(y, track, transformer_options=transformer_options)
@@ -147,7 +148,8 @@ class FocusedAudioCrossAttention(torch.nn.Module):
 
 
 def record_grid(executor, x, timestep, context, clip_fea=None, time_dim_concat=None, transformer_options={}, **kwargs):
-    """Diffusion-model wrapper: puts (frames, h, w, appended reference frames) of the token grid in transformer_options."""
+    """Diffusion-model wrapper: puts (frames, h, w, appended reference frames) of the token grid in
+    transformer_options."""
     appended = 0
     ref = kwargs.get("reference_latent")
     if ref is not None and ref.ndim == 5:

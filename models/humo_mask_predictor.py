@@ -19,17 +19,17 @@ ComfyUI loads and offloads them with the model) and a ModelPatcher patch wraps t
 of the last K blocks to evaluate them on the block's post-audio hidden states; the recorder keeps the
 average of the most-conditioned guidance pass of the latest step, which becomes a MASK per video frame.
 """
+
 from __future__ import annotations
 
 import logging
 import re
 from dataclasses import dataclass
 
-import torch
-import torch.nn.functional as F
-
 import comfy.ops
 import comfy.patcher_extension
+import torch
+import torch.nn.functional as F
 
 from .humo_focus import GRID_KEY, record_grid
 
@@ -69,13 +69,16 @@ def split_state_dict(sd: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tenso
     return rest, heads
 
 
-def infer_config(heads_sd: dict[str, torch.Tensor], dim: int, num_layers: int,
-                 source: str = "checkpoint") -> MaskPredictorConfig:
+def infer_config(
+    heads_sd: dict[str, torch.Tensor], dim: int, num_layers: int, source: str = "checkpoint"
+) -> MaskPredictorConfig:
     """Validates the head tensors against the DiT (width, count <= blocks, complete) and returns their config."""
     bad = [k for k in heads_sd if not _KEY.match(k)]
     if bad:
-        raise ValueError(f"{source}: unknown mask-predictor tensors {bad[:4]}; expected "
-                         f"{PREFIX}{{k}}.norm.weight/.norm.bias/.proj.weight/.proj.bias")
+        raise ValueError(
+            f"{source}: unknown mask-predictor tensors {bad[:4]}; expected "
+            f"{PREFIX}{{k}}.norm.weight/.norm.bias/.proj.weight/.proj.bias"
+        )
     indexes = sorted({int(_KEY.match(k).group(1)) for k in heads_sd})
     if indexes != list(range(len(indexes))):
         raise ValueError(f"{source}: mask-predictor heads must be numbered 0..K-1, found {indexes}")
@@ -86,8 +89,9 @@ def infer_config(heads_sd: dict[str, torch.Tensor], dim: int, num_layers: int,
     missing = [k for k in manifest if k not in heads_sd]
     if missing:
         raise ValueError(f"{source}: incomplete mask predictor, missing {missing[:4]}")
-    wrong = [f"{k} {tuple(heads_sd[k].shape)} (expected {s})" for k, s in manifest.items()
-             if tuple(heads_sd[k].shape) != s]
+    wrong = [
+        f"{k} {tuple(heads_sd[k].shape)} (expected {s})" for k, s in manifest.items() if tuple(heads_sd[k].shape) != s
+    ]
     if wrong:
         raise ValueError(f"{source}: mask-predictor tensors do not fit the DiT width {dim}: {wrong[:3]}")
     return cfg
@@ -118,16 +122,17 @@ class MaskPredictor(torch.nn.ModuleList):
     def forward(self, hidden: list[torch.Tensor]) -> torch.Tensor:
         if len(hidden) != self.cfg.heads:
             raise ValueError(f"mask predictor: {len(hidden)} hidden states for {self.cfg.heads} heads")
-        return torch.stack([head(h) for head, h in zip(self, hidden)]).mean(0)
+        return torch.stack([head(h) for head, h in zip(self, hidden, strict=True)]).mean(0)
 
     def load_checkpoint(self, heads_sd: dict[str, torch.Tensor]) -> None:
-        self.load_state_dict({k[len(PREFIX):]: v for k, v in heads_sd.items()}, strict=True)
+        self.load_state_dict({k[len(PREFIX) :]: v for k, v in heads_sd.items()}, strict=True)
 
     def checkpoint_state_dict(self) -> dict[str, torch.Tensor]:
         return {PREFIX + k: v for k, v in self.state_dict().items()}
 
 
 # --- on a core MODEL ---------------------------------------------------------------------------------
+
 
 def attach(model_patcher, heads_sd: dict[str, torch.Tensor], source: str = "checkpoint") -> MaskPredictor:
     """Builds the heads from checkpoint tensors and hangs them on the diffusion model (weights in fp32,
@@ -140,8 +145,13 @@ def attach(model_patcher, heads_sd: dict[str, torch.Tensor], source: str = "chec
     predictor = MaskPredictor(cfg, device=device, dtype=torch.float32)
     predictor.load_checkpoint({k: v.to(device, torch.float32) for k, v in heads_sd.items()})
     dm.mask_predictor = predictor
-    logging.info("HumanVideo: %s carries %d mask-predictor heads (blocks %d..%d)", source, cfg.heads,
-                 cfg.first_block(len(dm.blocks)), len(dm.blocks) - 1)
+    logging.info(
+        "HumanVideo: %s carries %d mask-predictor heads (blocks %d..%d)",
+        source,
+        cfg.heads,
+        cfg.first_block(len(dm.blocks)),
+        len(dm.blocks) - 1,
+    )
     return predictor
 
 
@@ -229,8 +239,9 @@ def apply_mask_capture(model_patcher, recorder: MaskRecorder):
     return m
 
 
-def tokens_to_mask(probs: torch.Tensor, grid: tuple[int, int, int, int], video_latent_frames: int,
-                   width: int, height: int) -> torch.Tensor:
+def tokens_to_mask(
+    probs: torch.Tensor, grid: tuple[int, int, int, int], video_latent_frames: int, width: int, height: int
+) -> torch.Tensor:
     """Per-token probabilities [B, frames * h * w] -> MASK [B * F, height, width] for F = 4 (T_lat - 1) + 1
     video frames: reference frames dropped, each latent frame spread over the video frames it covers
     (frame 0 alone, then 4 each, as Wan's causal VAE), bilinear up to pixels."""

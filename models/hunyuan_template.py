@@ -12,6 +12,7 @@ shifts by 575. The DiT context is then
 i.e. the template instructions and the ``<|eot_id|><|start_header_id|>assistant<|end_header_id|>``
 run are cut out, and hidden layer -3 (no final norm) is used.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -8,16 +8,16 @@ Layout follows the official checkpoint key names:
 `motion_modules.{j}.temporal_transformer.{norm, proj_in, transformer_blocks.{k}.{attention_blocks.{m}.
 {to_q, to_k, to_v, to_out.0, pos_encoder.pe}, norms.{m}, ff.net.{0.proj, 2}, ff_norm}, proj_out}`.
 """
+
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 
-import torch
-from torch import nn
-
 import comfy.ops
+import torch
 from comfy.ldm.modules.attention import CrossAttention, FeedForward
+from torch import nn
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,15 @@ class PositionalEncoding(nn.Module):
 class TemporalSelfAttention(CrossAttention):
     """Self-attention across frames, with the position table added to its (normed) input."""
 
-    def __init__(self, dim: int, heads: int, cfg: MotionModuleConfig, dtype=None, device=None, operations=comfy.ops.disable_weight_init):
+    def __init__(
+        self,
+        dim: int,
+        heads: int,
+        cfg: MotionModuleConfig,
+        dtype=None,
+        device=None,
+        operations=comfy.ops.disable_weight_init,
+    ):
         super().__init__(dim, heads=heads, dim_head=dim // heads, dtype=dtype, device=device, operations=operations)
         self.pos_encoder = PositionalEncoding(dim, cfg.max_frames, device=device) if cfg.position_encoding else None
 
@@ -67,11 +75,15 @@ class TemporalSelfAttention(CrossAttention):
 
 
 class TemporalTransformerBlock(nn.Module):
-    def __init__(self, dim: int, cfg: MotionModuleConfig, dtype=None, device=None, operations=comfy.ops.disable_weight_init):
+    def __init__(
+        self, dim: int, cfg: MotionModuleConfig, dtype=None, device=None, operations=comfy.ops.disable_weight_init
+    ):
         super().__init__()
         self.attention_blocks = nn.ModuleList(
-            [TemporalSelfAttention(dim, cfg.num_heads, cfg, dtype=dtype, device=device, operations=operations)
-             for _ in range(cfg.num_attention_blocks)]
+            [
+                TemporalSelfAttention(dim, cfg.num_heads, cfg, dtype=dtype, device=device, operations=operations)
+                for _ in range(cfg.num_attention_blocks)
+            ]
         )
         self.norms = nn.ModuleList(
             [operations.LayerNorm(dim, dtype=dtype, device=device) for _ in range(cfg.num_attention_blocks)]
@@ -80,19 +92,25 @@ class TemporalTransformerBlock(nn.Module):
         self.ff_norm = operations.LayerNorm(dim, dtype=dtype, device=device)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for attention, norm in zip(self.attention_blocks, self.norms):
+        for attention, norm in zip(self.attention_blocks, self.norms, strict=True):
             x = attention(norm(x)) + x
         return self.ff(self.ff_norm(x)) + x
 
 
 class TemporalTransformer(nn.Module):
-    def __init__(self, channels: int, cfg: MotionModuleConfig, dtype=None, device=None, operations=comfy.ops.disable_weight_init):
+    def __init__(
+        self, channels: int, cfg: MotionModuleConfig, dtype=None, device=None, operations=comfy.ops.disable_weight_init
+    ):
         super().__init__()
-        self.norm = operations.GroupNorm(cfg.norm_num_groups, channels, eps=1e-6, affine=True, dtype=dtype, device=device)
+        self.norm = operations.GroupNorm(
+            cfg.norm_num_groups, channels, eps=1e-6, affine=True, dtype=dtype, device=device
+        )
         self.proj_in = operations.Linear(channels, channels, dtype=dtype, device=device)
         self.transformer_blocks = nn.ModuleList(
-            [TemporalTransformerBlock(channels, cfg, dtype=dtype, device=device, operations=operations)
-             for _ in range(cfg.num_transformer_blocks)]
+            [
+                TemporalTransformerBlock(channels, cfg, dtype=dtype, device=device, operations=operations)
+                for _ in range(cfg.num_transformer_blocks)
+            ]
         )
         self.proj_out = operations.Linear(channels, channels, dtype=dtype, device=device)
 
@@ -116,9 +134,13 @@ class TemporalTransformer(nn.Module):
 class MotionModule(nn.Module):
     """`VanillaTemporalModule`: a wrapper whose only child is the temporal transformer."""
 
-    def __init__(self, channels: int, cfg: MotionModuleConfig, dtype=None, device=None, operations=comfy.ops.disable_weight_init):
+    def __init__(
+        self, channels: int, cfg: MotionModuleConfig, dtype=None, device=None, operations=comfy.ops.disable_weight_init
+    ):
         super().__init__()
-        self.temporal_transformer = TemporalTransformer(channels, cfg, dtype=dtype, device=device, operations=operations)
+        self.temporal_transformer = TemporalTransformer(
+            channels, cfg, dtype=dtype, device=device, operations=operations
+        )
 
     def forward(self, x: torch.Tensor, frames: int) -> torch.Tensor:
         return self.temporal_transformer(x, frames)

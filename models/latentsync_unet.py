@@ -15,19 +15,19 @@ spatial and temporal transformers are per frame.
 
 Key names and shapes equal the official `latentsync_unet.pt` (1246 tensors for stage2 / stage2_512).
 """
+
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Optional
-
-import torch
-import torch.nn.functional as F
-from torch import nn
 
 import comfy.ops
+import torch
+import torch.nn.functional as F
 from comfy.ldm.modules.attention import CrossAttention, FeedForward
 from comfy.ldm.modules.diffusionmodules.util import timestep_embedding
+from torch import nn
 
 from .latentsync_motion import MotionModule, MotionModuleConfig
 
@@ -69,8 +69,9 @@ class LatentSyncUNetConfig:
         return "motion modules (LatentSync 1.5 / 1.6, stage2)"
 
     @classmethod
-    def from_state_dict(cls, sd: Mapping[str, torch.Tensor]) -> "LatentSyncUNetConfig":
+    def from_state_dict(cls, sd: Mapping[str, torch.Tensor]) -> LatentSyncUNetConfig:
         """Infer the configuration from the tensors of a checkpoint (any size, e.g. tiny test ones)."""
+
         def shape(key: str) -> tuple[int, ...]:
             if key not in sd:
                 raise ValueError(f"state dict has no '{key}', which every LatentSync UNet has")
@@ -131,7 +132,15 @@ def video_group_norm(norm: nn.Module, x: torch.Tensor, frames: int) -> torch.Ten
 
 
 class ResnetBlock(nn.Module):
-    def __init__(self, cfg: LatentSyncUNetConfig, in_ch: int, out_ch: int, dtype=None, device=None, operations: Ops = comfy.ops.disable_weight_init):
+    def __init__(
+        self,
+        cfg: LatentSyncUNetConfig,
+        in_ch: int,
+        out_ch: int,
+        dtype=None,
+        device=None,
+        operations: Ops = comfy.ops.disable_weight_init,
+    ):
         super().__init__()
         g, eps = cfg.norm_num_groups, cfg.norm_eps
         self.norm1 = operations.GroupNorm(g, in_ch, eps=eps, affine=True, dtype=dtype, device=device)
@@ -154,21 +163,37 @@ class ResnetBlock(nn.Module):
 class AudioTransformerBlock(nn.Module):
     """Self-attention over the frame's pixels, cross-attention to its audio tokens, GEGLU feed-forward."""
 
-    def __init__(self, dim: int, cfg: LatentSyncUNetConfig, dtype=None, device=None, operations: Ops = comfy.ops.disable_weight_init):
+    def __init__(
+        self,
+        dim: int,
+        cfg: LatentSyncUNetConfig,
+        dtype=None,
+        device=None,
+        operations: Ops = comfy.ops.disable_weight_init,
+    ):
         super().__init__()
         heads = cfg.num_heads
         self.norm1 = operations.LayerNorm(dim, dtype=dtype, device=device)
-        self.attn1 = CrossAttention(dim, heads=heads, dim_head=dim // heads, dtype=dtype, device=device, operations=operations)
+        self.attn1 = CrossAttention(
+            dim, heads=heads, dim_head=dim // heads, dtype=dtype, device=device, operations=operations
+        )
         if cfg.add_audio_layer:
             self.norm2 = operations.LayerNorm(dim, dtype=dtype, device=device)
-            self.attn2 = CrossAttention(dim, context_dim=cfg.cross_attention_dim, heads=heads, dim_head=dim // heads,
-                                        dtype=dtype, device=device, operations=operations)
+            self.attn2 = CrossAttention(
+                dim,
+                context_dim=cfg.cross_attention_dim,
+                heads=heads,
+                dim_head=dim // heads,
+                dtype=dtype,
+                device=device,
+                operations=operations,
+            )
         else:
             self.attn2 = None
         self.ff = FeedForward(dim, glu=True, dtype=dtype, device=device, operations=operations)
         self.norm3 = operations.LayerNorm(dim, dtype=dtype, device=device)
 
-    def forward(self, x: torch.Tensor, audio: Optional[torch.Tensor]) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, audio: torch.Tensor | None) -> torch.Tensor:
         x = self.attn1(self.norm1(x)) + x
         # As upstream: with no audio at all the audio layer is skipped (CFG passes zeros, not None).
         if self.attn2 is not None and audio is not None:
@@ -179,14 +204,23 @@ class AudioTransformerBlock(nn.Module):
 class SpatialTransformer(nn.Module):
     """`Transformer3DModel`: per-frame GroupNorm, 1x1 conv in, one transformer block, 1x1 conv out."""
 
-    def __init__(self, dim: int, cfg: LatentSyncUNetConfig, dtype=None, device=None, operations: Ops = comfy.ops.disable_weight_init):
+    def __init__(
+        self,
+        dim: int,
+        cfg: LatentSyncUNetConfig,
+        dtype=None,
+        device=None,
+        operations: Ops = comfy.ops.disable_weight_init,
+    ):
         super().__init__()
         self.norm = operations.GroupNorm(cfg.norm_num_groups, dim, eps=1e-6, affine=True, dtype=dtype, device=device)
         self.proj_in = operations.Conv2d(dim, dim, 1, dtype=dtype, device=device)
-        self.transformer_blocks = nn.ModuleList([AudioTransformerBlock(dim, cfg, dtype=dtype, device=device, operations=operations)])
+        self.transformer_blocks = nn.ModuleList(
+            [AudioTransformerBlock(dim, cfg, dtype=dtype, device=device, operations=operations)]
+        )
         self.proj_out = operations.Conv2d(dim, dim, 1, dtype=dtype, device=device)
 
-    def forward(self, x: torch.Tensor, audio: Optional[torch.Tensor]) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, audio: torch.Tensor | None) -> torch.Tensor:
         bf, c, h, w = x.shape
         tokens = self.proj_in(self.norm(x)).permute(0, 2, 3, 1).reshape(bf, h * w, c)
         for block in self.transformer_blocks:
@@ -208,7 +242,7 @@ class Upsample(nn.Module):
         super().__init__()
         self.conv = operations.Conv2d(ch, ch, 3, padding=1, dtype=dtype, device=device)
 
-    def forward(self, x: torch.Tensor, size: Optional[tuple[int, int]] = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
         # Matching the skip's size (not a plain x2) keeps latents whose side is not a multiple of 8 working.
         if size is None:
             x = F.interpolate(x, scale_factor=2.0, mode="nearest")
@@ -219,14 +253,27 @@ class Upsample(nn.Module):
 
 def _motion_list(n: int, ch: int, enabled: bool, cfg: LatentSyncUNetConfig, dtype, device, operations) -> nn.ModuleList:
     # None entries keep the official indices (`motion_modules.{j}`) and add no keys when disabled.
-    return nn.ModuleList([MotionModule(ch, cfg.motion, dtype=dtype, device=device, operations=operations) if enabled else None
-                          for _ in range(n)])
+    return nn.ModuleList(
+        [
+            MotionModule(ch, cfg.motion, dtype=dtype, device=device, operations=operations) if enabled else None
+            for _ in range(n)
+        ]
+    )
 
 
 class DownBlock(nn.Module):
     """`CrossAttnDownBlock3D` (with attentions) or `DownBlock3D`: (resnet -> attention -> motion) x layers."""
 
-    def __init__(self, cfg: LatentSyncUNetConfig, index: int, in_ch: int, out_ch: int, dtype=None, device=None, operations: Ops = comfy.ops.disable_weight_init):
+    def __init__(
+        self,
+        cfg: LatentSyncUNetConfig,
+        index: int,
+        in_ch: int,
+        out_ch: int,
+        dtype=None,
+        device=None,
+        operations: Ops = comfy.ops.disable_weight_init,
+    ):
         super().__init__()
         n = cfg.layers_per_block
         kw = dict(dtype=dtype, device=device, operations=operations)
@@ -257,7 +304,14 @@ class DownBlock(nn.Module):
 class MidBlock(nn.Module):
     """`UNetMidBlock3DCrossAttn`: resnet -> (attention -> [motion] -> resnet)."""
 
-    def __init__(self, cfg: LatentSyncUNetConfig, ch: int, dtype=None, device=None, operations: Ops = comfy.ops.disable_weight_init):
+    def __init__(
+        self,
+        cfg: LatentSyncUNetConfig,
+        ch: int,
+        dtype=None,
+        device=None,
+        operations: Ops = comfy.ops.disable_weight_init,
+    ):
         super().__init__()
         kw = dict(dtype=dtype, device=device, operations=operations)
         self.resnets = nn.ModuleList([ResnetBlock(cfg, ch, ch, **kw), ResnetBlock(cfg, ch, ch, **kw)])
@@ -275,7 +329,14 @@ class MidBlock(nn.Module):
 class UpBlock(nn.Module):
     """`CrossAttnUpBlock3D` / `UpBlock3D`: (concat skip -> resnet -> attention -> motion) x (layers + 1)."""
 
-    def __init__(self, cfg: LatentSyncUNetConfig, index: int, dtype=None, device=None, operations: Ops = comfy.ops.disable_weight_init):
+    def __init__(
+        self,
+        cfg: LatentSyncUNetConfig,
+        index: int,
+        dtype=None,
+        device=None,
+        operations: Ops = comfy.ops.disable_weight_init,
+    ):
         super().__init__()
         rev = list(reversed(cfg.block_out_channels))
         out_ch = rev[index]
@@ -297,8 +358,17 @@ class UpBlock(nn.Module):
         last = index == len(cfg.block_out_channels) - 1
         self.upsamplers = None if last else nn.ModuleList([Upsample(out_ch, **kw)])
 
-    def forward(self, x, skips: list[torch.Tensor], temb, audio, frames, upsample_size=None,
-                start_layer: int = 0, before_last_layer: Optional[Callable[[torch.Tensor], None]] = None) -> torch.Tensor:
+    def forward(
+        self,
+        x,
+        skips: list[torch.Tensor],
+        temb,
+        audio,
+        frames,
+        upsample_size=None,
+        start_layer: int = 0,
+        before_last_layer: Callable[[torch.Tensor], None] | None = None,
+    ) -> torch.Tensor:
         """`skips` are consumed from the end; `start_layer` / `before_last_layer` serve the DeepCache reuse."""
         skips = list(skips)
         for i in range(start_layer, len(self.resnets)):
@@ -335,15 +405,21 @@ class DeepCache:
     """
 
     def __init__(self) -> None:
-        self.features: Optional[torch.Tensor] = None
+        self.features: torch.Tensor | None = None
 
     def store(self, x: torch.Tensor) -> None:
         self.features = x
 
 
 class LatentSyncUNet3D(nn.Module):
-    def __init__(self, cfg: LatentSyncUNetConfig, dtype=None, device=None, operations: Ops = comfy.ops.disable_weight_init,
-                 compute_dtype: Optional[torch.dtype] = None):
+    def __init__(
+        self,
+        cfg: LatentSyncUNetConfig,
+        dtype=None,
+        device=None,
+        operations: Ops = comfy.ops.disable_weight_init,
+        compute_dtype: torch.dtype | None = None,
+    ):
         """dtype: weight dtype; compute_dtype: activation dtype (differs with comfy.ops.manual_cast)."""
         super().__init__()
         self.config = cfg
@@ -353,16 +429,22 @@ class LatentSyncUNet3D(nn.Module):
         ch = cfg.block_out_channels
         self.conv_in = operations.Conv2d(cfg.in_channels, ch[0], 3, padding=1, **dd)
         self.time_embedding = TimestepEmbedding(ch[0], cfg.time_embed_dim, **kw)
-        self.down_blocks = nn.ModuleList(
-            [DownBlock(cfg, i, ch[max(i - 1, 0)], ch[i], **kw) for i in range(len(ch))]
-        )
+        self.down_blocks = nn.ModuleList([DownBlock(cfg, i, ch[max(i - 1, 0)], ch[i], **kw) for i in range(len(ch))])
         self.mid_block = MidBlock(cfg, ch[-1], **kw)
         self.up_blocks = nn.ModuleList([UpBlock(cfg, i, **kw) for i in range(len(ch))])
-        self.conv_norm_out = operations.GroupNorm(cfg.norm_num_groups, ch[0], eps=cfg.norm_eps, affine=True, dtype=dtype, device=device)
+        self.conv_norm_out = operations.GroupNorm(
+            cfg.norm_num_groups, ch[0], eps=cfg.norm_eps, affine=True, dtype=dtype, device=device
+        )
         self.conv_out = operations.Conv2d(ch[0], cfg.out_channels, 3, padding=1, **dd)
 
-    def forward(self, x: torch.Tensor, timestep: torch.Tensor | float, audio: Optional[torch.Tensor] = None,
-                deep_cache: Optional[DeepCache] = None, reuse_cache: bool = False) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        timestep: torch.Tensor | float,
+        audio: torch.Tensor | None = None,
+        deep_cache: DeepCache | None = None,
+        reuse_cache: bool = False,
+    ) -> torch.Tensor:
         """Predict epsilon.
 
         x: (b, in_channels, f, h, w) latents of one chunk; timestep: scalar or (b,);
@@ -371,12 +453,18 @@ class LatentSyncUNet3D(nn.Module):
         """
         cfg = self.config
         if x.ndim != 5 or x.shape[1] != cfg.in_channels:
-            raise ValueError(f"UNet input must be (batch, {cfg.in_channels}, frames, height, width), got {tuple(x.shape)}")
+            raise ValueError(
+                f"UNet input must be (batch, {cfg.in_channels}, frames, height, width), got {tuple(x.shape)}"
+            )
         b, _, f, h, w = x.shape
         if cfg.has_motion_modules and cfg.motion.position_encoding and f > cfg.motion.max_frames:
             raise ValueError(f"a chunk has {f} frames; the motion modules allow at most {cfg.motion.max_frames}")
-        if audio is not None and (audio.ndim != 4 or audio.shape[:2] != (b, f) or audio.shape[-1] != cfg.cross_attention_dim):
-            raise ValueError(f"audio must be (batch={b}, frames={f}, tokens, {cfg.cross_attention_dim}), got {tuple(audio.shape)}")
+        if audio is not None and (
+            audio.ndim != 4 or audio.shape[:2] != (b, f) or audio.shape[-1] != cfg.cross_attention_dim
+        ):
+            raise ValueError(
+                f"audio must be (batch={b}, frames={f}, tokens, {cfg.cross_attention_dim}), got {tuple(audio.shape)}"
+            )
         dtype = self.compute_dtype
         x = x.to(dtype).transpose(1, 2).reshape(b * f, cfg.in_channels, h, w)
         context = audio.to(dtype).reshape(b * f, audio.shape[2], audio.shape[3]) if audio is not None else None
@@ -398,7 +486,7 @@ class LatentSyncUNet3D(nn.Module):
                 hidden, outs = block(hidden, temb, context, f)
                 skips.extend(outs)
             hidden = self.mid_block(hidden, temb, context, f)
-            for i, block in enumerate(self.up_blocks):
+            for block in self.up_blocks:
                 n = len(block.resnets)
                 block_skips, skips = skips[-n:], skips[:-n]
                 size = tuple(skips[-1].shape[-2:]) if skips else None

@@ -5,6 +5,7 @@ a Slaney-style mel filterbank from 0 to 8 kHz (80 mels up to large-v2, 128 for l
 power, a dynamic-range floor 8 decades below the loudest bin and the affine map (x + 4) / 4.
 One 30 s window is 480 000 samples = 3000 mel frames = 1500 encoder positions.
 """
+
 from __future__ import annotations
 
 import functools
@@ -38,8 +39,9 @@ def _mel_to_hz(mel: torch.Tensor) -> torch.Tensor:
 
 
 @functools.lru_cache(maxsize=8)
-def mel_filterbank(n_mels: int, n_fft: int = N_FFT, sample_rate: int = SAMPLE_RATE,
-                   f_min: float = 0.0, f_max: float = 8000.0) -> torch.Tensor:
+def mel_filterbank(
+    n_mels: int, n_fft: int = N_FFT, sample_rate: int = SAMPLE_RATE, f_min: float = 0.0, f_max: float = 8000.0
+) -> torch.Tensor:
     """Triangular Slaney-normalised mel filters, shape [n_mels, n_fft // 2 + 1], float32.
 
     Computed in float64 so that 80- and 128-band banks match the published filter files to float32
@@ -48,9 +50,12 @@ def mel_filterbank(n_mels: int, n_fft: int = N_FFT, sample_rate: int = SAMPLE_RA
     if n_mels <= 0:
         raise ValueError(f"n_mels must be positive, got {n_mels}")
     fft_hz = torch.linspace(0.0, sample_rate / 2.0, n_fft // 2 + 1, dtype=torch.float64)
-    mel_edges = torch.linspace(float(_hz_to_mel(torch.tensor(f_min, dtype=torch.float64))),
-                               float(_hz_to_mel(torch.tensor(f_max, dtype=torch.float64))),
-                               n_mels + 2, dtype=torch.float64)
+    mel_edges = torch.linspace(
+        float(_hz_to_mel(torch.tensor(f_min, dtype=torch.float64))),
+        float(_hz_to_mel(torch.tensor(f_max, dtype=torch.float64))),
+        n_mels + 2,
+        dtype=torch.float64,
+    )
     hz_edges = _mel_to_hz(mel_edges)
     lower, centre, upper = hz_edges[:-2, None], hz_edges[1:-1, None], hz_edges[2:, None]
     rising = (fft_hz[None, :] - lower) / (centre - lower)
@@ -68,12 +73,12 @@ def power_spectrogram(audio: torch.Tensor) -> torch.Tensor:
     """
     if audio.shape[-1] <= N_FFT // 2:
         raise ValueError(
-            f"audio too short for a spectrogram: {audio.shape[-1]} samples at 16 kHz, need more than {N_FFT // 2}")
+            f"audio too short for a spectrogram: {audio.shape[-1]} samples at 16 kHz, need more than {N_FFT // 2}"
+        )
     lead = audio.shape[:-1]
     flat = audio.reshape(-1, audio.shape[-1]).to(torch.float32)
     window = torch.hann_window(N_FFT, device=flat.device, dtype=flat.dtype)
-    spec = torch.stft(flat, N_FFT, HOP_LENGTH, window=window, center=True, pad_mode="reflect",
-                      return_complex=True)
+    spec = torch.stft(flat, N_FFT, HOP_LENGTH, window=window, center=True, pad_mode="reflect", return_complex=True)
     power = spec[..., :-1].abs() ** 2
     return power.reshape(*lead, *power.shape[-2:])
 

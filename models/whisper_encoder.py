@@ -10,16 +10,16 @@ Hugging Face and Comfy-Org layouts onto them.
 HuMo on Hugging Face's 33 `hidden_states` (input embedding, block outputs, last one after
 `ln_post`), LatentSync on the input embedding and the block outputs before `ln_post`.
 """
+
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 
+import comfy.ops
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-
-import comfy.ops
 from comfy.ldm.modules.attention import optimized_attention
 
 # Every released Whisper size uses 64-dimensional attention heads.
@@ -107,11 +107,13 @@ class WhisperEncoder(nn.Module):
             raise ValueError(f"d_model {cfg.d_model} is not divisible by {cfg.n_heads} heads")
         self.config = cfg
         self.conv1 = operations.Conv1d(cfg.n_mels, cfg.d_model, kernel_size=3, padding=1, dtype=dtype, device=device)
-        self.conv2 = operations.Conv1d(cfg.d_model, cfg.d_model, kernel_size=3, stride=2, padding=1,
-                                       dtype=dtype, device=device)
+        self.conv2 = operations.Conv1d(
+            cfg.d_model, cfg.d_model, kernel_size=3, stride=2, padding=1, dtype=dtype, device=device
+        )
         self.register_buffer("positional_embedding", sinusoids(cfg.n_ctx, cfg.d_model).to(device=device, dtype=dtype))
-        self.blocks = nn.ModuleList([EncoderBlock(cfg, dtype=dtype, device=device, operations=operations)
-                                     for _ in range(cfg.n_layers)])
+        self.blocks = nn.ModuleList(
+            [EncoderBlock(cfg, dtype=dtype, device=device, operations=operations) for _ in range(cfg.n_layers)]
+        )
         self.ln_post = operations.LayerNorm(cfg.d_model, dtype=dtype, device=device)
 
     def forward(self, mel: torch.Tensor) -> torch.Tensor:
@@ -122,8 +124,9 @@ class WhisperEncoder(nn.Module):
         """
         cfg = self.config
         if mel.ndim != 3 or mel.shape[1] != cfg.n_mels or mel.shape[2] != 2 * cfg.n_ctx:
-            raise ValueError(f"{cfg.name} expects log-mel [batch, {cfg.n_mels}, {2 * cfg.n_ctx}], "
-                             f"got {tuple(mel.shape)}")
+            raise ValueError(
+                f"{cfg.name} expects log-mel [batch, {cfg.n_mels}, {2 * cfg.n_ctx}], got {tuple(mel.shape)}"
+            )
         x = F.gelu(self.conv1(mel))
         x = F.gelu(self.conv2(x)).transpose(1, 2)
         x = x + comfy.ops.cast_to_input(self.positional_embedding, x)
@@ -138,8 +141,16 @@ class WhisperEncoder(nn.Module):
 class WhisperModel:
     """The `HV_WHISPER` value: an encoder in a ModelPatcher so ComfyUI can load and offload it."""
 
-    def __init__(self, encoder: WhisperEncoder, *, compute_dtype: torch.dtype, load_device: torch.device,
-                 offload_device: torch.device, layout: str = "", source: str = ""):
+    def __init__(
+        self,
+        encoder: WhisperEncoder,
+        *,
+        compute_dtype: torch.dtype,
+        load_device: torch.device,
+        offload_device: torch.device,
+        layout: str = "",
+        source: str = "",
+    ):
         import comfy.model_patcher
 
         self.patcher = comfy.model_patcher.ModelPatcher(encoder, load_device=load_device, offload_device=offload_device)

@@ -4,6 +4,7 @@ Every module in this package that defines a module-level ``NODES`` list is colle
 so adding a family means adding a module, not editing a registry. An import error in any module is
 not swallowed: ComfyUI then reports the whole pack as failed, which the integration tests detect.
 """
+
 import importlib
 import pkgutil
 

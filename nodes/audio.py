@@ -1,4 +1,5 @@
 """Audio loading node (PyAV; no torchaudio)."""
+
 from __future__ import annotations
 
 import os
@@ -57,20 +58,32 @@ class HVLoadAudio(io.ComfyNode):
                     tooltip="Optional file path that overrides the list (absolute, or relative to the input folder).",
                 ),
                 io.Float.Input(
-                    "start_seconds", default=0.0, min=0.0, max=1e6, step=0.01,
+                    "start_seconds",
+                    default=0.0,
+                    min=0.0,
+                    max=1e6,
+                    step=0.01,
                     tooltip="Skip this many seconds from the beginning.",
                 ),
                 io.Float.Input(
-                    "duration_seconds", default=0.0, min=0.0, max=1e6, step=0.01,
+                    "duration_seconds",
+                    default=0.0,
+                    min=0.0,
+                    max=1e6,
+                    step=0.01,
                     tooltip="Keep this many seconds after the start; 0 keeps everything to the end.",
                 ),
                 io.Combo.Input(
-                    "sample_rate", options=SAMPLE_RATES, default="original",
+                    "sample_rate",
+                    options=SAMPLE_RATES,
+                    default="original",
                     tooltip="Resample to this rate (Hz). HuMo and LatentSync use 16000; their feature nodes "
                     "resample anyway.",
                 ),
                 io.Combo.Input(
-                    "channels", options=CHANNELS, default="original",
+                    "channels",
+                    options=CHANNELS,
+                    default="original",
                     tooltip="mono averages the channels; stereo duplicates a mono track.",
                 ),
             ],
@@ -103,9 +116,7 @@ class HVLoadAudio(io.ComfyNode):
         return True
 
 
-def load_audio_clip(
-    full_path: str, start: float, duration: float, sample_rate: str, channels: str
-) -> AudioClip:
+def load_audio_clip(full_path: str, start: float, duration: float, sample_rate: str, channels: str) -> AudioClip:
     clip = decode_audio(full_path, start=start, duration=duration if duration > 0 else None)
     waveform, rate = clip.waveform, clip.sample_rate
     if channels == "mono":

@@ -1,4 +1,5 @@
 """Face track and paste-back nodes for LatentSync (thin wrappers over media.face_*)."""
+
 from __future__ import annotations
 
 import logging
@@ -41,61 +42,103 @@ class HVFaceTrack(io.ComfyNode):
             inputs=[
                 io.Image.Input("images", tooltip="Video frames [frames, height, width, 3]; any size or fps."),
                 io.Combo.Input(
-                    "face_model", options=models, default=models[0],
+                    "face_model",
+                    options=models,
+                    default=models[0],
                     tooltip=f"68-point dlib landmark model: {LANDMARKS_68} in models/face_detection "
                     "(or the one shipped by the face_recognition_models package).",
                 ),
                 io.Combo.Input(
-                    "resolution", options=list(RESOLUTIONS), default=next(iter(RESOLUTIONS)),
+                    "resolution",
+                    options=list(RESOLUTIONS),
+                    default=next(iter(RESOLUTIONS)),
                     tooltip="Crop size: 256 for LatentSync 1.5, 512 for 1.6 (must match the UNet).",
                 ),
                 io.Combo.Input(
-                    "select", options=list(SELECT_MODES), default="largest",
+                    "select",
+                    options=list(SELECT_MODES),
+                    default="largest",
                     tooltip="Which face to follow: largest (then keeps following that person), index (left to "
                     "right from 0), or mask (the face most covered by speaker_mask).",
                 ),
-                io.Int.Input("face_index", default=0, min=0, max=31,
-                             tooltip="With select=index: 0 is the leftmost face in each frame."),
+                io.Int.Input(
+                    "face_index",
+                    default=0,
+                    min=0,
+                    max=31,
+                    tooltip="With select=index: 0 is the leftmost face in each frame.",
+                ),
                 io.Float.Input(
-                    "smoothing", default=1.0, min=0.0, max=10.0, step=0.1,
+                    "smoothing",
+                    default=1.0,
+                    min=0.0,
+                    max=10.0,
+                    step=0.1,
                     tooltip="Temporal smoothing of the alignment, Gaussian sigma in frames (0 = off). Centred, "
                     "so it removes jitter without lagging behind the head.",
                 ),
                 io.Combo.Input(
-                    "detector", options=list(DETECTORS), default="hog",
+                    "detector",
+                    options=list(DETECTORS),
+                    default="hog",
                     tooltip="hog: fast CPU detector for frontal faces, built into dlib. cnn: more robust to "
                     "angles, slow on CPU; needs mmod_human_face_detector.dat in models/face_detection.",
                 ),
-                io.Int.Input("upsample", default=1, min=0, max=3,
-                             tooltip="Detection upsampling steps; raise to find small faces (each x2 slower)."),
+                io.Int.Input(
+                    "upsample",
+                    default=1,
+                    min=0,
+                    max=3,
+                    tooltip="Detection upsampling steps; raise to find small faces (each x2 slower).",
+                ),
                 io.Float.Input(
-                    "min_score", default=0.5, min=-1.0, max=3.0, step=0.05,
+                    "min_score",
+                    default=0.5,
+                    min=-1.0,
+                    max=3.0,
+                    step=0.05,
                     tooltip="Detector confidence threshold; lower finds harder faces but more false ones.",
                 ),
                 io.Mask.Input(
-                    "speaker_mask", optional=True,
+                    "speaker_mask",
+                    optional=True,
                     tooltip="With select=mask: paint the person who speaks (one mask, or one per frame).",
                 ),
             ],
             outputs=[
-                FaceTrackType.Output(display_name="face_track",
-                                     tooltip="Per-frame boxes, landmarks and crop matrices of the chosen face."),
-                io.Image.Output(display_name="crops",
-                                tooltip="Aligned square face crops, grey where no face was found."),
+                FaceTrackType.Output(
+                    display_name="face_track",
+                    tooltip="Per-frame boxes, landmarks and crop matrices of the chosen face.",
+                ),
+                io.Image.Output(
+                    display_name="crops", tooltip="Aligned square face crops, grey where no face was found."
+                ),
                 io.String.Output(display_name="report", tooltip="Which frames had no face."),
             ],
         )
 
     @classmethod
-    def execute(cls, images, face_model, resolution, select, face_index, smoothing, detector, upsample,
-                min_score, speaker_mask=None) -> io.NodeOutput:
+    def execute(
+        cls,
+        images,
+        face_model,
+        resolution,
+        select,
+        face_index,
+        smoothing,
+        detector,
+        upsample,
+        min_score,
+        speaker_mask=None,
+    ) -> io.NodeOutput:
         if resolution not in RESOLUTIONS:
             raise ValueError(f"resolution must be one of {list(RESOLUTIONS)}, got {resolution!r}")
         finder = DlibFaceDetector(face_model, detector=detector, upsample=upsample, min_score=min_score)
         n = int(images.shape[0]) if images is not None and images.ndim == 4 else 0
         step = _progress(2 * max(n, 1))
-        track = track_faces(images, finder, RESOLUTIONS[resolution], select, face_index, speaker_mask,
-                            smoothing, on_frame=step)
+        track = track_faces(
+            images, finder, RESOLUTIONS[resolution], select, face_index, speaker_mask, smoothing, on_frame=step
+        )
         crops = crop_frames(images, track, on_frame=step)
         report = track.summary()
         if track.missing_frames:
@@ -119,8 +162,12 @@ class HVFacePaste(io.ComfyNode):
                 io.Image.Input("images", tooltip="The original frames the track was made from."),
                 io.Image.Input("faces", tooltip="Processed crops, one per frame (any square size)."),
                 FaceTrackType.Input("face_track", tooltip="The track from Face Track."),
-                io.Combo.Input("region", options=list(REGIONS), default="mouth",
-                               tooltip="mouth: paste the regenerated region only. face: the whole crop."),
+                io.Combo.Input(
+                    "region",
+                    options=list(REGIONS),
+                    default="mouth",
+                    tooltip="mouth: paste the regenerated region only. face: the whole crop.",
+                ),
             ],
             outputs=[io.Image.Output(display_name="images", tooltip="Frames with the faces pasted back.")],
         )

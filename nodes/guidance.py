@@ -1,4 +1,5 @@
 """Guidance schedule node: official multi-condition CFG recipes, or a custom chain per segment."""
+
 from __future__ import annotations
 
 from comfy_api.latest import io
@@ -10,8 +11,9 @@ CUSTOM = "custom"
 PRESET_NAMES = list(gd.PRESETS) + [CUSTOM]
 
 
-def build_plan(preset: str, scale_t: float, scale_a: float, scale_i: float, chains: str, switch_points: str,
-               switch_unit: str) -> gd.GuidancePlan:
+def build_plan(
+    preset: str, scale_t: float, scale_a: float, scale_i: float, chains: str, switch_points: str, switch_unit: str
+) -> gd.GuidancePlan:
     """Node inputs -> plan; negative scales mean 'the preset's official value'."""
     if preset == CUSTOM:
         sched = gd.parse_schedule(chains, switch_points, switch_unit)
@@ -38,25 +40,60 @@ class HVGuidanceSchedule(io.ComfyNode):
                 "official HuMo recipes; 'custom' takes one chain per line."
             ),
             inputs=[
-                io.Combo.Input("preset", options=PRESET_NAMES, default=PRESET_NAMES[0],
-                               tooltip="HuMo-17B official: text 5.0, audio 5.5; image kept in the null pass while "
-                               "t > 980, then text 5.0 - 2. HuMo-1.7B official: text 7.5, audio 7.5, image 4.0. "
-                               "custom: the chains below."),
-                io.Float.Input("scale_t", default=-1.0, min=-1.0, max=100.0, step=0.1, round=0.01,
-                               tooltip="Text guidance for the presets; -1 keeps the official value."),
-                io.Float.Input("scale_a", default=-1.0, min=-1.0, max=100.0, step=0.1, round=0.01,
-                               tooltip="Audio guidance for the presets; -1 keeps the official value."),
-                io.Float.Input("scale_i", default=-1.0, min=-1.0, max=100.0, step=0.1, round=0.01,
-                               tooltip="Image guidance (HuMo-1.7B preset only); -1 keeps the official value."),
-                io.String.Input("chains", multiline=True, default="I | TI:5 | TIA:5.5\n0 | TI:3 | TIA:5.5",
-                                tooltip="custom only. One chain per segment, in sampling order: v_0, then "
-                                "'passes:scale' for each v_k. Letters: T text, I image, A audio; 0 = all null."),
-                io.String.Input("switch_points", default="0.98",
-                                tooltip="custom only. Comma-separated boundaries between the segments "
-                                "(one fewer than chain lines): a segment holds while sigma > point, or step < point."),
-                io.Combo.Input("switch_unit", options=["sigma", "step"], default="sigma",
-                               tooltip="custom only. Whether switch points are sigmas (t/1000 for flow models) or "
-                               "step indices."),
+                io.Combo.Input(
+                    "preset",
+                    options=PRESET_NAMES,
+                    default=PRESET_NAMES[0],
+                    tooltip="HuMo-17B official: text 5.0, audio 5.5; image kept in the null pass while "
+                    "t > 980, then text 5.0 - 2. HuMo-1.7B official: text 7.5, audio 7.5, image 4.0. "
+                    "custom: the chains below.",
+                ),
+                io.Float.Input(
+                    "scale_t",
+                    default=-1.0,
+                    min=-1.0,
+                    max=100.0,
+                    step=0.1,
+                    round=0.01,
+                    tooltip="Text guidance for the presets; -1 keeps the official value.",
+                ),
+                io.Float.Input(
+                    "scale_a",
+                    default=-1.0,
+                    min=-1.0,
+                    max=100.0,
+                    step=0.1,
+                    round=0.01,
+                    tooltip="Audio guidance for the presets; -1 keeps the official value.",
+                ),
+                io.Float.Input(
+                    "scale_i",
+                    default=-1.0,
+                    min=-1.0,
+                    max=100.0,
+                    step=0.1,
+                    round=0.01,
+                    tooltip="Image guidance (HuMo-1.7B preset only); -1 keeps the official value.",
+                ),
+                io.String.Input(
+                    "chains",
+                    multiline=True,
+                    default="I | TI:5 | TIA:5.5\n0 | TI:3 | TIA:5.5",
+                    tooltip="custom only. One chain per segment, in sampling order: v_0, then "
+                    "'passes:scale' for each v_k. Letters: T text, I image, A audio; 0 = all null.",
+                ),
+                io.String.Input(
+                    "switch_points",
+                    default="0.98",
+                    tooltip="custom only. Comma-separated boundaries between the segments "
+                    "(one fewer than chain lines): a segment holds while sigma > point, or step < point.",
+                ),
+                io.Combo.Input(
+                    "switch_unit",
+                    options=["sigma", "step"],
+                    default="sigma",
+                    tooltip="custom only. Whether switch points are sigmas (t/1000 for flow models) or step indices.",
+                ),
             ],
             outputs=[
                 HV_GUIDANCE.Output(display_name="guidance", tooltip="The schedule, for HV HuMo Guider / Sampler."),

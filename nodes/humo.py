@@ -1,12 +1,12 @@
 """HuMo nodes: official-faithful conditioning, multi-condition guider, all-in-one sampler."""
+
 from __future__ import annotations
 
 import logging
 
+import comfy.model_management
 import torch
 from comfy_api.latest import io
-
-import comfy.model_management
 
 from ..samplers import guidance as gd
 from ..samplers import humo_conditioning as hc
@@ -44,26 +44,62 @@ class HVHuMoConditioning(io.ComfyNode):
                 io.Conditioning.Input("positive", tooltip="Text conditioning of the prompt (umT5, CLIP Text Encode)."),
                 io.Conditioning.Input("negative", tooltip="The null text: the official Wan negative prompt encoded."),
                 io.Vae.Input("vae", tooltip="Wan 2.1 VAE: encodes the references and the zero video for 17B."),
-                io.Combo.Input("size", options=SIZE_OPTIONS, default="480x832",
-                               tooltip="Height x width preset (trained: 480x832, 720x1280); 'custom' uses width/height."),
-                io.Int.Input("width", default=832, min=16, max=4096, step=16,
-                             tooltip="Video width in pixels (multiple of 16), used when size is 'custom'."),
-                io.Int.Input("height", default=480, min=16, max=4096, step=16,
-                             tooltip="Video height in pixels (multiple of 16), used when size is 'custom'."),
-                io.Int.Input("length", default=97, min=-1, max=4097,
-                             tooltip="Frames at 25 fps, 4n+1 (others are rounded down); -1 = the audio's length. "
-                             "Trained on 97."),
-                io.Image.Input("reference_images", optional=True,
-                               tooltip="0..N reference images (a batch): each becomes one extra latent frame."),
-                HV_AUDIO_FEATURES.Input("audio_features", optional=True,
-                                        tooltip="Whisper-large-v3 features of the speech. Silent audio = no audio."),
-                io.Mask.Input("focus_mask", optional=True,
-                              tooltip="Where the audio should act (a face), static or one mask per frame."),
-                io.Float.Input("focus_strength", default=0.0, min=0.0, max=1.0, step=0.05,
-                               tooltip="How strongly the audio cross-attention is confined to the focus mask; "
-                               "0 = official behaviour."),
-                HV_AUDIO_FEATURES.Input("audio_features_2", optional=True,
-                                        tooltip="A second speaker's track; needs focus_mask and mask_2."),
+                io.Combo.Input(
+                    "size",
+                    options=SIZE_OPTIONS,
+                    default="480x832",
+                    tooltip="Height x width preset (trained: 480x832, 720x1280); 'custom' uses width/height.",
+                ),
+                io.Int.Input(
+                    "width",
+                    default=832,
+                    min=16,
+                    max=4096,
+                    step=16,
+                    tooltip="Video width in pixels (multiple of 16), used when size is 'custom'.",
+                ),
+                io.Int.Input(
+                    "height",
+                    default=480,
+                    min=16,
+                    max=4096,
+                    step=16,
+                    tooltip="Video height in pixels (multiple of 16), used when size is 'custom'.",
+                ),
+                io.Int.Input(
+                    "length",
+                    default=97,
+                    min=-1,
+                    max=4097,
+                    tooltip="Frames at 25 fps, 4n+1 (others are rounded down); -1 = the audio's length. Trained on 97.",
+                ),
+                io.Image.Input(
+                    "reference_images",
+                    optional=True,
+                    tooltip="0..N reference images (a batch): each becomes one extra latent frame.",
+                ),
+                HV_AUDIO_FEATURES.Input(
+                    "audio_features",
+                    optional=True,
+                    tooltip="Whisper-large-v3 features of the speech. Silent audio = no audio.",
+                ),
+                io.Mask.Input(
+                    "focus_mask",
+                    optional=True,
+                    tooltip="Where the audio should act (a face), static or one mask per frame.",
+                ),
+                io.Float.Input(
+                    "focus_strength",
+                    default=0.0,
+                    min=0.0,
+                    max=1.0,
+                    step=0.05,
+                    tooltip="How strongly the audio cross-attention is confined to the focus mask; "
+                    "0 = official behaviour.",
+                ),
+                HV_AUDIO_FEATURES.Input(
+                    "audio_features_2", optional=True, tooltip="A second speaker's track; needs focus_mask and mask_2."
+                ),
                 io.Mask.Input("mask_2", optional=True, tooltip="Region of the second speaker."),
             ],
             outputs=[
@@ -75,9 +111,22 @@ class HVHuMoConditioning(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, positive, negative, vae, size, width, height, length, reference_images=None,
-                audio_features=None, focus_mask=None, focus_strength=0.0, audio_features_2=None,
-                mask_2=None) -> io.NodeOutput:
+    def execute(
+        cls,
+        positive,
+        negative,
+        vae,
+        size,
+        width,
+        height,
+        length,
+        reference_images=None,
+        audio_features=None,
+        focus_mask=None,
+        focus_strength=0.0,
+        audio_features_2=None,
+        mask_2=None,
+    ) -> io.NodeOutput:
         if size != "custom":
             width, height = hc.PRESET_SIZES[size]
         speakers, masks = [], []
@@ -92,11 +141,27 @@ class HVHuMoConditioning(io.ComfyNode):
             speakers.append(audio_features_2)
             masks.append(mask_2)
         images = list(reference_images) if reference_images is not None else []
-        cond = hc.build_condition(vae, width, height, length, images=images, speakers=speakers, speaker_masks=masks,
-                                  focus_strength=focus_strength)
-        latent = torch.zeros(1, hc.LATENT_CHANNELS, cond.latent_frames, height // 8, width // 8,
-                             device=comfy.model_management.intermediate_device())
-        return io.NodeOutput(_attach(positive, cond), _attach(negative, cond), {"samples": latent}, "\n".join(cond.notes))
+        cond = hc.build_condition(
+            vae,
+            width,
+            height,
+            length,
+            images=images,
+            speakers=speakers,
+            speaker_masks=masks,
+            focus_strength=focus_strength,
+        )
+        latent = torch.zeros(
+            1,
+            hc.LATENT_CHANNELS,
+            cond.latent_frames,
+            height // 8,
+            width // 8,
+            device=comfy.model_management.intermediate_device(),
+        )
+        return io.NodeOutput(
+            _attach(positive, cond), _attach(negative, cond), {"samples": latent}, "\n".join(cond.notes)
+        )
 
 
 class HVHuMoGuider(io.ComfyNode):
@@ -115,8 +180,11 @@ class HVHuMoGuider(io.ComfyNode):
                 io.Model.Input("model", tooltip="A HuMo model (17B or 1.7B), LoRAs and patches welcome."),
                 io.Conditioning.Input("positive", tooltip="positive from HuMo Conditioning."),
                 io.Conditioning.Input("negative", tooltip="negative from HuMo Conditioning."),
-                HV_GUIDANCE.Input("guidance", optional=True,
-                                  tooltip="Guidance schedule; default: the official recipe of the model's size."),
+                HV_GUIDANCE.Input(
+                    "guidance",
+                    optional=True,
+                    tooltip="Guidance schedule; default: the official recipe of the model's size.",
+                ),
             ],
             outputs=[io.Guider.Output(display_name="guider", tooltip="For SamplerCustomAdvanced.")],
         )
@@ -145,34 +213,66 @@ class HVHuMoSampler(io.ComfyNode):
                 io.Conditioning.Input("positive", tooltip="positive from HuMo Conditioning."),
                 io.Conditioning.Input("negative", tooltip="negative from HuMo Conditioning."),
                 io.Latent.Input("latent", tooltip="latent from HuMo Conditioning."),
-                io.Int.Input("seed", default=666666, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True,
-                             tooltip="Noise seed (official default 666666)."),
+                io.Int.Input(
+                    "seed",
+                    default=666666,
+                    min=0,
+                    max=0xFFFFFFFFFFFFFFFF,
+                    control_after_generate=True,
+                    tooltip="Noise seed (official default 666666).",
+                ),
                 io.Int.Input("steps", default=50, min=1, max=1000, tooltip="Sampling steps (official 50)."),
-                io.Float.Input("shift", default=5.0, min=0.01, max=100.0, step=0.1,
-                               tooltip="Flow shift of the sigma schedule (official 5.0)."),
-                io.Combo.Input("solver", options=list(hg.SOLVERS), default="uni_pc",
-                               tooltip="uni_pc: core UniPC bh2 (the official solver family); euler: flow Euler."),
-                HV_GUIDANCE.Input("guidance", optional=True,
-                                  tooltip="Guidance schedule; default: the official recipe of the model's size."),
+                io.Float.Input(
+                    "shift",
+                    default=5.0,
+                    min=0.01,
+                    max=100.0,
+                    step=0.1,
+                    tooltip="Flow shift of the sigma schedule (official 5.0).",
+                ),
+                io.Combo.Input(
+                    "solver",
+                    options=list(hg.SOLVERS),
+                    default="uni_pc",
+                    tooltip="uni_pc: core UniPC bh2 (the official solver family); euler: flow Euler.",
+                ),
+                HV_GUIDANCE.Input(
+                    "guidance",
+                    optional=True,
+                    tooltip="Guidance schedule; default: the official recipe of the model's size.",
+                ),
             ],
             outputs=[
                 io.Latent.Output(display_name="latent", tooltip="Denoised video latent (reference frames dropped)."),
-                io.Mask.Output(display_name="predicted_mask",
-                               tooltip="Face mask per video frame [frames, H, W] from the model's mask-predictor heads "
-                               "(the fully conditioned pass of the last step), usable as focus_mask. All zeros when "
-                               "the checkpoint has no heads: the released HuMo checkpoints have none."),
+                io.Mask.Output(
+                    display_name="predicted_mask",
+                    tooltip="Face mask per video frame [frames, H, W] from the model's mask-predictor heads "
+                    "(the fully conditioned pass of the last step), usable as focus_mask. All zeros when "
+                    "the checkpoint has no heads: the released HuMo checkpoints have none.",
+                ),
             ],
         )
 
     @classmethod
     def execute(cls, model, positive, negative, latent, seed, steps, shift, solver, guidance=None) -> io.NodeOutput:
-        out, guider = hg.sample_humo(model, positive, negative, latent, guidance or default_plan(model), seed=seed,
-                                     steps=steps, shift=shift, solver=solver)
+        out, guider = hg.sample_humo(
+            model,
+            positive,
+            negative,
+            latent,
+            guidance or default_plan(model),
+            seed=seed,
+            steps=steps,
+            shift=shift,
+            solver=solver,
+        )
         mask = guider.predicted_mask()
         if mask is None:
             cond = guider.condition
-            logging.info("HumanVideo: this HuMo checkpoint has no mask-predictor heads (released ones have none); "
-                         "predicted_mask is all zeros")
+            logging.info(
+                "HumanVideo: this HuMo checkpoint has no mask-predictor heads (released ones have none); "
+                "predicted_mask is all zeros"
+            )
             mask = torch.zeros(out["samples"].shape[0] * cond.frames, cond.height, cond.width)
         return io.NodeOutput(out, mask.to(comfy.model_management.intermediate_device()))
 

@@ -1,4 +1,5 @@
 """Loader nodes for the official HuMo / Wan checkpoint layouts (they return core MODEL, VAE and CLIP)."""
+
 from __future__ import annotations
 
 import os
@@ -106,10 +107,17 @@ class HVLoadWanVAE(io.ComfyNode):
                 "weights only) or a safetensors repack. Other files are refused with a message saying what they are."
             ),
             inputs=[
-                io.Combo.Input("vae_name", options=folder_paths.get_filename_list("vae"),
-                               tooltip="Wan2.1_VAE.pth or wan_2.1_vae.safetensors in models/vae."),
-                io.Combo.Input("dtype", options=list(VAE_DTYPES), default="default",
-                               tooltip="Compute/storage type; default lets ComfyUI choose for the device."),
+                io.Combo.Input(
+                    "vae_name",
+                    options=folder_paths.get_filename_list("vae"),
+                    tooltip="Wan2.1_VAE.pth or wan_2.1_vae.safetensors in models/vae.",
+                ),
+                io.Combo.Input(
+                    "dtype",
+                    options=list(VAE_DTYPES),
+                    default="default",
+                    tooltip="Compute/storage type; default lets ComfyUI choose for the device.",
+                ),
             ],
             outputs=[io.Vae.Output(display_name="VAE", tooltip="The Wan2.1 video VAE (16 latent channels, 4x8x8).")],
         )
@@ -132,17 +140,25 @@ class HVLoadUMT5(io.ComfyNode):
                 "(umt5_xxl_*.safetensors, tokenizer embedded)."
             ),
             inputs=[
-                io.Combo.Input("text_encoder_name", options=folder_paths.get_filename_list("text_encoders"),
-                               tooltip="The encoder file in models/text_encoders."),
+                io.Combo.Input(
+                    "text_encoder_name",
+                    options=folder_paths.get_filename_list("text_encoders"),
+                    tooltip="The encoder file in models/text_encoders.",
+                ),
                 io.Combo.Input(
                     "tokenizer",
                     options=tokenizer_choices(),
                     default=AUTO_TOKENIZER,
-                    tooltip="Folder in models/text_encoders holding spiece.model (google/umt5-xxl). auto: the tokenizer "
-                    "embedded in a repack, else a google/umt5-xxl folder beside the file or in models/text_encoders.",
+                    tooltip="Folder in models/text_encoders holding spiece.model (google/umt5-xxl). "
+                    "auto: the tokenizer embedded in a repack, else a google/umt5-xxl folder beside the file "
+                    "or in models/text_encoders.",
                 ),
-                io.Combo.Input("dtype", options=list(UMT5_DTYPES), default="default",
-                               tooltip="Weight type; default keeps the file's (bf16 for the official file)."),
+                io.Combo.Input(
+                    "dtype",
+                    options=list(UMT5_DTYPES),
+                    default="default",
+                    tooltip="Weight type; default keeps the file's (bf16 for the official file).",
+                ),
             ],
             outputs=[io.Clip.Output(display_name="CLIP", tooltip="umT5 text encoder for CLIP Text Encode nodes.")],
         )

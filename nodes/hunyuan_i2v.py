@@ -1,4 +1,5 @@
 """HunyuanVideo-I2V nodes: official-layout loaders, the official text template, buckets, sampler, LoRA."""
+
 from __future__ import annotations
 
 import os
@@ -48,15 +49,24 @@ class HVHunyuanDiTLoader(io.ComfyNode):
                 "The release is detected from the weights and every key is checked before loading."
             ),
             inputs=[
-                io.Combo.Input("model_name", options=folder_paths.get_filename_list("diffusion_models"),
-                               tooltip="File in models/diffusion_models (sub-folders allowed), .pt or .safetensors."),
-                io.Combo.Input("weight_dtype", options=list(hd.WEIGHT_DTYPES), default="default",
-                               tooltip="Storage dtype of the weights; fp8 halves memory (fp8_e4m3fn_fast also "
-                               "computes in fp8 where the GPU supports it)."),
+                io.Combo.Input(
+                    "model_name",
+                    options=folder_paths.get_filename_list("diffusion_models"),
+                    tooltip="File in models/diffusion_models (sub-folders allowed), .pt or .safetensors.",
+                ),
+                io.Combo.Input(
+                    "weight_dtype",
+                    options=list(hd.WEIGHT_DTYPES),
+                    default="default",
+                    tooltip="Storage dtype of the weights; fp8 halves memory (fp8_e4m3fn_fast also "
+                    "computes in fp8 where the GPU supports it).",
+                ),
             ],
             outputs=[
                 io.Model.Output(display_name="model", tooltip="Core HunyuanVideo MODEL (works with core nodes too)."),
-                io.String.Output(display_name="release", tooltip="The detected release: 'v2 (replace)' or 'v1 (concat)'."),
+                io.String.Output(
+                    display_name="release", tooltip="The detected release: 'v2 (replace)' or 'v1 (concat)'."
+                ),
             ],
         )
 
@@ -78,8 +88,11 @@ class HVHunyuanVAELoader(io.ComfyNode):
                 "Comfy-Org hunyuan_video_vae_bf16.safetensors, with the official frame-causal mid-block attention."
             ),
             inputs=[
-                io.Combo.Input("vae_name", options=folder_paths.get_filename_list("vae"),
-                               tooltip="File in models/vae (sub-folders allowed)."),
+                io.Combo.Input(
+                    "vae_name",
+                    options=folder_paths.get_filename_list("vae"),
+                    tooltip="File in models/vae (sub-folders allowed).",
+                ),
             ],
             outputs=[io.Vae.Output(display_name="vae", tooltip="Core VAE: 16 latent channels, 4x time, 8x space.")],
         )
@@ -104,16 +117,28 @@ class HVHunyuanTextEncoderLoader(io.ComfyNode):
                 "+ projector) for HV HunyuanVideo-I2V Text Encode."
             ),
             inputs=[
-                io.Combo.Input("llava_folder", options=folders,
-                               tooltip="Folder in models/text_encoders holding the LLaVA config.json and weights."),
-                io.Combo.Input("clip_folder", options=folders,
-                               tooltip="Folder in models/text_encoders holding the CLIP-L config.json and weights."),
-                io.Combo.Input("dtype", options=list(TEXT_DTYPES), default="default",
-                               tooltip="Compute/storage dtype of the encoders; default lets ComfyUI choose."),
+                io.Combo.Input(
+                    "llava_folder",
+                    options=folders,
+                    tooltip="Folder in models/text_encoders holding the LLaVA config.json and weights.",
+                ),
+                io.Combo.Input(
+                    "clip_folder",
+                    options=folders,
+                    tooltip="Folder in models/text_encoders holding the CLIP-L config.json and weights.",
+                ),
+                io.Combo.Input(
+                    "dtype",
+                    options=list(TEXT_DTYPES),
+                    default="default",
+                    tooltip="Compute/storage dtype of the encoders; default lets ComfyUI choose.",
+                ),
             ],
             outputs=[
                 io.Clip.Output(display_name="clip", tooltip="Core CLIP: LLaVA-Llama-3 language model + CLIP-L."),
-                io.ClipVision.Output(display_name="clip_vision", tooltip="LLaVA vision tower + projector (576 tokens)."),
+                io.ClipVision.Output(
+                    display_name="clip_vision", tooltip="LLaVA vision tower + projector (576 tokens)."
+                ),
             ],
         )
 
@@ -125,7 +150,9 @@ class HVHunyuanTextEncoderLoader(io.ComfyNode):
             raise ValueError(f"dtype: {dtype!r} is not one of {list(TEXT_DTYPES)}")
         torch_dtype = getattr(torch, TEXT_DTYPES[dtype]) if TEXT_DTYPES[dtype] else None
         clip, vision = ht.load_text_encoders(
-            resolve_model_path("text_encoders", llava_folder), resolve_model_path("text_encoders", clip_folder), torch_dtype
+            resolve_model_path("text_encoders", llava_folder),
+            resolve_model_path("text_encoders", clip_folder),
+            torch_dtype,
         )
         return io.NodeOutput(clip, vision)
 
@@ -144,16 +171,30 @@ class HVHunyuanI2VTextEncode(io.ComfyNode):
                 "used when cfg > 1."
             ),
             inputs=[
-                io.Clip.Input("clip", tooltip="From Load HunyuanVideo-I2V Text Encoders (or DualCLIPLoader hunyuan_video)."),
+                io.Clip.Input(
+                    "clip", tooltip="From Load HunyuanVideo-I2V Text Encoders (or DualCLIPLoader hunyuan_video)."
+                ),
                 io.ClipVision.Input("clip_vision", tooltip="LLaVA vision tower + projector (llava_llama3_vision)."),
                 io.Image.Input("image", tooltip="The reference image (the first of a batch is used)."),
-                io.String.Input("prompt", multiline=True, default="",
-                                tooltip="What happens in the video; up to ~250 Llama tokens are used (official limit)."),
-                io.String.Input("negative_prompt", multiline=True, default=tpl.NEGATIVE_PROMPT_I2V,
-                                tooltip="Official I2V negative prompt; only used with real CFG (cfg > 1)."),
-                io.Combo.Input("release", options=RELEASE_NAMES, default=hd.RELEASE_V2.name,
-                               tooltip="Which checkpoint the embeddings are for (image token interleave 4 for v2, "
-                               "2 for v1); ignored when a model is connected."),
+                io.String.Input(
+                    "prompt",
+                    multiline=True,
+                    default="",
+                    tooltip="What happens in the video; up to ~250 Llama tokens are used (official limit).",
+                ),
+                io.String.Input(
+                    "negative_prompt",
+                    multiline=True,
+                    default=tpl.NEGATIVE_PROMPT_I2V,
+                    tooltip="Official I2V negative prompt; only used with real CFG (cfg > 1).",
+                ),
+                io.Combo.Input(
+                    "release",
+                    options=RELEASE_NAMES,
+                    default=hd.RELEASE_V2.name,
+                    tooltip="Which checkpoint the embeddings are for (image token interleave 4 for v2, "
+                    "2 for v1); ignored when a model is connected.",
+                ),
                 io.Model.Input("model", optional=True, tooltip="Optional: the I2V model, to pick the release from it."),
             ],
             outputs=[
@@ -164,8 +205,9 @@ class HVHunyuanI2VTextEncode(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, clip, clip_vision, image, prompt: str, negative_prompt: str, release: str,
-                model=None) -> io.NodeOutput:
+    def execute(
+        cls, clip, clip_vision, image, prompt: str, negative_prompt: str, release: str, model=None
+    ) -> io.NodeOutput:
         import torch
 
         if model is not None:
@@ -177,8 +219,10 @@ class HVHunyuanI2VTextEncode(io.ComfyNode):
         img, notes = hi.normalise_image(image)
         pos = ht.encode_i2v(clip, clip_vision, img, prompt, rel.image_interleave)
         neg = ht.encode_i2v(clip, clip_vision, torch.zeros_like(img), negative_prompt, rel.image_interleave)
-        lines = [f"{rel.name}: {pos.image_tokens} image + {pos.text_tokens} text tokens (negative: "
-                 f"{neg.text_tokens} text tokens)"] + notes
+        lines = [
+            f"{rel.name}: {pos.image_tokens} image + {pos.text_tokens} text tokens (negative: "
+            f"{neg.text_tokens} text tokens)"
+        ] + notes
         if pos.truncated:
             lines.append("prompt: longer than the official 256-token window; truncated as official")
         positive = [[c, {**o, hi.INTERLEAVE_KEY: rel.image_interleave}] for c, o in ht.to_conditioning(pos)]
@@ -205,29 +249,63 @@ class HVHunyuanI2VConditioning(io.ComfyNode):
                 io.Conditioning.Input("positive", tooltip="From HunyuanVideo-I2V Text Encode."),
                 io.Conditioning.Input("negative", tooltip="From HunyuanVideo-I2V Text Encode."),
                 io.Image.Input("image", tooltip="Reference image; greyscale and RGBA are converted to RGB."),
-                io.Combo.Input("resolution", options=list(hi.RESOLUTION_BASES), default="720p",
-                               tooltip="Official bucket base: 720p (960^2 px area), 540p (720^2), 360p (480^2)."),
-                io.Int.Input("length", default=hi.DEFAULT_LENGTH, min=1, max=1025, step=4,
-                             tooltip="Frames, 4n+1 (others are rounded up); official 129 (5.4 s at 24 fps)."),
-                io.Boolean.Input("stability", default=True,
-                                 tooltip="Official --i2v-stability: more faithful to the image, less motion; the "
-                                 "sampler's automatic shift is 7 with it, 17 without."),
-                io.Float.Input("embedded_guidance", default=hi.EMBEDDED_GUIDANCE, min=0.0, max=30.0, step=0.1,
-                               tooltip="Guidance strength embedded in v2 (official 6.0); v1 has none."),
+                io.Combo.Input(
+                    "resolution",
+                    options=list(hi.RESOLUTION_BASES),
+                    default="720p",
+                    tooltip="Official bucket base: 720p (960^2 px area), 540p (720^2), 360p (480^2).",
+                ),
+                io.Int.Input(
+                    "length",
+                    default=hi.DEFAULT_LENGTH,
+                    min=1,
+                    max=1025,
+                    step=4,
+                    tooltip="Frames, 4n+1 (others are rounded up); official 129 (5.4 s at 24 fps).",
+                ),
+                io.Boolean.Input(
+                    "stability",
+                    default=True,
+                    tooltip="Official --i2v-stability: more faithful to the image, less motion; the "
+                    "sampler's automatic shift is 7 with it, 17 without.",
+                ),
+                io.Float.Input(
+                    "embedded_guidance",
+                    default=hi.EMBEDDED_GUIDANCE,
+                    min=0.0,
+                    max=30.0,
+                    step=0.1,
+                    tooltip="Guidance strength embedded in v2 (official 6.0); v1 has none.",
+                ),
             ],
             outputs=[
                 io.Conditioning.Output(display_name="positive", tooltip="Positive with the image conditioning."),
                 io.Conditioning.Output(display_name="negative", tooltip="Negative with the image conditioning."),
-                io.Latent.Output(display_name="latent", tooltip="Empty video latent + image latent and mode, for the sampler."),
-                io.String.Output(display_name="info", tooltip="Bucket size, frames, mode and any automatic corrections."),
+                io.Latent.Output(
+                    display_name="latent", tooltip="Empty video latent + image latent and mode, for the sampler."
+                ),
+                io.String.Output(
+                    display_name="info", tooltip="Bucket size, frames, mode and any automatic corrections."
+                ),
             ],
         )
 
     @classmethod
-    def execute(cls, model, vae, positive, negative, image, resolution: str, length: int, stability: bool,
-                embedded_guidance: float) -> io.NodeOutput:
-        p, n, latent, plan = hi.prepare_i2v(model, vae, positive, negative, image, length, resolution, stability,
-                                            embedded_guidance)
+    def execute(
+        cls,
+        model,
+        vae,
+        positive,
+        negative,
+        image,
+        resolution: str,
+        length: int,
+        stability: bool,
+        embedded_guidance: float,
+    ) -> io.NodeOutput:
+        p, n, latent, plan = hi.prepare_i2v(
+            model, vae, positive, negative, image, length, resolution, stability, embedded_guidance
+        )
         return io.NodeOutput(p, n, latent, plan.describe())
 
 
@@ -251,17 +329,38 @@ class HVHunyuanI2VSampler(io.ComfyNode):
                 io.Conditioning.Input("negative", tooltip="From HunyuanVideo-I2V Conditioning."),
                 io.Latent.Input("latent", tooltip="From HunyuanVideo-I2V Conditioning."),
                 io.Vae.Input("vae", tooltip="HunyuanVideo VAE, to decode the frames."),
-                io.Int.Input("seed", default=0, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True,
-                             tooltip="Noise seed (CPU generator: same seed, same video on any GPU)."),
+                io.Int.Input(
+                    "seed",
+                    default=0,
+                    min=0,
+                    max=0xFFFFFFFFFFFFFFFF,
+                    control_after_generate=True,
+                    tooltip="Noise seed (CPU generator: same seed, same video on any GPU).",
+                ),
                 io.Int.Input("steps", default=hi.DEFAULT_STEPS, min=1, max=200, tooltip="Euler steps; official 50."),
-                io.Float.Input("flow_shift", default=0.0, min=0.0, max=100.0, step=0.1,
-                               tooltip="Sigma shift; 0 = official automatic (7 with stability, 17 without)."),
-                io.Float.Input("cfg", default=1.0, min=1.0, max=30.0, step=0.1,
-                               tooltip="Real classifier-free guidance; 1 = off (official default, one pass per "
-                               "step); > 1 runs the negative too."),
-                HV_GUIDANCE.Input("guidance", optional=True,
-                                  tooltip="Optional per-step CFG schedule (overrides cfg); its passes may only be "
-                                  "null (negative) and full (text + image)."),
+                io.Float.Input(
+                    "flow_shift",
+                    default=0.0,
+                    min=0.0,
+                    max=100.0,
+                    step=0.1,
+                    tooltip="Sigma shift; 0 = official automatic (7 with stability, 17 without).",
+                ),
+                io.Float.Input(
+                    "cfg",
+                    default=1.0,
+                    min=1.0,
+                    max=30.0,
+                    step=0.1,
+                    tooltip="Real classifier-free guidance; 1 = off (official default, one pass per "
+                    "step); > 1 runs the negative too.",
+                ),
+                HV_GUIDANCE.Input(
+                    "guidance",
+                    optional=True,
+                    tooltip="Optional per-step CFG schedule (overrides cfg); its passes may only be "
+                    "null (negative) and full (text + image).",
+                ),
             ],
             outputs=[
                 io.Image.Output(display_name="frames", tooltip="Decoded video frames (24 fps)."),
@@ -272,10 +371,12 @@ class HVHunyuanI2VSampler(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, model, positive, negative, latent, vae, seed: int, steps: int, flow_shift: float, cfg: float,
-                guidance=None) -> io.NodeOutput:
-        out, release, shift = hi.sample_i2v(model, positive, negative, latent, seed, steps, flow_shift or None, cfg,
-                                            guidance)
+    def execute(
+        cls, model, positive, negative, latent, vae, seed: int, steps: int, flow_shift: float, cfg: float, guidance=None
+    ) -> io.NodeOutput:
+        out, release, shift = hi.sample_i2v(
+            model, positive, negative, latent, seed, steps, flow_shift or None, cfg, guidance
+        )
         frames = hi.decode_frames(vae, out, release)
         guide = guidance.name if guidance is not None else (f"real CFG {cfg:g}" if cfg > 1 else "no real CFG")
         info = f"{release.name}: {steps} Euler steps, shift {shift:g}, {guide}, {frames.shape[0]} frames"
@@ -298,10 +399,17 @@ class HVLoadHunyuanLoRA(io.ComfyNode):
             ),
             inputs=[
                 io.Model.Input("model", tooltip="HunyuanVideo-I2V model."),
-                io.Combo.Input("lora_name", options=folder_paths.get_filename_list("loras"),
-                               tooltip="LoRA file in models/loras."),
-                io.Float.Input("strength", default=1.0, min=-10.0, max=10.0, step=0.01,
-                               tooltip="Scale of the LoRA delta (official --lora-scale, default 1.0)."),
+                io.Combo.Input(
+                    "lora_name", options=folder_paths.get_filename_list("loras"), tooltip="LoRA file in models/loras."
+                ),
+                io.Float.Input(
+                    "strength",
+                    default=1.0,
+                    min=-10.0,
+                    max=10.0,
+                    step=0.01,
+                    tooltip="Scale of the LoRA delta (official --lora-scale, default 1.0).",
+                ),
             ],
             outputs=[
                 io.Model.Output(display_name="model", tooltip="The model with the LoRA patched in."),

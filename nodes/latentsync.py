@@ -1,4 +1,5 @@
 """The LatentSync lip-sync node: face-tracked video + speech features -> video with new lip motion."""
+
 from __future__ import annotations
 
 import comfy.utils
@@ -21,13 +22,16 @@ def check_release_resolution(unet, crop_resolution: int) -> str:
     expected = getattr(model, "release_resolution", None)
     name = getattr(model, "source_path", "the UNet")
     if expected is None:
-        return (f"note: the UNet file name does not say LatentSync 1.5 or 1.6; using {crop_resolution} px crops "
-                "from Face Track (1.5 is trained at 256, 1.6 at 512; keep them in models/latentsync/1.5/ and /1.6/)")
+        return (
+            f"note: the UNet file name does not say LatentSync 1.5 or 1.6; using {crop_resolution} px crops "
+            "from Face Track (1.5 is trained at 256, 1.6 at 512; keep them in models/latentsync/1.5/ and /1.6/)"
+        )
     if expected != crop_resolution:
         release = "1.6" if expected == 512 else "1.5"
         raise ValueError(
             f"{name} is LatentSync {release}, trained on {expected} px faces, but Face Track made {crop_resolution} px "
-            f"crops: set Face Track's resolution to {expected} (or load the other release)")
+            f"crops: set Face Track's resolution to {expected} (or load the other release)"
+        )
     return ""
 
 
@@ -49,26 +53,60 @@ class HVLatentSync(io.ComfyNode):
                 io.Image.Input("images", tooltip="The video frames (the same frames Face Track saw)."),
                 FaceTrackType.Input("face_track", tooltip="From Face Track: which face, where, aligned how."),
                 AudioFeaturesType.Input("audio_features", tooltip="Whisper-tiny features of the new speech."),
-                io.Float.Input("fps", default=25.0, min=0.001, max=240.0, step=0.001,
-                               tooltip="The video's frame rate; each frame gets the audio of its own timestamp."),
+                io.Float.Input(
+                    "fps",
+                    default=25.0,
+                    min=0.001,
+                    max=240.0,
+                    step=0.001,
+                    tooltip="The video's frame rate; each frame gets the audio of its own timestamp.",
+                ),
                 io.Int.Input("steps", default=20, min=1, max=200, tooltip="DDIM steps (official 20; 20-50)."),
-                io.Float.Input("guidance", default=1.5, min=1.0, max=10.0, step=0.05,
-                               tooltip="Audio guidance (official 1.5). 1.0 skips the unconditional pass (2x faster); "
-                               "higher syncs harder but may jitter."),
-                io.Int.Input("seed", default=1247, min=0, max=0xFFFFFFFFFFFFFFFF, control_after_generate=True,
-                             tooltip="Noise seed (official 1247)."),
-                io.Int.Input("deepcache_interval", default=0, min=0, max=10,
-                             tooltip="Reuse the deep UNet features for this many steps (official DeepCache: 3); "
-                             "0 = off. About 2x faster at a small quality cost."),
-                io.Combo.Input("short_video", options=list(SHORT_VIDEO_MODES), default="pingpong",
-                               tooltip="Video shorter than the audio: pingpong (official: forward then reversed), "
-                               "loop, or hold the last frame."),
-                io.Combo.Input("long_video", options=list(LONG_VIDEO_MODES), default="cut",
-                               tooltip="Video longer than the audio: cut it to the audio, or keep the remaining "
-                               "frames unchanged."),
-                io.Combo.Input("paste", options=["mouth", "face"], default="mouth",
-                               tooltip="mouth: only the regenerated lower face changes (sharpest); face: the whole "
-                               "aligned crop is pasted back as official."),
+                io.Float.Input(
+                    "guidance",
+                    default=1.5,
+                    min=1.0,
+                    max=10.0,
+                    step=0.05,
+                    tooltip="Audio guidance (official 1.5). 1.0 skips the unconditional pass (2x faster); "
+                    "higher syncs harder but may jitter.",
+                ),
+                io.Int.Input(
+                    "seed",
+                    default=1247,
+                    min=0,
+                    max=0xFFFFFFFFFFFFFFFF,
+                    control_after_generate=True,
+                    tooltip="Noise seed (official 1247).",
+                ),
+                io.Int.Input(
+                    "deepcache_interval",
+                    default=0,
+                    min=0,
+                    max=10,
+                    tooltip="Reuse the deep UNet features for this many steps (official DeepCache: 3); "
+                    "0 = off. About 2x faster at a small quality cost.",
+                ),
+                io.Combo.Input(
+                    "short_video",
+                    options=list(SHORT_VIDEO_MODES),
+                    default="pingpong",
+                    tooltip="Video shorter than the audio: pingpong (official: forward then reversed), "
+                    "loop, or hold the last frame.",
+                ),
+                io.Combo.Input(
+                    "long_video",
+                    options=list(LONG_VIDEO_MODES),
+                    default="cut",
+                    tooltip="Video longer than the audio: cut it to the audio, or keep the remaining frames unchanged.",
+                ),
+                io.Combo.Input(
+                    "paste",
+                    options=["mouth", "face"],
+                    default="mouth",
+                    tooltip="mouth: only the regenerated lower face changes (sharpest); face: the whole "
+                    "aligned crop is pasted back as official.",
+                ),
             ],
             outputs=[
                 io.Image.Output(display_name="images", tooltip="The lip-synced frames."),
@@ -78,12 +116,27 @@ class HVLatentSync(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, unet, vae, images, face_track, audio_features, fps, steps, guidance, seed, deepcache_interval,
-                short_video, long_video, paste) -> io.NodeOutput:
+    def execute(
+        cls,
+        unet,
+        vae,
+        images,
+        face_track,
+        audio_features,
+        fps,
+        steps,
+        guidance,
+        seed,
+        deepcache_interval,
+        short_video,
+        long_video,
+        paste,
+    ) -> io.NodeOutput:
         if audio_features.d_model != 384:
             raise ValueError(
                 f"audio_features come from {audio_features.model_name} (width {audio_features.d_model}); LatentSync "
-                "needs Whisper-tiny features (width 384): load tiny.pt with Load Whisper")
+                "needs Whisper-tiny features (width 384): load tiny.pt with Load Whisper"
+            )
         n_audio = audio_frame_count(audio_features.num_samples, audio_features.sample_rate, fps)
         if n_audio < 1:
             raise ValueError(f"the audio ({audio_features.duration:.3f} s) is shorter than one frame at {fps} fps")
@@ -93,7 +146,16 @@ class HVLatentSync(io.ComfyNode):
         settings.validate()
         bar = comfy.utils.ProgressBar(1)
         result = lip_sync(
-            images, face_track, tokens, unet, vae, settings, seed, short_video, long_video, paste,
+            images,
+            face_track,
+            tokens,
+            unet,
+            vae,
+            settings,
+            seed,
+            short_video,
+            long_video,
+            paste,
             progress=lambda done, total: bar.update_absolute(done, total),
         )
         return io.NodeOutput(result.images, fps, "\n".join(filter(None, [release_note, result.report])))
@@ -111,8 +173,11 @@ class HVLoadSDVAE(io.ComfyNode):
                 "layout) as a core VAE, reading its widths from the weights."
             ),
             inputs=[
-                io.Combo.Input("vae_name", options=folder_paths.get_filename_list("vae"),
-                               tooltip="sd-vae-ft-mse's diffusion_pytorch_model.safetensors in models/vae."),
+                io.Combo.Input(
+                    "vae_name",
+                    options=folder_paths.get_filename_list("vae"),
+                    tooltip="sd-vae-ft-mse's diffusion_pytorch_model.safetensors in models/vae.",
+                ),
             ],
             outputs=[io.Vae.Output(display_name="vae", tooltip="A core VAE (usable with any VAE node).")],
         )

@@ -1,4 +1,5 @@
 """Loader node for the LatentSync UNet3D (`latentsync_unet.pt` of LatentSync 1.5 / 1.6)."""
+
 from __future__ import annotations
 
 import folder_paths
@@ -33,13 +34,14 @@ class HVLoadLatentSyncUNet(io.ComfyNode):
                     options=DTYPE_OPTIONS,
                     default="auto",
                     tooltip="Weight precision. auto follows ComfyUI (fp16/bf16 on GPUs that support them, else fp32); "
-                            "the official release runs fp16 on Ampere+ and fp32 on older GPUs.",
+                    "the official release runs fp16 on Ampere+ and fp32 on older GPUs.",
                 ),
             ],
             outputs=[
                 LatentSyncUNetType.Output(
                     display_name="unet",
-                    tooltip="The LatentSync UNet in a ComfyUI ModelPatcher (offloaded and loaded by ComfyUI's memory manager).",
+                    tooltip="The LatentSync UNet in a ComfyUI ModelPatcher "
+                    "(offloaded and loaded by ComfyUI's memory manager).",
                 ),
             ],
         )

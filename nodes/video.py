@@ -1,4 +1,5 @@
 """Video saving node: mp4 with sound, a quality setting, odd sizes handled, synthetic media marked."""
+
 from __future__ import annotations
 
 import json
@@ -31,32 +32,51 @@ class HVSaveVideo(io.ComfyNode):
             inputs=[
                 io.Image.Input("images", tooltip="Video frames [frames, height, width, channels]."),
                 io.Float.Input(
-                    "fps", default=25.0, min=0.001, max=240.0, step=0.01,
+                    "fps",
+                    default=25.0,
+                    min=0.001,
+                    max=240.0,
+                    step=0.01,
                     tooltip="Frames per second (HuMo and LatentSync: 25; keep the source fps for lip-sync).",
                 ),
                 io.String.Input(
-                    "filename_prefix", default="HumanVideo/video",
+                    "filename_prefix",
+                    default="HumanVideo/video",
                     tooltip="Output file prefix; may contain sub-folders and %date:yyyy-MM-dd%.",
                 ),
                 io.Int.Input(
-                    "quality_crf", default=19, min=0, max=51,
+                    "quality_crf",
+                    default=19,
+                    min=0,
+                    max=51,
                     tooltip="x264 constant rate factor: lower is better quality and larger files (17-23 typical).",
                 ),
                 io.Combo.Input(
-                    "length_from", options=["video", "audio"], default="video",
+                    "length_from",
+                    options=["video", "audio"],
+                    default="video",
                     tooltip="video: the audio is cut or padded with silence to the video. audio: a video longer "
                     "than the audio is cut to the audio's length.",
                 ),
                 io.Boolean.Input(
-                    "ai_label", default=True,
+                    "ai_label",
+                    default=True,
                     tooltip="Draw a visible 'AI-generated' label. The file is tagged as AI-generated either way.",
                 ),
-                io.Combo.Input("label_corner", options=list(CORNERS), default="bottom-right",
-                               tooltip="Where the label goes."),
-                io.Float.Input("label_size", default=0.05, min=0.01, max=0.3, step=0.005,
-                               tooltip="Label text height as a fraction of the frame height."),
-                io.Float.Input("label_opacity", default=0.7, min=0.0, max=1.0, step=0.05,
-                               tooltip="0 is invisible, 1 is opaque."),
+                io.Combo.Input(
+                    "label_corner", options=list(CORNERS), default="bottom-right", tooltip="Where the label goes."
+                ),
+                io.Float.Input(
+                    "label_size",
+                    default=0.05,
+                    min=0.01,
+                    max=0.3,
+                    step=0.005,
+                    tooltip="Label text height as a fraction of the frame height.",
+                ),
+                io.Float.Input(
+                    "label_opacity", default=0.7, min=0.0, max=1.0, step=0.05, tooltip="0 is invisible, 1 is opaque."
+                ),
                 io.Audio.Input("audio", optional=True, tooltip="Sound track (any rate and channel count)."),
             ],
             outputs=[io.Video.Output(display_name="video", tooltip="The written mp4 file, as a core VIDEO.")],
@@ -66,8 +86,17 @@ class HVSaveVideo(io.ComfyNode):
 
     @classmethod
     def execute(
-        cls, images, fps, filename_prefix, quality_crf, length_from, ai_label, label_corner, label_size,
-        label_opacity, audio=None,
+        cls,
+        images,
+        fps,
+        filename_prefix,
+        quality_crf,
+        length_from,
+        ai_label,
+        label_corner,
+        label_size,
+        label_opacity,
+        audio=None,
     ) -> io.NodeOutput:
         if images is None or images.ndim != 4 or images.shape[0] == 0:
             raise ValueError("images: the frame batch is empty; nothing to save")
@@ -85,7 +114,9 @@ class HVSaveVideo(io.ComfyNode):
                 frames = min(frames, max(1, int(round(waveform.shape[-1] / rate * fps))))
             sound = (waveform, rate)
 
-        label = make_label(height, width, corner=label_corner, size=label_size, opacity=label_opacity) if ai_label else None
+        label = (
+            make_label(height, width, corner=label_corner, size=label_size, opacity=label_opacity) if ai_label else None
+        )
         stream = (label.apply(images[i]) if label else images[i] for i in range(frames))
 
         out_dir, name, counter, subfolder, _ = folder_paths.get_save_image_path(
@@ -100,7 +131,13 @@ class HVSaveVideo(io.ComfyNode):
                 extra.update({k: json.dumps(v) for k, v in cls.hidden.extra_pnginfo.items()})
         path = os.path.join(out_dir, file)
         write_mp4(
-            path, stream, frames, (height, width), fps, audio=sound, crf=quality_crf,
+            path,
+            stream,
+            frames,
+            (height, width),
+            fps,
+            audio=sound,
+            crf=quality_crf,
             metadata=provenance_metadata(PACK_NAME, extra),
         )
         return io.NodeOutput(

@@ -1,4 +1,5 @@
 """Whisper loading and audio-feature nodes (no torchaudio)."""
+
 from __future__ import annotations
 
 import os
@@ -55,8 +56,9 @@ def resolve_whisper(name: str) -> str:
                 return candidate
     path = folder_paths.get_full_path(FOLDER, name)
     if path is None:
-        raise ValueError(f"whisper: {name!r} is not in the audio_encoders folder(s) "
-                         f"{folder_paths.get_folder_paths(FOLDER)}")
+        raise ValueError(
+            f"whisper: {name!r} is not in the audio_encoders folder(s) {folder_paths.get_folder_paths(FOLDER)}"
+        )
     return path
 
 
@@ -73,15 +75,25 @@ class HVLoadWhisper(io.ComfyNode):
                 "HuMo needs large-v3, LatentSync needs tiny. The size is read from the weights."
             ),
             inputs=[
-                io.Combo.Input("model", options=whisper_choices(),
-                               tooltip="A file in models/audio_encoders, or a sub-folder holding a Hugging Face "
-                                       "config.json with model.safetensors / pytorch_model.bin."),
-                io.Combo.Input("precision", options=["auto", *PRECISIONS], default="auto",
-                               tooltip="Weight and compute dtype. auto: fp16 on a GPU (ComfyUI's text-encoder "
-                                       "dtype), fp32 on the CPU."),
+                io.Combo.Input(
+                    "model",
+                    options=whisper_choices(),
+                    tooltip="A file in models/audio_encoders, or a sub-folder holding a Hugging Face "
+                    "config.json with model.safetensors / pytorch_model.bin.",
+                ),
+                io.Combo.Input(
+                    "precision",
+                    options=["auto", *PRECISIONS],
+                    default="auto",
+                    tooltip="Weight and compute dtype. auto: fp16 on a GPU (ComfyUI's text-encoder "
+                    "dtype), fp32 on the CPU.",
+                ),
             ],
-            outputs=[WhisperType.Output(display_name="whisper",
-                                        tooltip="The Whisper encoder (loaded to the GPU only while it runs).")],
+            outputs=[
+                WhisperType.Output(
+                    display_name="whisper", tooltip="The Whisper encoder (loaded to the GPU only while it runs)."
+                )
+            ],
         )
 
     @classmethod
@@ -105,21 +117,35 @@ class HVWhisperFeatures(io.ComfyNode):
             inputs=[
                 io.Audio.Input("audio", tooltip="The voice track (any sample rate and channel count, one clip)."),
                 WhisperType.Input("whisper", tooltip="From Load Whisper: large-v3 for HuMo, tiny for LatentSync."),
-                io.Combo.Input("windows", options=list(WINDOW_CHOICES), default="overlapping (no seams)",
-                               tooltip="overlapping: 30 s windows overlapping by 10 s, each moment taken where it "
-                                       "has at least 5 s of context. independent: back-to-back 30 s windows as "
-                                       "the official code (features jump at every 30 s boundary)."),
-                io.Combo.Input("convention", options=list(CONVENTION_CHOICES), default="auto",
-                               tooltip="How a 30 s window is prepared, as each official pipeline does. auto: "
-                                       "LatentSync's for whisper-tiny, HuMo's for every other size."),
+                io.Combo.Input(
+                    "windows",
+                    options=list(WINDOW_CHOICES),
+                    default="overlapping (no seams)",
+                    tooltip="overlapping: 30 s windows overlapping by 10 s, each moment taken where it "
+                    "has at least 5 s of context. independent: back-to-back 30 s windows as "
+                    "the official code (features jump at every 30 s boundary).",
+                ),
+                io.Combo.Input(
+                    "convention",
+                    options=list(CONVENTION_CHOICES),
+                    default="auto",
+                    tooltip="How a 30 s window is prepared, as each official pipeline does. auto: "
+                    "LatentSync's for whisper-tiny, HuMo's for every other size.",
+                ),
             ],
-            outputs=[AudioFeaturesType.Output(display_name="audio_features",
-                                              tooltip="Whisper states at 50 Hz for the whole audio; HuMo and "
-                                                      "LatentSync nodes cut their per-frame windows from it."),
-                     io.AudioEncoderOutput.Output(display_name="audio_encoder_output",
-                                                  tooltip="The same features as core's AUDIO_ENCODER_OUTPUT (all "
-                                                          "hidden states), e.g. for core's WanHuMoImageToVideo "
-                                                          "with whisper-large-v3.")],
+            outputs=[
+                AudioFeaturesType.Output(
+                    display_name="audio_features",
+                    tooltip="Whisper states at 50 Hz for the whole audio; HuMo and "
+                    "LatentSync nodes cut their per-frame windows from it.",
+                ),
+                io.AudioEncoderOutput.Output(
+                    display_name="audio_encoder_output",
+                    tooltip="The same features as core's AUDIO_ENCODER_OUTPUT (all "
+                    "hidden states), e.g. for core's WanHuMoImageToVideo "
+                    "with whisper-large-v3.",
+                ),
+            ],
         )
 
     @classmethod
@@ -142,8 +168,13 @@ class HVWhisperFeatures(io.ComfyNode):
                 bar.append(comfy.utils.ProgressBar(total))
             bar[0].update_absolute(done, total)
 
-        features = extract_audio_features(whisper, mono, window_mode=WINDOW_CHOICES[windows],
-                                          convention=CONVENTION_CHOICES[convention], on_window=on_window)
+        features = extract_audio_features(
+            whisper,
+            mono,
+            window_mode=WINDOW_CHOICES[windows],
+            convention=CONVENTION_CHOICES[convention],
+            on_window=on_window,
+        )
         return io.NodeOutput(features, to_audio_encoder_output(features))
 
 

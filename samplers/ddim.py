@@ -4,6 +4,7 @@ LatentSync's `configs/scheduler_config.json`: 1000 training steps, "scaled_linea
 to 0.012, "leading" timestep spacing with steps_offset 1, set_alpha_to_one false (the last step lands
 on alpha_bar[0]), epsilon prediction, no sample clipping. 20 steps give 951, 901, ..., 51, 1.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -21,7 +22,9 @@ class DDIMSchedule:
 
     def alphas_cumprod(self) -> torch.Tensor:
         """alpha_bar_t for t = 0 .. T-1 (float64). scaled_linear = linear in sqrt(beta)."""
-        betas = torch.linspace(self.beta_start ** 0.5, self.beta_end ** 0.5, self.num_train_timesteps, dtype=torch.float64) ** 2
+        betas = (
+            torch.linspace(self.beta_start**0.5, self.beta_end**0.5, self.num_train_timesteps, dtype=torch.float64) ** 2
+        )
         return torch.cumprod(1.0 - betas, dim=0)
 
     def final_alpha_cumprod(self) -> float:
@@ -60,5 +63,5 @@ class DDIMSampler:
     def step(self, eps: torch.Tensor, t: int, x: torch.Tensor) -> torch.Tensor:
         a_t = self.alpha_bar(t)
         a_prev = self.alpha_bar(t - self.step_ratio)
-        x0 = (x - (1.0 - a_t) ** 0.5 * eps) / a_t ** 0.5
-        return a_prev ** 0.5 * x0 + (1.0 - a_prev) ** 0.5 * eps
+        x0 = (x - (1.0 - a_t) ** 0.5 * eps) / a_t**0.5
+        return a_prev**0.5 * x0 + (1.0 - a_prev) ** 0.5 * eps

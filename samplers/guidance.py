@@ -9,12 +9,13 @@ where each pass is named by the set of conditions that are ON in it. A schedule 
 chains along the sampling trajectory (by sigma or by step). Nothing here knows about a model: callers
 map a pass (a frozenset of condition names) to a model prediction.
 """
+
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Mapping, Sequence
 
 import torch
 
@@ -73,7 +74,7 @@ class GuidanceChain:
             out = out + s * (preds[hi] - preds[lo])
         return out
 
-    def restricted(self, available: Iterable[str]) -> "GuidanceChain":
+    def restricted(self, available: Iterable[str]) -> GuidanceChain:
         """The same chain when only ``available`` conditions exist (the others are null in every pass)."""
         keep = frozenset(available)
         return GuidanceChain(tuple(p & keep for p in self.passes), self.scales)
@@ -85,7 +86,7 @@ class GuidanceChain:
             return known + unknown or "0"
 
         parts = [name(self.passes[0])]
-        parts += [f"{name(p)}:{s:g}" for p, s in zip(self.passes[1:], self.scales)]
+        parts += [f"{name(p)}:{s:g}" for p, s in zip(self.passes[1:], self.scales, strict=False)]
         return " | ".join(parts)
 
 
@@ -137,7 +138,7 @@ class GuidanceSchedule:
                     return seg.chain
         return self.segments[-1].chain
 
-    def restricted(self, available: Iterable[str]) -> "GuidanceSchedule":
+    def restricted(self, available: Iterable[str]) -> GuidanceSchedule:
         keep = list(available)
         return GuidanceSchedule(
             tuple(GuidanceSegment(s.chain.restricted(keep), s.until) for s in self.segments), self.unit, self.name
@@ -149,8 +150,11 @@ class GuidanceSchedule:
     def describe(self, letters: Mapping[str, str] = DEFAULT_LETTERS) -> str:
         lines = []
         for seg in self.segments:
-            where = "to the end" if seg.until is None else (
-                f"while sigma > {seg.until:g}" if self.unit == "sigma" else f"while step < {seg.until:g}")
+            where = (
+                "to the end"
+                if seg.until is None
+                else (f"while sigma > {seg.until:g}" if self.unit == "sigma" else f"while step < {seg.until:g}")
+            )
             lines.append(f"{seg.chain.describe(letters)}  ({where})")
         return "\n".join(lines)
 
@@ -223,7 +227,7 @@ def parse_schedule(
     chains_text: str, switch_points: str, unit: str, letters: Mapping[str, str] = DEFAULT_LETTERS
 ) -> GuidanceSchedule:
     """One chain per non-empty line, and N-1 comma-separated switch points for N lines."""
-    lines = [ln for ln in (l.strip() for l in chains_text.splitlines()) if ln and not ln.startswith("#")]
+    lines = [ln for ln in (raw.strip() for raw in chains_text.splitlines()) if ln and not ln.startswith("#")]
     if not lines:
         raise ValueError("guidance chains: give at least one line such as '0 | T:5 | TA:5.5'")
     chains = [parse_chain(ln, letters) for ln in lines]
@@ -239,7 +243,7 @@ def parse_schedule(
         raise ValueError(f"guidance switch_points: {switch_points!r} must be numbers separated by commas") from None
     if unit == "step" and any(p != int(p) or p < 0 for p in points):
         raise ValueError(f"guidance switch_points: steps must be whole numbers >= 0, got {points}")
-    segments = [GuidanceSegment(c, u) for c, u in zip(chains, points + [None])]
+    segments = [GuidanceSegment(c, u) for c, u in zip(chains, points + [None], strict=True)]
     return GuidanceSchedule(tuple(segments), unit)
 
 
@@ -257,19 +261,28 @@ _TIA = make_pass([TEXT, IMAGE, AUDIO])
 HUMO_17B_SWITCH_SIGMA = 0.98
 
 
-def humo_17b_plan(scale_t: float = 5.0, scale_a: float = 5.5, switch_sigma: float = HUMO_17B_SWITCH_SIGMA,
-                  late_text_offset: float = 2.0) -> GuidancePlan:
+def humo_17b_plan(
+    scale_t: float = 5.0,
+    scale_a: float = 5.5,
+    switch_sigma: float = HUMO_17B_SWITCH_SIGMA,
+    late_text_offset: float = 2.0,
+) -> GuidancePlan:
     """generate.py forward_tia / forward_ta.
 
     TIA, while t > 980: null keeps the image, text scale_t; after: null drops the image, text
     scale_t - 2. TA has no switch.
     """
-    tia = GuidanceSchedule((
-        GuidanceSegment(GuidanceChain((_I, _TI, _TIA), (scale_t, scale_a)), switch_sigma),
-        GuidanceSegment(GuidanceChain((_NULL, _TI, _TIA), (scale_t - late_text_offset, scale_a)), None),
-    ), "sigma", "HuMo-17B official")
-    ta = GuidanceSchedule((GuidanceSegment(GuidanceChain((_NULL, _T, _TA), (scale_t, scale_a))),), "sigma",
-                          "HuMo-17B official (TA)")
+    tia = GuidanceSchedule(
+        (
+            GuidanceSegment(GuidanceChain((_I, _TI, _TIA), (scale_t, scale_a)), switch_sigma),
+            GuidanceSegment(GuidanceChain((_NULL, _TI, _TIA), (scale_t - late_text_offset, scale_a)), None),
+        ),
+        "sigma",
+        "HuMo-17B official",
+    )
+    ta = GuidanceSchedule(
+        (GuidanceSegment(GuidanceChain((_NULL, _T, _TA), (scale_t, scale_a))),), "sigma", "HuMo-17B official (TA)"
+    )
     # Without an image the official code runs forward_ta (no switch) whatever else is missing.
     no_image = [frozenset(c) for c in ([TEXT, AUDIO], [TEXT], [AUDIO], [])]
     return GuidancePlan(tia, {c: ta.restricted(c) for c in no_image}, "HuMo-17B official")
@@ -278,15 +291,18 @@ def humo_17b_plan(scale_t: float = 5.0, scale_a: float = 5.5, switch_sigma: floa
 def humo_1_7b_plan(scale_t: float = 7.5, scale_a: float = 7.5, scale_i: float = 4.0) -> GuidancePlan:
     """generate_1_7B.py: image outermost, no switch; TA is the same chain with the image pass folded away."""
     sched = GuidanceSchedule(
-        (GuidanceSegment(GuidanceChain((_NULL, _T, _TA, _TIA), (scale_t, scale_a, scale_i))),), "sigma",
-        "HuMo-1.7B official")
+        (GuidanceSegment(GuidanceChain((_NULL, _T, _TA, _TIA), (scale_t, scale_a, scale_i))),),
+        "sigma",
+        "HuMo-1.7B official",
+    )
     return GuidancePlan(sched, {}, "HuMo-1.7B official")
 
 
 def plain_cfg_plan(cfg: float, conditions: Iterable[str] = (TEXT, IMAGE, AUDIO)) -> GuidancePlan:
     """Core's 2-pass CFG as a chain: all off -> all on."""
-    sched = GuidanceSchedule((GuidanceSegment(GuidanceChain((_NULL, make_pass(conditions)), (cfg,))),), "sigma",
-                             f"CFG {cfg:g}")
+    sched = GuidanceSchedule(
+        (GuidanceSegment(GuidanceChain((_NULL, make_pass(conditions)), (cfg,))),), "sigma", f"CFG {cfg:g}"
+    )
     return GuidancePlan(sched, {}, sched.name)
 
 

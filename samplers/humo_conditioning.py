@@ -15,21 +15,27 @@ What the official code does (Phantom-video/HuMo, humo/generate.py and generate_1
 Conditioning nodes do not know which model will consume them, so they store a ``HuMoCondition`` in the
 CONDITIONING options; the guider turns it into one core cond list per guidance pass for its model.
 """
+
 from __future__ import annotations
 
 import threading
 import weakref
 from dataclasses import dataclass, field
 
+import comfy.conds
+import comfy.model_management
 import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-import comfy.conds
-import comfy.model_management
-
-from ..models.audio_features import (HUMO_D_MODEL, HUMO_SAMPLES_PER_FRAME, AudioFeatures, humo_audio_embedding,
-                                     humo_audio_windows, humo_layer_groups)
+from ..models.audio_features import (
+    HUMO_D_MODEL,
+    HUMO_SAMPLES_PER_FRAME,
+    AudioFeatures,
+    humo_audio_embedding,
+    humo_audio_windows,
+    humo_layer_groups,
+)
 from .guidance import AUDIO, IMAGE, TEXT
 
 LATENT_CHANNELS = 16
@@ -50,7 +56,11 @@ def round_length(frames: int) -> tuple[int, str]:
     if frames < 1:
         raise ValueError(f"length: must be at least 1 frame, got {frames}")
     rounded = 4 * ((frames - 1) // 4) + 1
-    note = "" if rounded == frames else f"length {frames} is not 4n+1: rounded down to {rounded} frames as the official code does"
+    note = (
+        ""
+        if rounded == frames
+        else f"length {frames} is not 4n+1: rounded down to {rounded} frames as the official code does"
+    )
     return rounded, note
 
 
@@ -61,10 +71,14 @@ def latent_frames(frames: int) -> int:
 def check_size(width: int, height: int) -> None:
     for name, v in (("width", width), ("height", height)):
         if v < SIZE_MULTIPLE or v % SIZE_MULTIPLE:
-            raise ValueError(f"{name}: {v} is not a positive multiple of {SIZE_MULTIPLE} (HuMo needs multiples of 16, e.g. 480x832 or 720x1280)")
+            raise ValueError(
+                f"{name}: {v} is not a positive multiple of {SIZE_MULTIPLE} "
+                f"(HuMo needs multiples of 16, e.g. 480x832 or 720x1280)"
+            )
 
 
 # --- reference images ----------------------------------------------------------------------------
+
 
 def fit_reference(image: torch.Tensor, width: int, height: int) -> torch.Tensor:
     """One IMAGE frame [H, W, C] in 0..1 -> [height, width, 3]: aspect-fit (Lanczos), white padding, centred."""
@@ -92,6 +106,7 @@ def encode_references(vae, images: list[torch.Tensor], width: int, height: int) 
 
 
 # --- zero-VAE latents ----------------------------------------------------------------------------
+
 
 class _ZeroVaeCache:
     """Latents of an all-zero ([-1, 1] space) video per (VAE, size).
@@ -136,6 +151,7 @@ def zero_vae_latents(vae, width: int, height: int, frames_latent: int) -> torch.
 
 # --- audio windows -------------------------------------------------------------------------------
 
+
 def audio_windows(features: torch.Tensor, frames: int) -> torch.Tensor:
     """Per-video-frame features [T25, 5, 1280] -> official windows [T_lat, 8, 5, 1280] without reference rows
     (they depend on the model and are added when the passes are built)."""
@@ -160,6 +176,7 @@ def audio_is_silent(features: torch.Tensor | None) -> bool:
 
 
 # --- the bundle ----------------------------------------------------------------------------------
+
 
 @dataclass
 class HuMoCondition:
@@ -220,7 +237,7 @@ def build_condition(
     speaker_masks = list(speaker_masks or [None] * len(speakers))
     if len(speaker_masks) != len(speakers):
         raise ValueError(f"speaker masks: {len(speaker_masks)} masks for {len(speakers)} audio tracks")
-    kept = [(f, m) for f, m in zip(speakers, speaker_masks) if not audio_is_silent(f)]
+    kept = [(f, m) for f, m in zip(speakers, speaker_masks, strict=True) if not audio_is_silent(f)]
     if len(kept) < len(speakers):
         notes.append(f"{len(speakers) - len(kept)} audio track(s) silent or empty: ignored")
     if speakers and not kept:
@@ -241,8 +258,10 @@ def build_condition(
     if max_references is not None and len(images) > max_references:
         raise ValueError(f"reference images: {len(images)} given, this setup takes at most {max_references}")
     if latent_frames(rounded) + max(1, len(images)) > MAX_LATENT_FRAMES:
-        raise ValueError(f"reference images: {len(images)} references + {latent_frames(rounded)} video latent frames "
-                         f"exceed the {MAX_LATENT_FRAMES} temporal positions of the official Wan RoPE; use fewer or a shorter length")
+        raise ValueError(
+            f"reference images: {len(images)} references + {latent_frames(rounded)} video latent frames "
+            f"exceed the {MAX_LATENT_FRAMES} temporal positions of the official Wan RoPE; use fewer or a shorter length"
+        )
     if not 0.0 <= focus_strength <= 1.0:
         raise ValueError(f"focus_strength: must be within 0..1, got {focus_strength}")
     ref = encode_references(vae, images, width, height) if images else None
@@ -251,12 +270,16 @@ def build_condition(
 
     windows = [audio_windows(f.float(), rounded) for f, _ in kept]
     cond = HuMoCondition(width, height, rounded, ref, windows, [m for _, m in kept], vae, focus_strength, notes)
-    notes.insert(0, f"HuMo mode {cond.mode}: {rounded} frames, {width}x{height}, {len(images)} reference image(s), "
-                    f"{len(windows)} audio track(s)")
+    notes.insert(
+        0,
+        f"HuMo mode {cond.mode}: {rounded} frames, {width}x{height}, {len(images)} reference image(s), "
+        f"{len(windows)} audio track(s)",
+    )
     return cond
 
 
 # --- per-pass conds ------------------------------------------------------------------------------
+
 
 @dataclass
 class ModelSpec:
@@ -266,7 +289,7 @@ class ModelSpec:
     process_latent_in: object  # callable raw VAE latents -> model (normalised) latents
 
     @classmethod
-    def from_model(cls, model) -> "ModelSpec":
+    def from_model(cls, model) -> ModelSpec:
         """``model`` is a core BaseModel (``ModelPatcher.model``) holding a HumoWanModel."""
         dm = model.diffusion_model
         if not hasattr(dm, "audio_proj"):
@@ -301,7 +324,9 @@ def image_inputs(cond: HuMoCondition, spec: ModelSpec) -> tuple[torch.Tensor, to
     y_null = torch.cat([mask, zero], dim=1)
     if cond.ref_latents is None:
         return y_null, y_null
-    y_on = torch.cat([mask, torch.cat([zero[:, :, :t], spec.process_latent_in(cond.ref_latents).float()], dim=2)], dim=1)
+    y_on = torch.cat(
+        [mask, torch.cat([zero[:, :, :t], spec.process_latent_in(cond.ref_latents).float()], dim=2)], dim=1
+    )
     return y_on, y_null
 
 
@@ -321,8 +346,14 @@ def audio_inputs(cond: HuMoCondition, spec: ModelSpec) -> tuple[torch.Tensor | N
     return on, torch.zeros_like(on)
 
 
-def pass_conditioning(positive: list, negative: list, cond: HuMoCondition, spec: ModelSpec, flags: frozenset[str],
-                      cache: dict | None = None) -> list:
+def pass_conditioning(
+    positive: list,
+    negative: list,
+    cond: HuMoCondition,
+    spec: ModelSpec,
+    flags: frozenset[str],
+    cache: dict | None = None,
+) -> list:
     """The CONDITIONING list of one guidance pass: text from positive/negative, image and audio on or off."""
     cache = {} if cache is None else cache
     if "image" not in cache:
@@ -336,7 +367,11 @@ def pass_conditioning(positive: list, negative: list, cond: HuMoCondition, spec:
     source = positive if TEXT in flags else negative
     out = []
     for emb, opts in source:
-        o = {k: v for k, v in opts.items() if k not in ("reference_latents", "audio_embed", "concat_latent_image", "concat_mask", COND_KEY)}
+        o = {
+            k: v
+            for k, v in opts.items()
+            if k not in ("reference_latents", "audio_embed", "concat_latent_image", "concat_mask", COND_KEY)
+        }
         model_conds = dict(o.get("model_conds", {}))
         if spec.concat_y:
             model_conds[Y_KEY] = comfy.conds.CONDNoiseShape(img)
@@ -353,4 +388,3 @@ def find_condition(conditioning: list) -> HuMoCondition | None:
         if isinstance(opts.get(COND_KEY), HuMoCondition):
             return opts[COND_KEY]
     return None
-

@@ -6,23 +6,27 @@ forward when memory allows), and combines them with the chain formula. For HuMo-
 the noise by the reference frames (the official code denoises them along) and drops them at the end,
 and swaps core's hard-coded c_concat for the official y.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import torch
 
 import comfy.model_management
 import comfy.patcher_extension
 import comfy.sample
 import comfy.samplers
 import comfy.utils
+import torch
 
 from ..models import humo_mask_predictor as mp
 from ..models.humo_focus import FocusConfig, apply_focus, mask_per_latent_frame
 from . import guidance as gd
 from .humo_conditioning import (
-    Y_KEY, HuMoCondition, ModelSpec, find_condition, pass_conditioning,
+    Y_KEY,
+    HuMoCondition,
+    ModelSpec,
+    find_condition,
+    pass_conditioning,
 )
 
 APPLY_WRAPPER_KEY = "humanvideo_humo_y"
@@ -70,7 +74,9 @@ class HuMoGuider(comfy.samplers.CFGGuider):
         self.schedule = self.plan.resolve(cond.available)
         cache: dict = {}
         passes = {p for seg in self.schedule.segments for p in seg.chain.needed_passes()}
-        self.inner_set_conds({pass_name(p): pass_conditioning(positive, negative, cond, self.spec, p, cache) for p in passes})
+        self.inner_set_conds(
+            {pass_name(p): pass_conditioning(positive, negative, cond, self.spec, p, cache) for p in passes}
+        )
         self._install_focus(cond)
 
     def _install_focus(self, cond: HuMoCondition) -> None:
@@ -116,11 +122,15 @@ class HuMoGuider(comfy.samplers.CFGGuider):
         self.pass_calls += len(passes)
         if self.mask_recorder is not None:
             self.mask_recorder.target = len(passes) - 1  # the chain's last pass is its most conditioned
-        out = comfy.samplers.calc_cond_batch(self.inner_model, [self.conds[pass_name(p)] for p in passes], x, timestep, model_options)
-        return chain.combine(dict(zip(passes, out)))
+        out = comfy.samplers.calc_cond_batch(
+            self.inner_model, [self.conds[pass_name(p)] for p in passes], x, timestep, model_options
+        )
+        return chain.combine(dict(zip(passes, out, strict=True)))
 
     # -- whole run ------------------------------------------------------------------------------
-    def sample(self, noise, latent_image, sampler, sigmas, denoise_mask=None, callback=None, disable_pbar=False, seed=None):
+    def sample(
+        self, noise, latent_image, sampler, sigmas, denoise_mask=None, callback=None, disable_pbar=False, seed=None
+    ):
         cond = self.condition
         if cond is None:
             raise ValueError("HuMo guider: set_conds was not called")
@@ -128,8 +138,10 @@ class HuMoGuider(comfy.samplers.CFGGuider):
             raise ValueError("latent: nested latents are not supported by the HuMo guider")
         want = (cond.latent_frames, cond.height // 8, cond.width // 8)
         if tuple(latent_image.shape[2:]) != want:
-            raise ValueError(f"latent: shape {tuple(latent_image.shape)} does not match the HuMo conditioning "
-                             f"(frames, h, w) = {want}; use the latent output of HV HuMo Conditioning")
+            raise ValueError(
+                f"latent: shape {tuple(latent_image.shape)} does not match the HuMo conditioning "
+                f"(frames, h, w) = {want}; use the latent output of HV HuMo Conditioning"
+            )
         extra = cond.n_ref if self.spec.concat_y else 0
         if extra:
             gen = torch.Generator().manual_seed((seed or 0) + 1)
@@ -139,9 +151,11 @@ class HuMoGuider(comfy.samplers.CFGGuider):
             if denoise_mask is not None:
                 dm = denoise_mask
                 if dm.ndim == 5 and dm.shape[2] == cond.latent_frames:
-                    denoise_mask = torch.cat([dm, torch.ones_like(dm[:, :, :1]).expand(*dm.shape[:2], extra, *dm.shape[3:])], dim=2)
+                    denoise_mask = torch.cat(
+                        [dm, torch.ones_like(dm[:, :, :1]).expand(*dm.shape[:2], extra, *dm.shape[3:])], dim=2
+                    )
         out = super().sample(noise, latent_image, sampler, sigmas, denoise_mask, callback, disable_pbar, seed)
-        return out[:, :, :cond.latent_frames]
+        return out[:, :, : cond.latent_frames]
 
 
 # Official FlowUniPC: sigma_max = 1 - 1/num_train_timesteps.
@@ -156,9 +170,19 @@ def humo_sigmas(steps: int, shift: float) -> torch.Tensor:
     return torch.cat([shifted, torch.zeros(1, dtype=torch.float64)]).float()
 
 
-def sample_humo(model_patcher, positive, negative, latent: dict, plan: gd.GuidancePlan, seed: int, steps: int = 50,
-                shift: float = 5.0, solver: str = "uni_pc", focus: FocusOptions | None = None,
-                progress: bool = True) -> tuple[dict, HuMoGuider]:
+def sample_humo(
+    model_patcher,
+    positive,
+    negative,
+    latent: dict,
+    plan: gd.GuidancePlan,
+    seed: int,
+    steps: int = 50,
+    shift: float = 5.0,
+    solver: str = "uni_pc",
+    focus: FocusOptions | None = None,
+    progress: bool = True,
+) -> tuple[dict, HuMoGuider]:
     """All-in-one: official sigmas, the HuMo guider, a core sampler; returns (LATENT of video frames, guider)."""
     if steps < 1:
         raise ValueError(f"steps: must be at least 1, got {steps}")

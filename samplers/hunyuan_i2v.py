@@ -15,16 +15,16 @@ Two deviations of core 0.3.75's v2 path are corrected on our model clone: core a
 guidance to the first-frame (token replace) modulation, and it crashes when cond and uncond are batched
 (real CFG); see `official_token_replace` and `one_sample_per_forward`.
 """
+
 from __future__ import annotations
 
 import logging
 import math
 from dataclasses import dataclass, field
 
-import torch
-
 import comfy.model_management
 import comfy.samplers
+import torch
 
 from ..loaders.hunyuan_dit import RELEASE_V1, RELEASE_V2, HunyuanI2VRelease, release_of_model
 from . import guidance as gd
@@ -92,7 +92,9 @@ def fit_to_bucket(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
     top = int(round((new_h - height) / 2.0))
     left = int(round((new_w - width) / 2.0))
     if top < 0 or left < 0:  # a bucket wider than the resized image (ties); pad-free fallback
-        x = torch.nn.functional.interpolate(x, size=(height, width), mode="bilinear", align_corners=False, antialias=True)
+        x = torch.nn.functional.interpolate(
+            x, size=(height, width), mode="bilinear", align_corners=False, antialias=True
+        )
         top = left = 0
     return x[:, :, top : top + height, left : left + width].movedim(1, -1).clamp(0, 1)
 
@@ -171,22 +173,34 @@ def check_text_conditioning(conditioning: list, release: HunyuanI2VRelease, mode
     want_dim = model.model.diffusion_model.params.context_in_dim
     for t in conditioning:
         if t[0].shape[-1] != want_dim:
-            raise ValueError(f"{name}: text embeddings are {t[0].shape[-1]}-wide but the model expects {want_dim}; "
-                             "encode with the LLaVA text encoder that belongs to this model")
+            raise ValueError(
+                f"{name}: text embeddings are {t[0].shape[-1]}-wide but the model expects {want_dim}; "
+                "encode with the LLaVA text encoder that belongs to this model"
+            )
         if "pooled_output" not in t[1] or t[1]["pooled_output"] is None:
             raise ValueError(f"{name}: no CLIP-L pooled output; encode with HV HunyuanVideo-I2V Text Encode")
         interleave = t[1].get(INTERLEAVE_KEY)
         if interleave is not None and interleave != release.image_interleave:
             other = RELEASE_V1 if release is RELEASE_V2 else RELEASE_V2
+            encoded_for = other.name if interleave == other.image_interleave else f"interleave {interleave}"
             raise ValueError(
-                f"{name}: encoded for {other.name if interleave == other.image_interleave else f'interleave {interleave}'} "
+                f"{name}: encoded for {encoded_for} "
                 f"(image interleave {interleave}) but the model is {release.name} (interleave "
                 f"{release.image_interleave}); set the text encode's release to match the model"
             )
 
 
-def prepare_i2v(model, vae, positive: list, negative: list, image: torch.Tensor, length: int = DEFAULT_LENGTH,
-                resolution: str = "720p", stability: bool = True, embedded_guidance: float = EMBEDDED_GUIDANCE):
+def prepare_i2v(
+    model,
+    vae,
+    positive: list,
+    negative: list,
+    image: torch.Tensor,
+    length: int = DEFAULT_LENGTH,
+    resolution: str = "720p",
+    stability: bool = True,
+    embedded_guidance: float = EMBEDDED_GUIDANCE,
+):
     """-> (positive, negative, LATENT dict, I2VPlan): the official I2V inputs for core's sampler."""
     release = release_of_model(model)
     check_text_conditioning(positive, release, model, "positive")
@@ -200,16 +214,24 @@ def prepare_i2v(model, vae, positive: list, negative: list, image: torch.Tensor,
     if image_latent.ndim != 5 or image_latent.shape[1] != LATENT_CHANNELS:
         raise ValueError("vae: not a HunyuanVideo video VAE (expected 16-channel 3-D latents)")
     image_latent = image_latent[:, :, :1].float().cpu()
-    positive, negative, out_latent = assemble_i2v(release, positive, negative, image_latent, length, stability,
-                                                  embedded_guidance)
+    positive, negative, out_latent = assemble_i2v(
+        release, positive, negative, image_latent, length, stability, embedded_guidance
+    )
     plan = I2VPlan(release, height, width, length, out_latent["samples"].shape[2], stability, image_latent, notes)
     for n in notes:
         log.info("HunyuanVideo-I2V: %s", n)
     return positive, negative, out_latent, plan
 
 
-def assemble_i2v(release: HunyuanI2VRelease, positive: list, negative: list, image_latent: torch.Tensor,
-                 length: int, stability: bool, embedded_guidance: float = EMBEDDED_GUIDANCE):
+def assemble_i2v(
+    release: HunyuanI2VRelease,
+    positive: list,
+    negative: list,
+    image_latent: torch.Tensor,
+    length: int,
+    stability: bool,
+    embedded_guidance: float = EMBEDDED_GUIDANCE,
+):
     """Conditioning + LATENT for an already encoded image latent [1, 16, 1, h, w] (raw VAE space)."""
     frames = (length - 1) // 4 + 1
     lh, lw = image_latent.shape[-2:]
@@ -227,8 +249,12 @@ def assemble_i2v(release: HunyuanI2VRelease, positive: list, negative: list, ima
         out_latent["noise_mask"] = mask  # frame 0 stays the clean image latent at every step
         values = {"guiding_frame_index": 0, "guidance": embedded_guidance}
     out_latent["samples"] = latent
-    out_latent[LATENT_KEY] = {"release": release.name, "stability": stability, "image_latent": image_latent,
-                              "length": length}
+    out_latent[LATENT_KEY] = {
+        "release": release.name,
+        "stability": stability,
+        "image_latent": image_latent,
+        "length": length,
+    }
     return _set_values(positive, values), _set_values(negative, values), out_latent
 
 
@@ -247,8 +273,9 @@ def default_shift(stability: bool) -> float:
     return SHIFT_STABILITY if stability else SHIFT_DYNAMIC
 
 
-def initial_noise(latent: torch.Tensor, seed: int, stability: bool, image_latent: torch.Tensor | None,
-                  process_latent_in) -> torch.Tensor:
+def initial_noise(
+    latent: torch.Tensor, seed: int, stability: bool, image_latent: torch.Tensor | None, process_latent_in
+) -> torch.Tensor:
     """Seeded noise; with stability 0.999 noise + 0.001 image latent (model space, over every frame)."""
     import comfy.sample
 
@@ -289,10 +316,17 @@ def one_sample_per_forward(model):
             return previous(apply_model, args) if previous else apply_model(x, t, **c)
         outs = []
         for i in range(b):
-            ci = {k: (v[i : i + 1] if isinstance(v, torch.Tensor) and v.ndim > 0 and v.shape[0] == b else v)
-                  for k, v in c.items()}
-            sub = {**args, "input": x[i : i + 1], "timestep": t[i : i + 1], "c": ci,
-                   "cond_or_uncond": args.get("cond_or_uncond", [])[i : i + 1]}
+            ci = {
+                k: (v[i : i + 1] if isinstance(v, torch.Tensor) and v.ndim > 0 and v.shape[0] == b else v)
+                for k, v in c.items()
+            }
+            sub = {
+                **args,
+                "input": x[i : i + 1],
+                "timestep": t[i : i + 1],
+                "c": ci,
+                "cond_or_uncond": args.get("cond_or_uncond", [])[i : i + 1],
+            }
             outs.append(previous(apply_model, sub) if previous else apply_model(sub["input"], sub["timestep"], **ci))
         return torch.cat(outs)
 
@@ -369,11 +403,21 @@ class ScheduledGuider(comfy.samplers.CFGGuider):
         passes = chain.needed_passes()
         conds = [self.conds["hv_full" if p == _FULL else "hv_null"] for p in passes]
         out = comfy.samplers.calc_cond_batch(self.inner_model, conds, x, timestep, model_options)
-        return chain.combine(dict(zip(passes, out)))
+        return chain.combine(dict(zip(passes, out, strict=True)))
 
 
-def sample_i2v(model, positive, negative, latent: dict, seed: int, steps: int = DEFAULT_STEPS,
-               flow_shift: float | None = None, cfg: float = 1.0, guidance_plan=None, progress: bool = True):
+def sample_i2v(
+    model,
+    positive,
+    negative,
+    latent: dict,
+    seed: int,
+    steps: int = DEFAULT_STEPS,
+    flow_shift: float | None = None,
+    cfg: float = 1.0,
+    guidance_plan=None,
+    progress: bool = True,
+):
     """Run the official Euler flow sampler; returns (LATENT, release, shift used)."""
     import comfy.sample
     import comfy.utils
@@ -383,8 +427,10 @@ def sample_i2v(model, positive, negative, latent: dict, seed: int, steps: int = 
         raise ValueError("latent: not from HV HunyuanVideo-I2V Conditioning (it carries the image latent and mode)")
     release = release_of_model(model)
     if release.name != info["release"]:
-        raise ValueError(f"latent: prepared for {info['release']} but the model is {release.name}; "
-                         "run the conditioning with the same model")
+        raise ValueError(
+            f"latent: prepared for {info['release']} but the model is {release.name}; "
+            "run the conditioning with the same model"
+        )
     if cfg < 1.0:
         raise ValueError(f"cfg: {cfg}; real CFG needs cfg >= 1 (1 = off, as official)")
     shift = flow_shift if flow_shift else default_shift(info["stability"])
@@ -392,8 +438,7 @@ def sample_i2v(model, positive, negative, latent: dict, seed: int, steps: int = 
     if release is RELEASE_V2:
         patched = one_sample_per_forward(official_token_replace(patched))
     samples = comfy.sample.fix_empty_latent_channels(patched, latent["samples"])
-    noise = initial_noise(samples, seed, info["stability"], info["image_latent"],
-                          patched.model.process_latent_in)
+    noise = initial_noise(samples, seed, info["stability"], info["image_latent"], patched.model.process_latent_in)
     sigmas = flow_sigmas(steps, shift)
     guider = make_guider(patched, positive, negative, cfg, guidance_plan)
     bar = comfy.utils.ProgressBar(steps) if progress else None
@@ -403,8 +448,16 @@ def sample_i2v(model, positive, negative, latent: dict, seed: int, steps: int = 
         if bar is not None:
             bar.update_absolute(step + 1, total)
 
-    out = guider.sample(noise, samples, comfy.samplers.sampler_object("euler"), sigmas,
-                        denoise_mask=latent.get("noise_mask"), callback=callback, disable_pbar=True, seed=seed)
+    out = guider.sample(
+        noise,
+        samples,
+        comfy.samplers.sampler_object("euler"),
+        sigmas,
+        denoise_mask=latent.get("noise_mask"),
+        callback=callback,
+        disable_pbar=True,
+        seed=seed,
+    )
     out = out.to(comfy.model_management.intermediate_device())
     result = {k: v for k, v in latent.items() if k != "noise_mask"}
     result["samples"] = out

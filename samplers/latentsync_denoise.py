@@ -7,20 +7,21 @@ updates the 4 noisy channels. Only one chunk lives on the device at a time, so m
 with the length of the video. Latents are in model space (VAE latents times 0.18215), frame-major
 (frames, 4, h, w) like ComfyUI image latents.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional, Union
-
-import torch
 
 import comfy.model_management as mm
 import comfy.model_patcher
+import torch
 
 from ..models.latentsync_unet import DeepCache, LatentSyncUNet3D
 from .ddim import DDIMSampler, DDIMSchedule
 
 CHUNK_FRAMES = 16
+DEFAULT_SCHEDULE = DDIMSchedule()  # LatentSync's scheduler config (frozen, shared)
 ProgressCallback = Callable[[int, int], None]
 
 
@@ -61,7 +62,7 @@ def _frames(t: torch.Tensor, start: int, end: int) -> torch.Tensor:
     return t.expand(end - start, *t.shape[1:]) if t.shape[0] == 1 else t[start:end]
 
 
-def _resolve(unet: Union[comfy.model_patcher.ModelPatcher, LatentSyncUNet3D]) -> tuple[LatentSyncUNet3D, torch.device]:
+def _resolve(unet: comfy.model_patcher.ModelPatcher | LatentSyncUNet3D) -> tuple[LatentSyncUNet3D, torch.device]:
     if isinstance(unet, comfy.model_patcher.ModelPatcher):
         mm.load_models_gpu([unet])
         return unet.model, unet.load_device
@@ -72,15 +73,15 @@ def _resolve(unet: Union[comfy.model_patcher.ModelPatcher, LatentSyncUNet3D]) ->
 
 @torch.no_grad()
 def denoise_latents(
-    unet: Union[comfy.model_patcher.ModelPatcher, LatentSyncUNet3D],
+    unet: comfy.model_patcher.ModelPatcher | LatentSyncUNet3D,
     masked_latents: torch.Tensor,
     reference_latents: torch.Tensor,
     mask: torch.Tensor,
     audio: torch.Tensor,
     noise: torch.Tensor,
     settings: DenoiseSettings = DenoiseSettings(),
-    callback: Optional[ProgressCallback] = None,
-    schedule: DDIMSchedule = DDIMSchedule(),
+    callback: ProgressCallback | None = None,
+    schedule: DDIMSchedule = DEFAULT_SCHEDULE,
 ) -> torch.Tensor:
     """Denoise every frame; returns (frames, 4, h, w) float32 latents on ComfyUI's intermediate device.
 
@@ -127,9 +128,14 @@ def denoise_latents(
         return t.to(device=device, dtype=dtype).transpose(0, 1).unsqueeze(0)
 
     for start, end in chunks:
-        cond = torch.cat([to_video(_frames(mask, start, end)),
-                          to_video(masked_latents[start:end]),
-                          to_video(reference_latents[start:end])], dim=1)
+        cond = torch.cat(
+            [
+                to_video(_frames(mask, start, end)),
+                to_video(masked_latents[start:end]),
+                to_video(reference_latents[start:end]),
+            ],
+            dim=1,
+        )
         chunk_audio = audio[start:end].to(device=device, dtype=dtype).unsqueeze(0)
         if use_cfg:
             cond = torch.cat([cond, cond])

@@ -6,15 +6,15 @@ Official steps (LipsyncPipeline.__call__): crops normalised to [-1, 1]; masked =
 reference = the same unmasked crop; both VAE-encoded by sampling and scaled by 0.18215; one noise frame
 repeated over the video; DDIM; decoded crop = decoded * (1 - keep) + crop * keep; inverse warp.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
-
-import torch
-import torch.nn.functional as F
 
 import comfy.model_management as mm
+import torch
+import torch.nn.functional as F
 
 from ..media.face_track import FaceTrack, crop_frames, paste_frames
 from ..media.mouth_mask import keep_mask
@@ -32,8 +32,9 @@ class LengthPlan:
     note: str
 
 
-def plan_length(video_frames: int, audio_frames: int, short_video: str = "pingpong",
-                long_video: str = "cut") -> LengthPlan:
+def plan_length(
+    video_frames: int, audio_frames: int, short_video: str = "pingpong", long_video: str = "cut"
+) -> LengthPlan:
     """Which source frame each output frame shows, as in the official `loop_video` for ping-pong."""
     if video_frames < 1:
         raise ValueError("the video has no frames")
@@ -46,9 +47,12 @@ def plan_length(video_frames: int, audio_frames: int, short_video: str = "pingpo
     n = video_frames
     if audio_frames <= n:
         total = audio_frames if long_video == "cut" else n
-        note = ("" if audio_frames == n else
-                f"video ({n} frames) longer than the audio ({audio_frames}): "
-                + ("cut to the audio" if long_video == "cut" else "frames after the audio kept unchanged"))
+        note = (
+            ""
+            if audio_frames == n
+            else f"video ({n} frames) longer than the audio ({audio_frames}): "
+            + ("cut to the audio" if long_video == "cut" else "frames after the audio kept unchanged")
+        )
         return LengthPlan(list(range(total)), audio_frames, note)
     if short_video == "pingpong":
         # forward, then the whole clip reversed, repeated (the official loop_video)
@@ -116,8 +120,10 @@ def lip_sync(
 ) -> LipSyncResult:
     """images: [N, H, W, 3] video; track: its face track; audio_tokens: [n_audio_frames, tokens, d]."""
     if images.shape[0] != track.num_frames:
-        raise ValueError(f"the face track has {track.num_frames} frames but the video has {images.shape[0]}; "
-                         "track the same frames you lip-sync")
+        raise ValueError(
+            f"the face track has {track.num_frames} frames but the video has {images.shape[0]}; "
+            "track the same frames you lip-sync"
+        )
     if track.has_face.sum() == 0:
         raise ValueError("no face was found in any frame of the video")
     plan = plan_length(images.shape[0], audio_tokens.shape[0], short_video, long_video)
@@ -155,8 +161,14 @@ def lip_sync(
         steps_seen = step_done
 
     latents = denoise_latents(
-        unet, torch.cat(masked_latents), torch.cat(reference_latents), latent_keep,
-        audio_tokens[: plan.synced].float(), initial_noise(seed, latent_size, latent_size), settings, callback=on_step,
+        unet,
+        torch.cat(masked_latents),
+        torch.cat(reference_latents),
+        latent_keep,
+        audio_tokens[: plan.synced].float(),
+        initial_noise(seed, latent_size, latent_size),
+        settings,
+        callback=on_step,
     )
     out = images[plan.source_index].clone() if plan.source_index != list(range(images.shape[0])) else images.clone()
     for chunk in chunks:
@@ -166,14 +178,19 @@ def lip_sync(
         original = crop_frames(images[src], chunk_track)
         generated = decode(vae, latents[idx[0] : idx[-1] + 1])
         if generated.shape[1] != resolution:
-            generated = F.interpolate(generated.movedim(-1, 1), size=(resolution, resolution), mode="bicubic",
-                                      antialias=True).movedim(1, -1).clamp(0, 1)
+            generated = (
+                F.interpolate(generated.movedim(-1, 1), size=(resolution, resolution), mode="bicubic", antialias=True)
+                .movedim(1, -1)
+                .clamp(0, 1)
+            )
         composed = generated * (1 - keep[None, :, :, None]) + original * keep[None, :, :, None]
         out[idx[0] : idx[-1] + 1] = paste_frames(images[src], composed, chunk_track, region=paste_region)
         advance()
     lines = [synced_track.summary()]
     if plan.note:
         lines.append(plan.note)
-    lines.append(f"lip-synced {plan.synced} of {out.shape[0]} output frames in {len(chunks)} chunks of up to "
-                 f"{CHUNK_FRAMES}; {settings.steps} DDIM steps, guidance {settings.guidance}, seed {seed}")
+    lines.append(
+        f"lip-synced {plan.synced} of {out.shape[0]} output frames in {len(chunks)} chunks of up to "
+        f"{CHUNK_FRAMES}; {settings.steps} DDIM steps, guidance {settings.guidance}, seed {seed}"
+    )
     return LipSyncResult(out, "\n".join(lines))

@@ -7,6 +7,7 @@ carry the same values by name. Specs live in ``workflow_specs.py`` beside this f
     python scripts/build_workflows.py --url http://127.0.0.1:8188       # a running ComfyUI with the pack
     python scripts/build_workflows.py --object-info object_info.json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -122,28 +123,48 @@ def build(workflow: Workflow, object_info: dict) -> tuple[dict, dict]:
             if options.get("image_upload") or options.get("video_upload"):
                 widgets_values.append("image")
         outputs = [
-            {"name": (info.get("output_name") or info["output"])[i], "type": kind,
-             "links": outgoing.get((node.id, i), []), "slot_index": i}
+            {
+                "name": (info.get("output_name") or info["output"])[i],
+                "type": kind,
+                "links": outgoing.get((node.id, i), []),
+                "slot_index": i,
+            }
             for i, kind in enumerate(info["output"])
         ]
         properties: dict[str, Any] = {"Node name for S&R": node.type}
         if node.models:
             properties["models"] = node.models
         ui_node = {
-            "id": node.id, "type": node.type, "pos": list(node.pos), "size": [NODE_WIDTH, 60 + 26 * len(widgets_values)],
-            "flags": {}, "order": order, "mode": 0, "inputs": slots, "outputs": outputs,
-            "properties": properties, "widgets_values": widgets_values,
+            "id": node.id,
+            "type": node.type,
+            "pos": list(node.pos),
+            "size": [NODE_WIDTH, 60 + 26 * len(widgets_values)],
+            "flags": {},
+            "order": order,
+            "mode": 0,
+            "inputs": slots,
+            "outputs": outputs,
+            "properties": properties,
+            "widgets_values": widgets_values,
         }
         if node.title:
             ui_node["title"] = node.title
         ui_nodes.append(ui_node)
-        api[str(node.id)] = {"class_type": node.type, "inputs": api_inputs,
-                             "_meta": {"title": node.title or info.get("display_name", node.type)}}
+        api[str(node.id)] = {
+            "class_type": node.type,
+            "inputs": api_inputs,
+            "_meta": {"title": node.title or info.get("display_name", node.type)},
+        }
     ui = {
         # The frontend validates the id as a UUID; a name-based one keeps rebuilds identical.
-        "id": str(uuid.uuid5(WORKFLOW_NAMESPACE, workflow.name)), "revision": 0,
-        "last_node_id": max(by_id), "last_link_id": link_id,
-        "nodes": ui_nodes, "links": ui_links, "groups": [], "config": {},
+        "id": str(uuid.uuid5(WORKFLOW_NAMESPACE, workflow.name)),
+        "revision": 0,
+        "last_node_id": max(by_id),
+        "last_link_id": link_id,
+        "nodes": ui_nodes,
+        "links": ui_links,
+        "groups": [],
+        "config": {},
         "extra": {"ds": {"scale": 0.8, "offset": [0, 0]}, "humanvideo": {"note": workflow.note}},
         "version": 0.4,
     }

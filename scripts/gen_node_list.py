@@ -3,6 +3,7 @@
 ComfyUI-Manager's scanner cannot see V3 node ids, so it reads this file. Run:
     COMFYUI_PATH=... $HV_VENV/bin/python scripts/gen_node_list.py
 """
+
 from __future__ import annotations
 
 import json

@@ -4,6 +4,7 @@
 Loads the pack's ``batch/`` package by its path, not through the pack (whose ``__init__`` needs
 ComfyUI), so this runs anywhere ``requests`` and ``websocket-client`` are installed.
 """
+
 import importlib.util
 import sys
 from pathlib import Path
@@ -15,8 +16,9 @@ def _load_batch():
     name = "hv_batch_lib"
     if name in sys.modules:
         return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, _BATCH_DIR / "__init__.py",
-                                                  submodule_search_locations=[str(_BATCH_DIR)])
+    spec = importlib.util.spec_from_file_location(
+        name, _BATCH_DIR / "__init__.py", submodule_search_locations=[str(_BATCH_DIR)]
+    )
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)

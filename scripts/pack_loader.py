@@ -5,6 +5,7 @@ ComfyUI's folder goes on ``sys.path`` (never the pack root: its ``nodes/`` would
 ``comfy.model_management`` is imported, and the pack is loaded by path as the package ``humanvideo``.
 Used by the test suite's conftest, the benchmarks and scripts/gen_node_list.py.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -19,8 +20,10 @@ def load_pack(comfyui_path: str, cpu: bool = True, name: str = "humanvideo") -> 
     if name in sys.modules:
         return sys.modules[name]
     if not comfyui_path or not (Path(comfyui_path) / "main.py").is_file():
-        raise SystemExit(f"COMFYUI_PATH / --comfyui must point at a ComfyUI checkout (got {comfyui_path!r}); "
-                         "scripts/setup.sh --print-env prints it")
+        raise SystemExit(
+            f"COMFYUI_PATH / --comfyui must point at a ComfyUI checkout (got {comfyui_path!r}); "
+            "scripts/setup.sh --print-env prints it"
+        )
     sys.path.insert(0, str(Path(comfyui_path).resolve()))
     sys.path.insert(0, str(PACK_ROOT / "scripts"))
     import comfy.options
@@ -32,8 +35,9 @@ def load_pack(comfyui_path: str, cpu: bool = True, name: str = "humanvideo") -> 
     args.disable_all_custom_nodes = True
     import comfy.model_management  # noqa: F401  (must come after args.cpu)
 
-    spec = importlib.util.spec_from_file_location(name, PACK_ROOT / "__init__.py",
-                                                  submodule_search_locations=[str(PACK_ROOT)])
+    spec = importlib.util.spec_from_file_location(
+        name, PACK_ROOT / "__init__.py", submodule_search_locations=[str(PACK_ROOT)]
+    )
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)

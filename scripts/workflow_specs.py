@@ -5,6 +5,7 @@ One module per family (``workflow_specs_<family>.py``) defines ``WORKFLOWS`` (a 
 tiny fixture files ``scripts/hv_fixtures`` writes). Model file names in the workflows are the names the
 README's model table tells users to use; the integration tests swap in the tiny files.
 """
+
 from __future__ import annotations
 
 import importlib

@@ -5,10 +5,12 @@ registered tiny-fixture generator (`scripts/hv_fixtures`) has written its checkp
 media have been made, before the server starts (so loader combos list them). Tests talk to it only
 over HTTP and the websocket, as users and the batch client do.
 
-The session fixture ``comfy`` (tests/conftest.py) is a ``ComfyServer``: ``models_dir``, ``input_dir``, ``output_dir``, ``upload(path) -> name``,
+The session fixture ``comfy`` (tests/conftest.py) is a ``ComfyServer``: ``models_dir``, ``input_dir``,
+``output_dir``, ``upload(path) -> name``,
 ``run(prompt, timeout) -> Result`` (``ok``, ``outputs``, ``files`` as Paths, ``error``), ``log_tail()``.
 Set HV_FIXTURES to a comma-separated list of generator names to make only those (default: all).
 """
+
 from __future__ import annotations
 
 import json
@@ -21,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import hv_fixtures
-from hv_fixtures import media
 from humanvideo.batch.client import ComfyClient, RunResult
+from hv_fixtures import media
 
 PACK_ROOT = Path(__file__).resolve().parents[1]
 COMFYUI_PATH = Path(os.environ["COMFYUI_PATH"]).resolve()
@@ -72,8 +74,18 @@ class ComfyServer:
 
     def start(self) -> None:
         command = [
-            sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
-            "--disable-auto-launch", "--base-directory", str(self.base), "--database-url", "sqlite:///:memory:",
+            sys.executable,
+            "main.py",
+            "--cpu",
+            "--listen",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--disable-auto-launch",
+            "--base-directory",
+            str(self.base),
+            "--database-url",
+            "sqlite:///:memory:",
             "--disable-api-nodes",
         ]
         self._log = open(self.log_path, "wb")
@@ -94,8 +106,11 @@ class ComfyServer:
     def _check_pack_loaded(self) -> None:
         log = self.log_path.read_text(errors="replace")
         # Core's own audio nodes fail without torchaudio ("IMPORT FAILED: nodes_audio.py"); only ours matter.
-        failed = [line for line in log.splitlines()
-                  if PACK_FOLDER_NAME in line and ("IMPORT FAILED" in line or "Cannot import" in line)]
+        failed = [
+            line
+            for line in log.splitlines()
+            if PACK_FOLDER_NAME in line and ("IMPORT FAILED" in line or "Cannot import" in line)
+        ]
         if failed:
             raise RuntimeError(f"the pack failed to import: {failed}\n{self.log_tail(200)}")
         registered = set(self.client.object_info(refresh=True))
@@ -132,7 +147,9 @@ class ComfyServer:
         raw = self.client.run(prompt, timeout=timeout)
         files = []
         for info in raw.files():
-            root = {"output": self.output_dir, "temp": self.base / "temp", "input": self.input_dir}[info.get("type", "output")]
+            root = {"output": self.output_dir, "temp": self.base / "temp", "input": self.input_dir}[
+                info.get("type", "output")
+            ]
             files.append(root / info.get("subfolder", "") / info["filename"])
         return Result(raw=raw, files=files)
 
@@ -171,4 +188,3 @@ def node_of(prompt: dict, class_type: str) -> dict:
     """The one node of that type in an API prompt."""
     [node] = [n for n in prompt.values() if n["class_type"] == class_type]
     return node
-

@@ -3,6 +3,7 @@
 ComfyUI must believe it runs with --cpu before `comfy.model_management` is imported, otherwise it
 initialises CUDA at import time.
 """
+
 import os
 import sys
 from pathlib import Path

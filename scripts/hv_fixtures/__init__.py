@@ -5,12 +5,13 @@ A generator takes the ComfyUI models directory and writes its files into the fol
 use (``models/diffusion_models``, ``models/latentsync`` ...), returning the paths it wrote.
 Nothing is downloaded: every file is made from a seed.
 """
+
 from __future__ import annotations
 
 import importlib
 import pkgutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 Generator = Callable[[Path], list[Path]]
 GENERATORS: dict[str, Generator] = {}

@@ -11,6 +11,7 @@ Key names and shapes of the DiT and VAE come from ComfyUI core's modules (which 
 the umT5 names are the official Wan ``T5Encoder`` tree. The DiT keeps the real text width (4096, what
 umT5 outputs) and the fixed-size audio projection (51200 -> 512 -> 16x1536), so it is ~40 M parameters.
 """
+
 from __future__ import annotations
 
 import io
@@ -54,15 +55,29 @@ def _fill(shapes: dict[str, tuple[int, ...]], seed: int, dtype: torch.dtype = to
     return out
 
 
-def humo_state_dict(in_dim: int, seed: int = 0, dim: int = TINY_DIT["dim"], ffn_dim: int = TINY_DIT["ffn_dim"],
-                    num_layers: int = TINY_DIT["num_layers"]) -> dict[str, torch.Tensor]:
+def humo_state_dict(
+    in_dim: int,
+    seed: int = 0,
+    dim: int = TINY_DIT["dim"],
+    ffn_dim: int = TINY_DIT["ffn_dim"],
+    num_layers: int = TINY_DIT["num_layers"],
+) -> dict[str, torch.Tensor]:
     """A random HuMo DiT state dict with official (= core) key names."""
     import comfy.ops
     from comfy.ldm.wan.model import HumoWanModel
 
     with torch.device("meta"):
-        model = HumoWanModel(in_dim=in_dim, dim=dim, ffn_dim=ffn_dim, num_heads=dim // 128, num_layers=num_layers,
-                             out_dim=16, text_dim=4096, freq_dim=256, operations=comfy.ops.disable_weight_init)
+        model = HumoWanModel(
+            in_dim=in_dim,
+            dim=dim,
+            ffn_dim=ffn_dim,
+            num_heads=dim // 128,
+            num_layers=num_layers,
+            out_dim=16,
+            text_dim=4096,
+            freq_dim=256,
+            operations=comfy.ops.disable_weight_init,
+        )
     shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     return _fill(shapes, seed)
 
@@ -71,33 +86,48 @@ def wan_vae_state_dict(seed: int = 0, dim: int = TINY_VAE_DIM) -> dict[str, torc
     from comfy.ldm.wan.vae import WanVAE
 
     with torch.device("meta"):
-        model = WanVAE(dim=dim, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2, attn_scales=[],
-                       temperal_downsample=[False, True, True], dropout=0.0)
+        model = WanVAE(
+            dim=dim,
+            z_dim=16,
+            dim_mult=[1, 2, 4, 4],
+            num_res_blocks=2,
+            attn_scales=[],
+            temperal_downsample=[False, True, True],
+            dropout=0.0,
+        )
     shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     return _fill(shapes, seed)
 
 
-def umt5_official_state_dict(vocab_size: int, seed: int = 0, dtype: torch.dtype = torch.bfloat16,
-                             d_model: int = TINY_UMT5["d_model"], num_heads: int = TINY_UMT5["num_heads"],
-                             d_kv: int = TINY_UMT5["d_kv"], d_ff: int = TINY_UMT5["d_ff"],
-                             num_layers: int = TINY_UMT5["num_layers"]) -> dict[str, torch.Tensor]:
+def umt5_official_state_dict(
+    vocab_size: int,
+    seed: int = 0,
+    dtype: torch.dtype = torch.bfloat16,
+    d_model: int = TINY_UMT5["d_model"],
+    num_heads: int = TINY_UMT5["num_heads"],
+    d_kv: int = TINY_UMT5["d_kv"],
+    d_ff: int = TINY_UMT5["d_ff"],
+    num_layers: int = TINY_UMT5["num_layers"],
+) -> dict[str, torch.Tensor]:
     """Official Wan ``T5Encoder`` key layout (``shared_pos=False``: one position table per block)."""
     inner = num_heads * d_kv
     shapes: dict[str, tuple[int, ...]] = {"token_embedding.weight": (vocab_size, d_model), "norm.weight": (d_model,)}
     for i in range(num_layers):
         b = f"blocks.{i}"
-        shapes.update({
-            f"{b}.norm1.weight": (d_model,),
-            f"{b}.attn.q.weight": (inner, d_model),
-            f"{b}.attn.k.weight": (inner, d_model),
-            f"{b}.attn.v.weight": (inner, d_model),
-            f"{b}.attn.o.weight": (d_model, inner),
-            f"{b}.norm2.weight": (d_model,),
-            f"{b}.ffn.gate.0.weight": (d_ff, d_model),
-            f"{b}.ffn.fc1.weight": (d_ff, d_model),
-            f"{b}.ffn.fc2.weight": (d_model, d_ff),
-            f"{b}.pos_embedding.embedding.weight": (TINY_UMT5["num_buckets"], num_heads),
-        })
+        shapes.update(
+            {
+                f"{b}.norm1.weight": (d_model,),
+                f"{b}.attn.q.weight": (inner, d_model),
+                f"{b}.attn.k.weight": (inner, d_model),
+                f"{b}.attn.v.weight": (inner, d_model),
+                f"{b}.attn.o.weight": (d_model, inner),
+                f"{b}.norm2.weight": (d_model,),
+                f"{b}.ffn.gate.0.weight": (d_ff, d_model),
+                f"{b}.ffn.fc1.weight": (d_ff, d_model),
+                f"{b}.ffn.fc2.weight": (d_model, d_ff),
+                f"{b}.pos_embedding.embedding.weight": (TINY_UMT5["num_buckets"], num_heads),
+            }
+        )
     sd = _fill(shapes, seed, torch.float32)
     g = torch.Generator().manual_seed(seed + 1)
     sd["token_embedding.weight"] = torch.randn(vocab_size, d_model, generator=g)  # official init: std 1
@@ -109,9 +139,19 @@ def train_spiece_model() -> bytes:
     import sentencepiece as spm
 
     buf = io.BytesIO()
-    spm.SentencePieceTrainer.train(sentence_iterator=iter(SPIECE_CORPUS * 20), model_writer=buf, vocab_size=96,
-                                   pad_id=0, eos_id=1, unk_id=2, bos_id=-1, hard_vocab_limit=False,
-                                   model_type="unigram", minloglevel=2, num_threads=1)
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(SPIECE_CORPUS * 20),
+        model_writer=buf,
+        vocab_size=96,
+        pad_id=0,
+        eos_id=1,
+        unk_id=2,
+        bos_id=-1,
+        hard_vocab_limit=False,
+        model_type="unigram",
+        minloglevel=2,
+        num_threads=1,
+    )
     return buf.getvalue()
 
 
@@ -126,7 +166,7 @@ def write_sharded(sd: dict[str, torch.Tensor], folder: Path, base: str = "humo",
     total = 0
     for i in range(shards):
         name = f"{base}-{i + 1:05d}-of-{shards:05d}.safetensors"
-        part = {k: sd[k] for k in keys[i * per:(i + 1) * per]}
+        part = {k: sd[k] for k in keys[i * per : (i + 1) * per]}
         save_file(part, str(folder / name), metadata={"format": "pt"})
         weight_map.update({k: name for k in part})
         total += sum(t.numel() * t.element_size() for t in part.values())

@@ -11,6 +11,7 @@
 All weights are random from fixed seeds; only the widths are small (head_dim stays 128 and the Llama
 vocabulary stays 128320 because core hard-codes the RoPE split and the tokenizer).
 """
+
 from __future__ import annotations
 
 import json
@@ -111,15 +112,29 @@ def tiny_llava_config() -> dict:
         "vision_feature_layer": -2,
         "vision_feature_select_strategy": "default",
         "text_config": {
-            "model_type": "llama", "vocab_size": LLAMA_VOCAB, "hidden_size": TINY_TEXT_DIM,
-            "intermediate_size": 256, "num_hidden_layers": 4, "num_attention_heads": TINY_TEXT_DIM // 128,
-            "num_key_value_heads": TINY_TEXT_DIM // 128, "head_dim": 128, "rms_norm_eps": 1e-5,
-            "rope_theta": 500000.0, "max_position_embeddings": 8192,
+            "model_type": "llama",
+            "vocab_size": LLAMA_VOCAB,
+            "hidden_size": TINY_TEXT_DIM,
+            "intermediate_size": 256,
+            "num_hidden_layers": 4,
+            "num_attention_heads": TINY_TEXT_DIM // 128,
+            "num_key_value_heads": TINY_TEXT_DIM // 128,
+            "head_dim": 128,
+            "rms_norm_eps": 1e-5,
+            "rope_theta": 500000.0,
+            "max_position_embeddings": 8192,
         },
         "vision_config": {
-            "model_type": "clip_vision_model", "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 3,
-            "num_attention_heads": 2, "image_size": 336, "patch_size": 14, "hidden_act": "quick_gelu",
-            "layer_norm_eps": 1e-5, "projection_dim": 32,
+            "model_type": "clip_vision_model",
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 3,
+            "num_attention_heads": 2,
+            "image_size": 336,
+            "patch_size": 14,
+            "hidden_act": "quick_gelu",
+            "layer_norm_eps": 1e-5,
+            "projection_dim": 32,
         },
     }
 
@@ -149,14 +164,18 @@ def tiny_llava_state_dict(seed: int = 5) -> dict[str, torch.Tensor]:
         vt = CLIPVisionModel(CLIPVisionConfig(**{k: v for k, v in cfg["vision_config"].items() if k != "model_type"}))
     sd = {f"language_model.{k}": v for k, v in _random_like(lm, g).items()}
     # transformers 5 dropped the `vision_model.` level from CLIPVisionModel; the published files have it
-    sd.update({
-        f"vision_tower.{k if k.startswith('vision_model.') else 'vision_model.' + k}": v
-        for k, v in _random_like(vt, g).items()
-    })
+    sd.update(
+        {
+            f"vision_tower.{k if k.startswith('vision_model.') else 'vision_model.' + k}": v
+            for k, v in _random_like(vt, g).items()
+        }
+    )
     vh = cfg["vision_config"]["hidden_size"]
     sd["multi_modal_projector.linear_1.weight"] = torch.randn(TINY_TEXT_DIM, vh, generator=g) / vh**0.5
     sd["multi_modal_projector.linear_1.bias"] = torch.zeros(TINY_TEXT_DIM)
-    sd["multi_modal_projector.linear_2.weight"] = torch.randn(TINY_TEXT_DIM, TINY_TEXT_DIM, generator=g) / TINY_TEXT_DIM**0.5
+    sd["multi_modal_projector.linear_2.weight"] = (
+        torch.randn(TINY_TEXT_DIM, TINY_TEXT_DIM, generator=g) / TINY_TEXT_DIM**0.5
+    )
     sd["multi_modal_projector.linear_2.bias"] = torch.zeros(TINY_TEXT_DIM)
     return sd
 
@@ -164,14 +183,33 @@ def tiny_llava_state_dict(seed: int = 5) -> dict[str, torch.Tensor]:
 def tiny_clip_config() -> dict:
     """Text width stays 768: its pooled output feeds the DiT's `vector_in`, which core fixes at 768."""
     return {
-        "architectures": ["CLIPModel"], "model_type": "clip", "projection_dim": 32,
-        "text_config": {"model_type": "clip_text_model", "vocab_size": 49408, "hidden_size": 768,
-                        "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 12,
-                        "max_position_embeddings": 77, "hidden_act": "quick_gelu", "projection_dim": 32,
-                        "bos_token_id": 49406, "eos_token_id": 49407, "pad_token_id": 1},
-        "vision_config": {"model_type": "clip_vision_model", "hidden_size": 32, "intermediate_size": 64,
-                          "num_hidden_layers": 2, "num_attention_heads": 2, "image_size": 224, "patch_size": 32,
-                          "projection_dim": 32},
+        "architectures": ["CLIPModel"],
+        "model_type": "clip",
+        "projection_dim": 32,
+        "text_config": {
+            "model_type": "clip_text_model",
+            "vocab_size": 49408,
+            "hidden_size": 768,
+            "intermediate_size": 128,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 12,
+            "max_position_embeddings": 77,
+            "hidden_act": "quick_gelu",
+            "projection_dim": 32,
+            "bos_token_id": 49406,
+            "eos_token_id": 49407,
+            "pad_token_id": 1,
+        },
+        "vision_config": {
+            "model_type": "clip_vision_model",
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "image_size": 224,
+            "patch_size": 32,
+            "projection_dim": 32,
+        },
     }
 
 
@@ -180,7 +218,9 @@ def tiny_clip_state_dict(seed: int = 6) -> dict[str, torch.Tensor]:
 
     cfg = tiny_clip_config()
     with torch.device("meta"):
-        model = CLIPModel(CLIPConfig(text_config=cfg["text_config"], vision_config=cfg["vision_config"], projection_dim=32))
+        model = CLIPModel(
+            CLIPConfig(text_config=cfg["text_config"], vision_config=cfg["vision_config"], projection_dim=32)
+        )
     return _random_like(model, torch.Generator().manual_seed(seed))
 
 
@@ -210,7 +250,9 @@ def gen_text(models_dir: Path) -> list[Path]:
     d = root / CLIP_DIR
     d.mkdir(parents=True, exist_ok=True)
     (d / "config.json").write_text(json.dumps(tiny_clip_config(), indent=1))
-    save_file({k: v.to(torch.bfloat16).contiguous() for k, v in tiny_clip_state_dict().items()}, str(d / "model.safetensors"))
+    save_file(
+        {k: v.to(torch.bfloat16).contiguous() for k, v in tiny_clip_state_dict().items()}, str(d / "model.safetensors")
+    )
     written += [d / "config.json", d / "model.safetensors"]
     return written
 
@@ -249,12 +291,22 @@ RENAMES = [
     ("vector_in.in_layer", "time_text_embed.text_embedder.linear_1"),
     ("vector_in.out_layer", "time_text_embed.text_embedder.linear_2"),
     ("double_blocks", "transformer_blocks"),
-    ("img_attn_q_norm", "attn.norm_q"), ("img_attn_k_norm", "attn.norm_k"), ("img_attn_proj", "attn.to_out.0"),
-    ("txt_attn_q_norm", "attn.norm_added_q"), ("txt_attn_k_norm", "attn.norm_added_k"),
+    ("img_attn_q_norm", "attn.norm_q"),
+    ("img_attn_k_norm", "attn.norm_k"),
+    ("img_attn_proj", "attn.to_out.0"),
+    ("txt_attn_q_norm", "attn.norm_added_q"),
+    ("txt_attn_k_norm", "attn.norm_added_k"),
     ("txt_attn_proj", "attn.to_add_out"),
-    ("img_mod.linear", "norm1.linear"), ("img_mlp", "ff"), ("txt_mod.linear", "norm1_context.linear"),
-    ("txt_mlp", "ff_context"), ("self_attn_proj", "attn.to_out.0"), ("modulation.linear", "norm.linear"),
-    ("final_layer.linear", "proj_out"), ("fc1", "net.0.proj"), ("fc2", "net.2"), ("input_embedder", "proj_in"),
+    ("img_mod.linear", "norm1.linear"),
+    ("img_mlp", "ff"),
+    ("txt_mod.linear", "norm1_context.linear"),
+    ("txt_mlp", "ff_context"),
+    ("self_attn_proj", "attn.to_out.0"),
+    ("modulation.linear", "norm.linear"),
+    ("final_layer.linear", "proj_out"),
+    ("fc1", "net.0.proj"),
+    ("fc2", "net.2"),
+    ("input_embedder", "proj_in"),
 ]
 
 
@@ -266,19 +318,23 @@ def to_diffusers(sd: dict, hidden: int) -> dict:
         for a, b in RENAMES:
             k = k.replace(a, b)
         if "txt_in" in k:
-            k = (k.replace("individual_token_refiner.blocks", "token_refiner.refiner_blocks")
-                 .replace("adaLN_modulation.1", "norm_out.linear").replace("txt_in", "context_embedder")
-                 .replace("t_embedder.mlp.0", "time_text_embed.timestep_embedder.linear_1")
-                 .replace("t_embedder.mlp.2", "time_text_embed.timestep_embedder.linear_2")
-                 .replace("c_embedder", "time_text_embed.text_embedder").replace("mlp", "ff"))
+            k = (
+                k.replace("individual_token_refiner.blocks", "token_refiner.refiner_blocks")
+                .replace("adaLN_modulation.1", "norm_out.linear")
+                .replace("txt_in", "context_embedder")
+                .replace("t_embedder.mlp.0", "time_text_embed.timestep_embedder.linear_1")
+                .replace("t_embedder.mlp.2", "time_text_embed.timestep_embedder.linear_2")
+                .replace("c_embedder", "time_text_embed.text_embedder")
+                .replace("mlp", "ff")
+            )
             if "self_attn_qkv" in k:
-                for part, t in zip(("to_q", "to_k", "to_v"), w.chunk(3)):
+                for part, t in zip(("to_q", "to_k", "to_v"), w.chunk(3), strict=True):
                     out[k.replace("self_attn_qkv", f"attn.{part}")] = t
                 continue
         elif "img_attn_qkv" in k or "txt_attn_qkv" in k:
             names = ("to_q", "to_k", "to_v") if "img_attn_qkv" in k else ("add_q_proj", "add_k_proj", "add_v_proj")
             src = "img_attn_qkv" if "img_attn_qkv" in k else "txt_attn_qkv"
-            for part, t in zip(names, w.chunk(3)):
+            for part, t in zip(names, w.chunk(3), strict=True):
                 out[k.replace(src, f"attn.{part}")] = t
             continue
         elif "single_blocks" in k:
@@ -298,17 +354,28 @@ def to_diffusers(sd: dict, hidden: int) -> dict:
     return out
 
 
-
 def diffusers_reference(release: str, sd: dict):
     """diffusers' HunyuanVideoTransformer3DModel with the tiny official weights `sd` (fp32, eval)."""
     from diffusers import HunyuanVideoTransformer3DModel
 
     cfg = tiny_dit_config(release)
     ref = HunyuanVideoTransformer3DModel(
-        in_channels=cfg.in_channels, out_channels=16, num_attention_heads=cfg.heads, attention_head_dim=128,
-        num_layers=cfg.double_blocks, num_single_layers=cfg.single_blocks, num_refiner_layers=cfg.refiner_blocks,
-        mlp_ratio=4.0, patch_size=2, patch_size_t=1, qk_norm="rms_norm", guidance_embeds=cfg.guidance_embed,
-        text_embed_dim=cfg.text_dim, pooled_projection_dim=768, rope_theta=256.0, rope_axes_dim=(16, 56, 56),
+        in_channels=cfg.in_channels,
+        out_channels=16,
+        num_attention_heads=cfg.heads,
+        attention_head_dim=128,
+        num_layers=cfg.double_blocks,
+        num_single_layers=cfg.single_blocks,
+        num_refiner_layers=cfg.refiner_blocks,
+        mlp_ratio=4.0,
+        patch_size=2,
+        patch_size_t=1,
+        qk_norm="rms_norm",
+        guidance_embeds=cfg.guidance_embed,
+        text_embed_dim=cfg.text_dim,
+        pooled_projection_dim=768,
+        rope_theta=256.0,
+        rope_axes_dim=(16, 56, 56),
         image_condition_type="token_replace" if release == "v2" else "latent_concat",
     )
     ref.load_state_dict(to_diffusers(sd, cfg.hidden_size), strict=True)

@@ -4,6 +4,7 @@ Same key names and structure as `latentsync_unet.pt` of LatentSync 1.5 / 1.6 (4 
 2 layers per block, audio cross-attention on 384-d Whisper-tiny features, 20 motion modules with
 position tables), with channel widths (32, 64, 96, 96) so it runs on a CPU in well under a second.
 """
+
 from __future__ import annotations
 
 import os
@@ -35,7 +36,7 @@ def randomize(model: nn.Module, seed: int) -> nn.Module:
             base = next((c for c in type(module).__mro__ if c in _INIT_CLASSES), None)
             if base is not None:
                 base.reset_parameters(module)
-        for name, p in model.named_parameters():
+        for _name, p in model.named_parameters():
             if p.ndim == 1:
                 p.add_(0.1 * torch.randn_like(p))
     return model

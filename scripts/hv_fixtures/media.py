@@ -4,6 +4,7 @@ The face is scikit-image's "astronaut" photo (public domain, NASA); the voice is
 machine has it, otherwise a synthesized voiced signal (pulse train through vowel formants with a
 syllable rhythm), so the audio models see speech-like spectra either way.
 """
+
 from __future__ import annotations
 
 import math
@@ -115,8 +116,14 @@ def face_clip_frames(frames: int = 50, size: int = 256, fps: float = 25.0, blank
     return out
 
 
-def make_face_clip(path: Path, seconds: float = 2.0, fps: float = 25.0, size: int = 256,
-                   audio: Path | None = None, blank: tuple[int, ...] = ()) -> Path:
+def make_face_clip(
+    path: Path,
+    seconds: float = 2.0,
+    fps: float = 25.0,
+    size: int = 256,
+    audio: Path | None = None,
+    blank: tuple[int, ...] = (),
+) -> Path:
     """An mp4 of the moving face (H.264), with the given wav as AAC audio when provided."""
     import av
 

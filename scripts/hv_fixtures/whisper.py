@@ -8,6 +8,7 @@
   width (1280, which core's HuMo audio projection requires) and 128 mels, but 4 blocks and a 64-wide MLP.
 Neither file carries its size: loaders must infer it from tensor shapes (and `dims` for OpenAI).
 """
+
 from __future__ import annotations
 
 import math
@@ -29,8 +30,14 @@ def _sinusoids(length: int, channels: int) -> torch.Tensor:
 
 
 def _encoder_shapes(n_mels: int, d: int, n_layers: int, ffn: int, names: dict[str, str]) -> dict[str, tuple]:
-    shapes = {"conv1.weight": (d, n_mels, 3), "conv1.bias": (d,), "conv2.weight": (d, d, 3), "conv2.bias": (d,),
-              names["ln_post"] + ".weight": (d,), names["ln_post"] + ".bias": (d,)}
+    shapes = {
+        "conv1.weight": (d, n_mels, 3),
+        "conv1.bias": (d,),
+        "conv2.weight": (d, d, 3),
+        "conv2.bias": (d,),
+        names["ln_post"] + ".weight": (d,),
+        names["ln_post"] + ".bias": (d,),
+    }
     for i in range(n_layers):
         b = names["block"].format(i=i)
         for proj in ("q", "k", "v", "o"):
@@ -47,15 +54,35 @@ def _encoder_shapes(n_mels: int, d: int, n_layers: int, ffn: int, names: dict[st
     return shapes
 
 
-OPENAI_NAMES = {"block": "blocks.{i}", "q": "attn.query", "k": "attn.key", "v": "attn.value", "o": "attn.out",
-                "attn_ln": "attn_ln", "mlp_ln": "mlp_ln", "fc1": "mlp.0", "fc2": "mlp.2", "ln_post": "ln_post"}
-HF_NAMES = {"block": "layers.{i}", "q": "self_attn.q_proj", "k": "self_attn.k_proj", "v": "self_attn.v_proj",
-            "o": "self_attn.out_proj", "attn_ln": "self_attn_layer_norm", "mlp_ln": "final_layer_norm",
-            "fc1": "fc1", "fc2": "fc2", "ln_post": "layer_norm"}
+OPENAI_NAMES = {
+    "block": "blocks.{i}",
+    "q": "attn.query",
+    "k": "attn.key",
+    "v": "attn.value",
+    "o": "attn.out",
+    "attn_ln": "attn_ln",
+    "mlp_ln": "mlp_ln",
+    "fc1": "mlp.0",
+    "fc2": "mlp.2",
+    "ln_post": "ln_post",
+}
+HF_NAMES = {
+    "block": "layers.{i}",
+    "q": "self_attn.q_proj",
+    "k": "self_attn.k_proj",
+    "v": "self_attn.v_proj",
+    "o": "self_attn.out_proj",
+    "attn_ln": "self_attn_layer_norm",
+    "mlp_ln": "final_layer_norm",
+    "fc1": "fc1",
+    "fc2": "fc2",
+    "ln_post": "layer_norm",
+}
 
 
-def random_encoder(n_mels: int, d: int, n_layers: int, ffn: int, names: dict[str, str], seed: int,
-                   dtype: torch.dtype = torch.float16) -> dict[str, torch.Tensor]:
+def random_encoder(
+    n_mels: int, d: int, n_layers: int, ffn: int, names: dict[str, str], seed: int, dtype: torch.dtype = torch.float16
+) -> dict[str, torch.Tensor]:
     """Random weights scaled like a trained model's (unit-ish LayerNorms, ~1/sqrt(fan_in) matrices)."""
     g = torch.Generator().manual_seed(seed)
     sd = {}
@@ -82,9 +109,18 @@ def whisper_tiny(models_dir: Path) -> list[Path]:
     state["decoder.positional_embedding"] = torch.zeros(4, d, dtype=torch.float16)
     state["decoder.ln.weight"] = torch.ones(d, dtype=torch.float16)
     state["decoder.ln.bias"] = torch.zeros(d, dtype=torch.float16)
-    dims = {"n_mels": n_mels, "n_audio_ctx": N_CTX, "n_audio_state": d, "n_audio_head": d // 64,
-            "n_audio_layer": layers, "n_vocab": 8, "n_text_ctx": 4, "n_text_state": d, "n_text_head": d // 64,
-            "n_text_layer": 0}
+    dims = {
+        "n_mels": n_mels,
+        "n_audio_ctx": N_CTX,
+        "n_audio_state": d,
+        "n_audio_head": d // 64,
+        "n_audio_layer": layers,
+        "n_vocab": 8,
+        "n_text_ctx": 4,
+        "n_text_state": d,
+        "n_text_head": d // 64,
+        "n_text_layer": 0,
+    }
     path = Path(models_dir) / "audio_encoders" / "whisper_tiny_test.pt"
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"dims": dims, "model_state_dict": state}, path)

@@ -5,6 +5,7 @@ The server is the session's shared one (fixture ``comfy`` in tests/conftest.py: 
 test media made before it starts).
 Tests skip cleanly when chromium or the playwright package is missing.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -55,8 +56,9 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu",
-                                                               "--disable-dev-shm-usage"])
+        b = pw.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
+        )
         try:
             yield b
         finally:
@@ -70,8 +72,9 @@ def page(browser, page_server, request):
     pg.errors = []
     pg.on("pageerror", lambda e: pg.errors.append(str(e)))
     pg.goto(page_server.url + "/", wait_until="domcontentloaded")
-    pg.wait_for_function("window.app && window.app.graph && window.app.canvas && window.app.vueAppReady !== false",
-                         timeout=90_000)
+    pg.wait_for_function(
+        "window.app && window.app.graph && window.app.canvas && window.app.vueAppReady !== false", timeout=90_000
+    )
     yield pg
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in request.node.name)

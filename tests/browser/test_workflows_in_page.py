@@ -6,13 +6,13 @@ client's (`batch/ui_to_api.py`). A core-node workflow made here proves the check
 negative control with an unknown node) and is queued from the page until its preview shows; the
 shipped LatentSync workflow is queued the same way with the tiny checkpoints picked in its widgets.
 """
+
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
 import pytest
-
 from humanvideo.batch.jobs import validate_prompt
 from humanvideo.batch.ui_to_api import convert, find_dangling_links, widget_specs
 
@@ -26,19 +26,53 @@ MISSING_DIALOG = "missing nodes"
 def core_workflow() -> dict:
     """LoadImage -> ImageScale -> SaveImage, saved as the page saves it."""
     return {
-        "last_node_id": 3, "last_link_id": 2, "version": 0.4, "groups": [], "config": {}, "extra": {},
+        "last_node_id": 3,
+        "last_link_id": 2,
+        "version": 0.4,
+        "groups": [],
+        "config": {},
+        "extra": {},
         "links": [[1, 1, 0, 2, 0, "IMAGE"], [2, 2, 0, 3, 0, "IMAGE"]],
         "nodes": [
-            {"id": 1, "type": "LoadImage", "pos": [0, 0], "size": [300, 320], "mode": 0, "order": 0, "inputs": [],
-             "outputs": [{"name": "IMAGE", "type": "IMAGE", "links": [1]}, {"name": "MASK", "type": "MASK", "links": []}],
-             "properties": {}, "widgets_values": ["face.png", "image"]},
-            {"id": 2, "type": "ImageScale", "pos": [350, 0], "size": [300, 150], "mode": 0, "order": 1,
-             "inputs": [{"name": "image", "type": "IMAGE", "link": 1}],
-             "outputs": [{"name": "IMAGE", "type": "IMAGE", "links": [2]}], "properties": {},
-             "widgets_values": ["bilinear", 64, 48, "disabled"]},
-            {"id": 3, "type": "SaveImage", "pos": [700, 0], "size": [300, 300], "mode": 0, "order": 2,
-             "inputs": [{"name": "images", "type": "IMAGE", "link": 2}], "outputs": [], "properties": {},
-             "widgets_values": ["browser/core"]},
+            {
+                "id": 1,
+                "type": "LoadImage",
+                "pos": [0, 0],
+                "size": [300, 320],
+                "mode": 0,
+                "order": 0,
+                "inputs": [],
+                "outputs": [
+                    {"name": "IMAGE", "type": "IMAGE", "links": [1]},
+                    {"name": "MASK", "type": "MASK", "links": []},
+                ],
+                "properties": {},
+                "widgets_values": ["face.png", "image"],
+            },
+            {
+                "id": 2,
+                "type": "ImageScale",
+                "pos": [350, 0],
+                "size": [300, 150],
+                "mode": 0,
+                "order": 1,
+                "inputs": [{"name": "image", "type": "IMAGE", "link": 1}],
+                "outputs": [{"name": "IMAGE", "type": "IMAGE", "links": [2]}],
+                "properties": {},
+                "widgets_values": ["bilinear", 64, 48, "disabled"],
+            },
+            {
+                "id": 3,
+                "type": "SaveImage",
+                "pos": [700, 0],
+                "size": [300, 300],
+                "mode": 0,
+                "order": 2,
+                "inputs": [{"name": "images", "type": "IMAGE", "link": 2}],
+                "outputs": [],
+                "properties": {},
+                "widgets_values": ["browser/core"],
+            },
         ],
     }
 
@@ -50,13 +84,16 @@ def open_workflow(page, path: Path, how: str = "open") -> None:
         page.set_input_files("#comfy-file-input", str(path))
     else:
         data = path.read_text()
-        page.evaluate("""([name, text]) => {
+        page.evaluate(
+            """([name, text]) => {
             const dt = new DataTransfer();
             dt.items.add(new File([text], name, {type: "application/json"}));
             const target = document.querySelector("canvas#graph-canvas") || document;
             for (const type of ["dragenter", "dragover", "drop"])
                 target.dispatchEvent(new DragEvent(type, {dataTransfer: dt, bubbles: true, cancelable: true}));
-        }""", [path.name, data])
+        }""",
+            [path.name, data],
+        )
     expected = len(json.loads(path.read_text())["nodes"])
     page.wait_for_function(f"window.app.graph.nodes.length === {expected}", timeout=30_000)
     page.wait_for_timeout(800)  # the missing-node dialog opens right after configure
@@ -128,10 +165,13 @@ def queue_and_wait_for_preview(page, save_node_id: int, timeout_ms: int) -> None
     press_run(page)
     page.wait_for_function(
         """(id) => { const n = app.graph.getNodeById(id);
-                     const out = app.nodeOutputs && Object.entries(app.nodeOutputs).find(([k]) => String(k) === String(id));
+                     const out = app.nodeOutputs
+                         && Object.entries(app.nodeOutputs).find(([k]) => String(k) === String(id));
                      const imgs = (n && n.imgs) || [];
                      return !!out && imgs.length > 0 && imgs.every(i => i.complete && i.naturalWidth > 0); }""",
-        arg=save_node_id, timeout=timeout_ms)
+        arg=save_node_id,
+        timeout=timeout_ms,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -145,8 +185,13 @@ def test_core_workflow_loads_by_open_and_drop(page, tmp_path, object_info, how):
     path.write_text(json.dumps(core_workflow()))
     open_workflow(page, path, how)
     api = check_loaded(page, path, object_info)
-    assert api["2"]["inputs"] == {"upscale_method": "bilinear", "width": 64, "height": 48, "crop": "disabled",
-                                  "image": ["1", 0]}
+    assert api["2"]["inputs"] == {
+        "upscale_method": "bilinear",
+        "width": 64,
+        "height": 48,
+        "crop": "disabled",
+        "image": ["1", 0],
+    }
 
 
 def test_missing_node_dialog_is_detected(page, tmp_path, object_info):
@@ -179,16 +224,22 @@ def test_core_workflow_queued_from_the_page_shows_its_preview(page, page_server,
 def test_shipped_workflow_loads_without_missing_nodes(page, object_info, path):
     open_workflow(page, path)
     check_loaded(page, path, object_info)
-    ours = [n for n in json.loads(path.read_text())["nodes"]
-            if "ComfyUI-HumanVideo" in (object_info.get(n["type"], {}).get("python_module") or "")]
+    ours = [
+        n
+        for n in json.loads(path.read_text())["nodes"]
+        if "ComfyUI-HumanVideo" in (object_info.get(n["type"], {}).get("python_module") or "")
+    ]
     assert ours, f"{path.name} uses no node of the pack"
 
 
 # What a user would change in the shipped LatentSync workflow to try it on the test server: the tiny
 # checkpoints instead of the real ones (same formats), a short clip, a short slice of speech, 1 step.
 QUEUED_WORKFLOW = "latentsync_1.5_256"
-QUEUED_EDITS = {"LoadVideo": {"file": "face_short.mp4"}, "HVLoadAudio": {"duration_seconds": 0.2},
-                "HVLatentSync": {"steps": 1}}
+QUEUED_EDITS = {
+    "LoadVideo": {"file": "face_short.mp4"},
+    "HVLoadAudio": {"duration_seconds": 0.2},
+    "HVLatentSync": {"steps": 1},
+}
 
 
 def test_a_shipped_workflow_queued_from_the_page_shows_its_preview(page, page_server, object_info):
@@ -206,7 +257,8 @@ def test_a_shipped_workflow_queued_from_the_page_shows_its_preview(page, page_se
     assert "tiny.pt" in missing.inner_text()
     page.keyboard.press("Escape")
     missing.wait_for(state="hidden", timeout=10_000)
-    page.evaluate("""([files, edits]) => {
+    page.evaluate(
+        """([files, edits]) => {
         for (const node of app.graph.nodes) {
             for (const w of node.widgets || []) {
                 if (typeof w.value === "string" && files[w.value]) w.value = files[w.value];
@@ -215,7 +267,9 @@ def test_a_shipped_workflow_queued_from_the_page_shows_its_preview(page, page_se
             }
         }
         app.graph.setDirtyCanvas(true, true);
-    }""", [TEST_FILES, QUEUED_EDITS])
+    }""",
+        [TEST_FILES, QUEUED_EDITS],
+    )
     prompt = page.evaluate("async () => (await app.graphToPrompt()).output")
     assert not validate_prompt(prompt, object_info), validate_prompt(prompt, object_info)
     outputs = [nid for nid, n in prompt.items() if object_info[n["class_type"]].get("output_node")]
@@ -230,7 +284,9 @@ def test_a_shipped_workflow_queued_from_the_page_shows_its_preview(page, page_se
               if (!files.length) return false;
               const n = app.graph.getNodeById(Number(id));
               return (n && n.imgs && n.imgs.length > 0) || document.querySelectorAll("video").length > 0; })""",
-        arg=outputs, timeout=300_000)
+        arg=outputs,
+        timeout=300_000,
+    )
     new = [e for pid, e in page_server.client.history().items() if pid not in before]
     assert len(new) == 1 and new[0]["status"]["status_str"] == "success"
     [video] = [f for out in new[0]["outputs"].values() for f in out.get("images", [])]

@@ -1,19 +1,27 @@
 """HVFaceTrack -> HVFacePaste in the real server on the astronaut photo, and a faceless image that must
 give a clear error without taking the server down."""
+
 import numpy as np
 import pytest
-from PIL import Image
-
 from hv_fixtures import media
+from PIL import Image
 
 pytestmark = pytest.mark.integration
 FACE_MODEL = "face_recognition_models/shape_predictor_68_face_landmarks.dat"
 
 
 def face_track(image_node, **overrides):
-    inputs = {"images": image_node, "face_model": FACE_MODEL, "resolution": "256 (LatentSync 1.5)",
-              "select": "largest", "face_index": 0, "smoothing": 1.0, "detector": "hog", "upsample": 1,
-              "min_score": 0.5}
+    inputs = {
+        "images": image_node,
+        "face_model": FACE_MODEL,
+        "resolution": "256 (LatentSync 1.5)",
+        "select": "largest",
+        "face_index": 0,
+        "smoothing": 1.0,
+        "detector": "hog",
+        "upsample": 1,
+        "min_score": 0.5,
+    }
     inputs.update(overrides)
     return {"class_type": "HVFaceTrack", "inputs": inputs}
 
@@ -24,8 +32,10 @@ def test_track_crop_and_paste_back(comfy, tmp_path):
     prompt = {
         "1": {"class_type": "LoadImage", "inputs": {"image": name}},
         "2": face_track(["1", 0]),
-        "3": {"class_type": "HVFacePaste", "inputs": {"images": ["1", 0], "faces": ["2", 1],
-                                                     "face_track": ["2", 0], "region": "mouth"}},
+        "3": {
+            "class_type": "HVFacePaste",
+            "inputs": {"images": ["1", 0], "faces": ["2", 1], "face_track": ["2", 0], "region": "mouth"},
+        },
         "4": {"class_type": "SaveImage", "inputs": {"images": ["3", 0], "filename_prefix": "HumanVideo/face"}},
         "5": {"class_type": "SaveImage", "inputs": {"images": ["2", 1], "filename_prefix": "HumanVideo/crop"}},
     }
@@ -53,7 +63,11 @@ def test_faceless_image_is_a_clear_error(comfy):
     result = comfy.run(prompt, timeout=120)
     assert not result.ok
     assert "no face found in any of the 2 frames" in str(result.error)
-    ok = comfy.run({"1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1,
-                                                                 "color": 0}},
-                    "2": {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}}}, timeout=60)
+    ok = comfy.run(
+        {
+            "1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0}},
+            "2": {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}},
+        },
+        timeout=60,
+    )
     assert ok.ok, "the server must keep working after the error"

@@ -4,6 +4,7 @@ their outputs drive ComfyUI core's own HuMo path (CLIPTextEncode -> WanHuMoImage
 KSampler -> VAEDecode), so they are real core MODEL / VAE / CLIP objects; wrong files are named.
 (Core's WanHuMoImageToVideo indexes 33 Whisper states, so the 4-layer test Whisper is not fed to it; our own
 audio path runs in test_humo_workflows.py.)"""
+
 from fractions import Fraction
 
 import av
@@ -30,26 +31,73 @@ def core_humo_prompt(model_name: str, length: int = 5) -> dict:
     return {
         "1": {"class_type": "HVLoadHuMoModel", "inputs": {"model_name": model_name, "weight_dtype": "default"}},
         "2": {"class_type": "HVLoadWanVAE", "inputs": {"vae_name": "Wan2.1_VAE.pth", "dtype": "default"}},
-        "3": {"class_type": "HVLoadUMT5", "inputs": {"text_encoder_name": "models_t5_umt5-xxl-enc-bf16.pth",
-                                                     "tokenizer": "google/umt5-xxl", "dtype": "default"}},
+        "3": {
+            "class_type": "HVLoadUMT5",
+            "inputs": {
+                "text_encoder_name": "models_t5_umt5-xxl-enc-bf16.pth",
+                "tokenizer": "google/umt5-xxl",
+                "dtype": "default",
+            },
+        },
         "4": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["3", 0], "text": "a person talks to the camera"}},
         "5": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["3", 0], "text": "static, blurry"}},
         "6": {"class_type": "LoadImage", "inputs": {"image": "face.png"}},
-        "7": {"class_type": "HVLoadAudio", "inputs": {"audio": "speech.wav", "path": "", "start_seconds": 0.0,
-                                                      "duration_seconds": 1.0, "sample_rate": "16000",
-                                                      "channels": "mono"}},
-        "10": {"class_type": "WanHuMoImageToVideo", "inputs": {
-            "positive": ["4", 0], "negative": ["5", 0], "vae": ["2", 0], "width": 64, "height": 48,
-            "length": length, "batch_size": 1, "ref_image": ["6", 0]}},
+        "7": {
+            "class_type": "HVLoadAudio",
+            "inputs": {
+                "audio": "speech.wav",
+                "path": "",
+                "start_seconds": 0.0,
+                "duration_seconds": 1.0,
+                "sample_rate": "16000",
+                "channels": "mono",
+            },
+        },
+        "10": {
+            "class_type": "WanHuMoImageToVideo",
+            "inputs": {
+                "positive": ["4", 0],
+                "negative": ["5", 0],
+                "vae": ["2", 0],
+                "width": 64,
+                "height": 48,
+                "length": length,
+                "batch_size": 1,
+                "ref_image": ["6", 0],
+            },
+        },
         "11": {"class_type": "ModelSamplingSD3", "inputs": {"model": ["1", 0], "shift": 5.0}},
-        "12": {"class_type": "KSampler", "inputs": {
-            "model": ["11", 0], "positive": ["10", 0], "negative": ["10", 1], "latent_image": ["10", 2],
-            "seed": 1, "steps": 2, "cfg": 2.0, "sampler_name": "uni_pc", "scheduler": "simple", "denoise": 1.0}},
+        "12": {
+            "class_type": "KSampler",
+            "inputs": {
+                "model": ["11", 0],
+                "positive": ["10", 0],
+                "negative": ["10", 1],
+                "latent_image": ["10", 2],
+                "seed": 1,
+                "steps": 2,
+                "cfg": 2.0,
+                "sampler_name": "uni_pc",
+                "scheduler": "simple",
+                "denoise": 1.0,
+            },
+        },
         "13": {"class_type": "VAEDecode", "inputs": {"samples": ["12", 0], "vae": ["2", 0]}},
-        "14": {"class_type": "HVSaveVideo", "inputs": {
-            "images": ["13", 0], "fps": 25.0, "filename_prefix": "HumanVideo/test_humo_loaders", "quality_crf": 23,
-            "length_from": "video", "ai_label": False, "label_corner": "bottom-right", "label_size": 0.05,
-            "label_opacity": 0.7, "audio": ["7", 0]}},
+        "14": {
+            "class_type": "HVSaveVideo",
+            "inputs": {
+                "images": ["13", 0],
+                "fps": 25.0,
+                "filename_prefix": "HumanVideo/test_humo_loaders",
+                "quality_crf": 23,
+                "length_from": "video",
+                "ai_label": False,
+                "label_corner": "bottom-right",
+                "label_size": 0.05,
+                "label_opacity": 0.7,
+                "audio": ["7", 0],
+            },
+        },
     }
 
 

@@ -1,14 +1,13 @@
 """Every shipped HuMo workflow runs in the real server with the tiny checkpoints (official layouts) and writes
 an mp4 with the requested frames at 25 fps and an AAC track; bad input gives clear errors, not a broken server."""
+
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
-
 from comfy_harness import node_of, shipped_api_workflow
-
 from workflow_specs_humo import NEGATIVE_PROMPT, WORKFLOWS
 
 pytestmark = pytest.mark.integration
@@ -39,8 +38,13 @@ def test_shipped_workflow_runs_with_tiny_checkpoints(comfy, name):
     conditioning = node_of(prompt, "HVHuMoConditioning")["inputs"]
     sampler = node_of(prompt, "HVHuMoSampler")["inputs"]
     # the shipped settings are the official ones
-    assert (conditioning["length"], sampler["steps"], sampler["shift"], sampler["seed"], sampler["solver"]) == \
-        (97, 50, 5.0, 666666, "uni_pc")
+    assert (conditioning["length"], sampler["steps"], sampler["shift"], sampler["seed"], sampler["solver"]) == (
+        97,
+        50,
+        5.0,
+        666666,
+        "uni_pc",
+    )
     assert conditioning["size"] == ("720x1280" if "720p" in name else "480x832")
     assert ("reference_images" in conditioning) == ("_ta_" not in name)
     assert prompt[conditioning["negative"][0]]["inputs"]["text"] == NEGATIVE_PROMPT
@@ -75,8 +79,10 @@ def test_wrong_audio_encoder_is_a_clear_error(comfy):
 def test_length_is_rounded_to_4n_plus_1_and_reported_server_still_fine(comfy):
     assert comfy.alive()  # after the errors above
     prompt = shrink(shipped_api_workflow("humo_17b_ta_480p"), length=8, steps=1)
-    prompt["90"] = {"class_type": "PreviewAny", "inputs": {"source": [
-        next(k for k, n in prompt.items() if n["class_type"] == "HVHuMoConditioning"), 3]}}
+    prompt["90"] = {
+        "class_type": "PreviewAny",
+        "inputs": {"source": [next(k for k, n in prompt.items() if n["class_type"] == "HVHuMoConditioning"), 3]},
+    }
     result = comfy.run(prompt, timeout=300)
     assert result.ok, result.error
     [info] = result.outputs["90"]["text"]

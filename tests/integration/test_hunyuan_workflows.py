@@ -1,11 +1,10 @@
 """Both shipped HunyuanVideo-I2V workflows run in the real server with the tiny official-layout files."""
+
 from fractions import Fraction
 
 import av
 import pytest
-
 from comfy_harness import node_of, shipped_api_workflow
-
 
 pytestmark = pytest.mark.integration
 

@@ -1,13 +1,12 @@
 """Both shipped LatentSync workflows run in the real server with tiny checkpoints on the test face clip."""
+
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
-
 from comfy_harness import node_of, shipped_api_workflow
-
 
 pytestmark = pytest.mark.integration
 
@@ -22,10 +21,13 @@ def decode(path: Path) -> tuple[list[np.ndarray], Fraction, float]:
     return frames, fps, samples / rate
 
 
-@pytest.mark.parametrize("name, video, audio_seconds", [
-    ("latentsync_1.5_256", "face_short.mp4", 0.6),  # audio longer than the 0.4 s video: ping-pong
-    ("latentsync_1.6_512", "face_short.mp4", 0.24),
-])
+@pytest.mark.parametrize(
+    "name, video, audio_seconds",
+    [
+        ("latentsync_1.5_256", "face_short.mp4", 0.6),  # audio longer than the 0.4 s video: ping-pong
+        ("latentsync_1.6_512", "face_short.mp4", 0.24),
+    ],
+)
 def test_shipped_workflow_runs_with_tiny_checkpoints(comfy, name, video, audio_seconds):
     prompt = shipped_api_workflow(name)
     node_of(prompt, "LoadVideo")["inputs"]["file"] = video

@@ -1,4 +1,5 @@
 """HVLoadAudio -> HVSaveVideo in the real server, and bad input that must not take the server down."""
+
 from fractions import Fraction
 
 import av
@@ -9,16 +10,30 @@ pytestmark = pytest.mark.integration
 
 
 def load_audio(file="speech.wav", **overrides):
-    inputs = {"audio": file, "path": "", "start_seconds": 0.0, "duration_seconds": 0.0,
-              "sample_rate": "original", "channels": "original"}
+    inputs = {
+        "audio": file,
+        "path": "",
+        "start_seconds": 0.0,
+        "duration_seconds": 0.0,
+        "sample_rate": "original",
+        "channels": "original",
+    }
     inputs.update(overrides)
     return {"class_type": "HVLoadAudio", "inputs": inputs}
 
 
 def save_video(images, audio=None, **overrides):
-    inputs = {"images": images, "fps": 25.0, "filename_prefix": "HumanVideo/test", "quality_crf": 18,
-              "length_from": "video", "ai_label": True, "label_corner": "bottom-right", "label_size": 0.1,
-              "label_opacity": 1.0}
+    inputs = {
+        "images": images,
+        "fps": 25.0,
+        "filename_prefix": "HumanVideo/test",
+        "quality_crf": 18,
+        "length_from": "video",
+        "ai_label": True,
+        "label_corner": "bottom-right",
+        "label_size": 0.1,
+        "label_opacity": 1.0,
+    }
     if audio is not None:
         inputs["audio"] = audio
     inputs.update(overrides)
@@ -26,7 +41,10 @@ def save_video(images, audio=None, **overrides):
 
 
 def blank_frames(width=97, height=65, count=30, color=0x3366CC):
-    return {"class_type": "EmptyImage", "inputs": {"width": width, "height": height, "batch_size": count, "color": color}}
+    return {
+        "class_type": "EmptyImage",
+        "inputs": {"width": width, "height": height, "batch_size": count, "color": color},
+    }
 
 
 def test_audio_and_frames_to_mp4(comfy):
@@ -86,11 +104,13 @@ def test_corrupt_audio_is_reported_and_the_server_keeps_working(comfy):
 def test_video_file_without_audio_and_missing_path_are_clear(comfy):
     silent_clip = comfy.input_dir / "face.mp4"
     assert silent_clip.is_file()
-    no_file = comfy.run({"1": load_audio(path="does/not/exist.wav"), "2": blank_frames(count=2),
-                         "3": save_video(["2", 0], ["1", 0])})
+    no_file = comfy.run(
+        {"1": load_audio(path="does/not/exist.wav"), "2": blank_frames(count=2), "3": save_video(["2", 0], ["1", 0])}
+    )
     assert not no_file.ok and "does not exist" in no_file.error["exception_message"]
-    from_video = comfy.run({"1": load_audio("face.mp4"), "2": blank_frames(count=2),
-                            "3": save_video(["2", 0], ["1", 0])})
+    from_video = comfy.run(
+        {"1": load_audio("face.mp4"), "2": blank_frames(count=2), "3": save_video(["2", 0], ["1", 0])}
+    )
     assert from_video.ok, from_video.error
 
 

@@ -1,4 +1,5 @@
 """HVLoadWhisper -> HVWhisperFeatures in the real server, with the tiny fixtures in both file formats."""
+
 import re
 
 import pytest
@@ -9,8 +10,14 @@ pytestmark = pytest.mark.integration
 
 
 def load_audio(file="speech.wav", **overrides):
-    inputs = {"audio": file, "path": "", "start_seconds": 0.0, "duration_seconds": 0.0,
-              "sample_rate": "original", "channels": "original"}
+    inputs = {
+        "audio": file,
+        "path": "",
+        "start_seconds": 0.0,
+        "duration_seconds": 0.0,
+        "sample_rate": "original",
+        "channels": "original",
+    }
     inputs.update(overrides)
     return {"class_type": "HVLoadAudio", "inputs": inputs}
 
@@ -19,8 +26,10 @@ def features_prompt(model: str, audio_node: dict, windows="overlapping (no seams
     return {
         "1": audio_node,
         "2": {"class_type": "HVLoadWhisper", "inputs": {"model": model, "precision": "auto"}},
-        "3": {"class_type": "HVWhisperFeatures",
-              "inputs": {"audio": ["1", 0], "whisper": ["2", 0], "windows": windows, "convention": convention}},
+        "3": {
+            "class_type": "HVWhisperFeatures",
+            "inputs": {"audio": ["1", 0], "whisper": ["2", 0], "windows": windows, "convention": convention},
+        },
         # core's PreviewAny prints the features' summary: an output node that accepts any type
         "4": {"class_type": "PreviewAny", "inputs": {"source": ["3", 0]}},
     }
@@ -42,19 +51,27 @@ def test_combo_lists_fixtures_and_types(comfy):
 
 def test_openai_tiny_features_of_stereo_44k_audio(comfy):
     # the 3 s speech fixture, resampled by the loader to 44.1 kHz stereo; the node brings it back to 16 kHz mono
-    result = comfy.run(features_prompt("whisper_tiny_test.pt",
-                                       load_audio(sample_rate="44100", channels="stereo")), timeout=300)
+    result = comfy.run(
+        features_prompt("whisper_tiny_test.pt", load_audio(sample_rate="44100", channels="stereo")), timeout=300
+    )
     assert result.ok, result.error
     text = summary(result)
-    match = re.search(r"AudioFeatures\((whisper-custom\(d=384, layers=4, mels=80, ffn=64\)), ([\d.]+) s, "
-                      r"(\d+) x 6 states x 384, overlap/latentsync\)", text)
+    match = re.search(
+        r"AudioFeatures\((whisper-custom\(d=384, layers=4, mels=80, ffn=64\)), ([\d.]+) s, "
+        r"(\d+) x 6 states x 384, overlap/latentsync\)",
+        text,
+    )
     assert match, text
     assert abs(float(match.group(2)) - 3.0) < 0.01 and int(match.group(3)) == 150
 
 
 def test_comfy_org_layout_large_v3_features(comfy):
-    result = comfy.run(features_prompt("whisper_large_v3_test.safetensors", load_audio(duration_seconds=1.0),
-                                       windows="independent 30 s (official)"), timeout=600)
+    result = comfy.run(
+        features_prompt(
+            "whisper_large_v3_test.safetensors", load_audio(duration_seconds=1.0), windows="independent 30 s (official)"
+        ),
+        timeout=600,
+    )
     assert result.ok, result.error
     assert re.search(r"d=1280, layers=4, mels=128.*1\.00 s, 50 x 6 states x 1280, independent/humo", summary(result))
 
@@ -65,8 +82,13 @@ def test_bad_inputs_are_reported_and_the_server_keeps_working(comfy):
     assert "too short for Whisper" in short.error["exception_message"]
 
     fake = comfy.models_dir / "audio_encoders" / "wav2vec2_test.safetensors"
-    save_file({"wav2vec2.feature_extractor.conv_layers.0.conv.weight": torch.zeros(2, 1, 3),
-               "wav2vec2.encoder.layer_norm.bias": torch.zeros(2)}, str(fake))
+    save_file(
+        {
+            "wav2vec2.feature_extractor.conv_layers.0.conv.weight": torch.zeros(2, 1, 3),
+            "wav2vec2.encoder.layer_norm.bias": torch.zeros(2),
+        },
+        str(fake),
+    )
     try:
         wrong = comfy.run(features_prompt("wav2vec2_test.safetensors", load_audio()))
     finally:

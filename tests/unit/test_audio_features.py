@@ -1,34 +1,45 @@
 """Audio features: official windows and layer groups for HuMo and LatentSync, long-audio windowing."""
+
 from __future__ import annotations
 
 import math
 
+import hv_fixtures
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from transformers import WhisperConfig, WhisperFeatureExtractor
-from transformers.models.whisper.modeling_whisper import WhisperEncoder as HFWhisperEncoder
-
-import hv_fixtures
 from humanvideo.loaders import whisper as lw
 from humanvideo.models import audio_features as af
 from humanvideo.models.audio_features import AudioFeatures
 from humanvideo.models.log_mel import log_mel_spectrogram
 from humanvideo.models.whisper_encoder import WhisperEncoder, WhisperEncoderConfig, WhisperModel
+from transformers import WhisperConfig, WhisperFeatureExtractor
+from transformers.models.whisper.modeling_whisper import WhisperEncoder as HFWhisperEncoder
 
 
-def features(n_positions: int, n_layers: int, d: int, n_mels: int = 80, num_samples: int | None = None,
-             seed: int = 0) -> AudioFeatures:
+def features(
+    n_positions: int, n_layers: int, d: int, n_mels: int = 80, num_samples: int | None = None, seed: int = 0
+) -> AudioFeatures:
     g = torch.Generator().manual_seed(seed)
-    return AudioFeatures(states=torch.randn(n_positions, n_layers + 2, d, generator=g), n_layers=n_layers,
-                         model_name="test", num_samples=num_samples if num_samples is not None else n_positions * 320,
-                         n_mels=n_mels)
+    return AudioFeatures(
+        states=torch.randn(n_positions, n_layers + 2, d, generator=g),
+        n_layers=n_layers,
+        model_name="test",
+        num_samples=num_samples if num_samples is not None else n_positions * 320,
+        n_mels=n_mels,
+    )
 
 
 def as_model(encoder: torch.nn.Module) -> WhisperModel:
-    return WhisperModel(encoder.eval(), compute_dtype=torch.float32, load_device=torch.device("cpu"),
-                        offload_device=torch.device("cpu"), layout="test", source="test")
+    return WhisperModel(
+        encoder.eval(),
+        compute_dtype=torch.float32,
+        load_device=torch.device("cpu"),
+        offload_device=torch.device("cpu"),
+        layout="test",
+        source="test",
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -82,11 +93,19 @@ def test_humo_layer_groups_and_25hz_equal_official_definition():
     emb = af.humo_audio_embedding(feats)
     # official: 33 HF hidden states (last one post-LayerNorm), truncated to 2 x (samples // 640)
     hidden = torch.cat([feats.states[:, :32], feats.states[:, 33:34]], dim=1)[None, : 2 * (num_samples // 640)]
+
     def to25(x):  # [1, T, C] 50 Hz -> 25 Hz, linear, align_corners=True
-        return F.interpolate(x.transpose(1, 2), size=int(x.shape[1] / 50 * 25), mode="linear",
-                             align_corners=True).transpose(1, 2)
-    groups = [hidden[:, :, 0:8].mean(2), hidden[:, :, 8:16].mean(2), hidden[:, :, 16:24].mean(2),
-              hidden[:, :, 24:32].mean(2), hidden[:, :, 32]]
+        return F.interpolate(
+            x.transpose(1, 2), size=int(x.shape[1] / 50 * 25), mode="linear", align_corners=True
+        ).transpose(1, 2)
+
+    groups = [
+        hidden[:, :, 0:8].mean(2),
+        hidden[:, :, 8:16].mean(2),
+        hidden[:, :, 16:24].mean(2),
+        hidden[:, :, 24:32].mean(2),
+        hidden[:, :, 32],
+    ]
     ref = torch.stack([to25(g) for g in groups], dim=2)[0]
     assert emb.shape == (75, 5, 1280)
     assert torch.allclose(emb, ref, atol=1e-6)
@@ -96,7 +115,9 @@ def test_humo_layer_groups_and_25hz_equal_official_definition():
 
 
 def test_humo_rejects_wrong_encoders_and_short_audio():
-    with pytest.raises(ValueError, match="HuMo needs audio features from whisper-large-v3.*whisper-tiny|HuMo needs.*test"):
+    with pytest.raises(
+        ValueError, match="HuMo needs audio features from whisper-large-v3.*whisper-tiny|HuMo needs.*test"
+    ):
         af.humo_audio_embedding(features(100, 4, 384))  # a whisper-tiny
     with pytest.raises(ValueError, match="128 mel bands"):
         af.humo_audio_embedding(features(100, 32, 1280, n_mels=80))  # large-v2
@@ -158,8 +179,14 @@ def test_latentsync_rejects_wrong_encoders_and_short_audio():
 
 def random_hf_encoder(seed: int, d=64, layers=2, heads=1, ffn=64, mels=80) -> HFWhisperEncoder:
     torch.manual_seed(seed)
-    cfg = WhisperConfig(d_model=d, encoder_layers=layers, encoder_attention_heads=heads, encoder_ffn_dim=ffn,
-                        num_mel_bins=mels, max_source_positions=1500)
+    cfg = WhisperConfig(
+        d_model=d,
+        encoder_layers=layers,
+        encoder_attention_heads=heads,
+        encoder_ffn_dim=ffn,
+        num_mel_bins=mels,
+        max_source_positions=1500,
+    )
     enc = HFWhisperEncoder(cfg).eval()
     with torch.no_grad():
         for name, p in enc.named_parameters():
@@ -170,15 +197,18 @@ def random_hf_encoder(seed: int, d=64, layers=2, heads=1, ffn=64, mels=80) -> HF
 
 def ours_from_hf(enc: HFWhisperEncoder) -> WhisperModel:
     converted, layout = lw.convert_state_dict({f"encoder.{k}": v for k, v in enc.state_dict().items()})
-    ckpt = lw.WhisperCheckpoint(converted, lw.infer_config(converted, n_heads=enc.config.encoder_attention_heads),
-                                layout, "test")
+    ckpt = lw.WhisperCheckpoint(
+        converted, lw.infer_config(converted, n_heads=enc.config.encoder_attention_heads), layout, "test"
+    )
     return as_model(lw.build_encoder(ckpt, torch.float32))
 
 
 def hf_states(enc: HFWhisperEncoder, mel: torch.Tensor) -> torch.Tensor:
     """[1500, L + 2, d]: HF hidden states plus the last block output before the final LayerNorm."""
     grab = {}
-    hook = enc.layers[-1].register_forward_hook(lambda m, i, o: grab.__setitem__("x", o[0] if isinstance(o, tuple) else o))
+    hook = enc.layers[-1].register_forward_hook(
+        lambda m, i, o: grab.__setitem__("x", o[0] if isinstance(o, tuple) else o)
+    )
     with torch.no_grad():
         hidden = enc(mel, output_hidden_states=True).hidden_states
     hook.remove()
@@ -190,7 +220,9 @@ def speechlike(seconds: float, seed: int = 0) -> torch.Tensor:
     n = int(seconds * 16000)
     t = np.arange(n) / 16000
     env = 0.5 + 0.5 * np.sin(2 * np.pi * 3.0 * t)
-    return torch.from_numpy((env * (0.3 * np.sin(2 * np.pi * 180 * t) + 0.05 * rng.standard_normal(n))).astype(np.float32))
+    return torch.from_numpy(
+        (env * (0.3 * np.sin(2 * np.pi * 180 * t) + 0.05 * rng.standard_normal(n))).astype(np.float32)
+    )
 
 
 def test_humo_extraction_equals_official_chunks_on_long_audio():
@@ -199,10 +231,12 @@ def test_humo_extraction_equals_official_chunks_on_long_audio():
     enc = random_hf_encoder(5)
     audio = speechlike(61.3)  # three windows, the last one 1.3 s
     fe = WhisperFeatureExtractor(feature_size=80)
-    mels = [fe(audio[i: i + 480000].numpy(), sampling_rate=16000, return_tensors="pt").input_features
-            for i in range(0, audio.shape[0], 480000)]
+    mels = [
+        fe(audio[i : i + 480000].numpy(), sampling_rate=16000, return_tensors="pt").input_features
+        for i in range(0, audio.shape[0], 480000)
+    ]
     mel = torch.cat(mels, dim=-1)
-    ref = torch.cat([hf_states(enc, mel[:, :, i: i + 3000]) for i in range(0, mel.shape[-1], 3000)])
+    ref = torch.cat([hf_states(enc, mel[:, :, i : i + 3000]) for i in range(0, mel.shape[-1], 3000)])
     ours = af.extract_audio_features(ours_from_hf(enc), audio, window_mode="independent", convention="humo")
     assert ours.num_positions == audio.shape[0] // 320 == 3065
     assert torch.allclose(ours.states, ref[: ours.num_positions], atol=3e-5, rtol=1e-4)
@@ -216,12 +250,13 @@ def test_latentsync_extraction_equals_official_segments():
     enc = random_hf_encoder(6)
     audio = speechlike(33.7, seed=1)
     fe = WhisperFeatureExtractor(feature_size=80)
-    mel = fe(audio.numpy(), sampling_rate=16000, padding="longest", truncation=False,
-             return_tensors="pt").input_features
+    mel = fe(
+        audio.numpy(), sampling_rate=16000, padding="longest", truncation=False, return_tensors="pt"
+    ).input_features
     assert mel.shape[-1] == audio.shape[0] // 160
     parts = []
     for seek in range(0, mel.shape[-1], 3000):
-        seg = mel[:, :, seek: seek + 3000]
+        seg = mel[:, :, seek : seek + 3000]
         kept = seg.shape[-1] // 2
         parts.append(hf_states(enc, F.pad(seg, (0, 3000 - seg.shape[-1])))[:kept, :3])
     ref = torch.cat(parts)
@@ -310,8 +345,12 @@ def test_nodes_load_fixture_and_encode_stereo_44k(tmp_path):
         folder_paths.folder_names_and_paths["audio_encoders"] = saved
     t = torch.arange(int(44100 * 1.2)) / 44100
     wave = torch.stack([torch.sin(2 * math.pi * 200 * t), torch.sin(2 * math.pi * 300 * t)])[None] * 0.3
-    feats, core = HVWhisperFeatures.execute(audio={"waveform": wave, "sample_rate": 44100}, whisper=whisper,
-                                            windows="overlapping (no seams)", convention="auto").result
+    feats, core = HVWhisperFeatures.execute(
+        audio={"waveform": wave, "sample_rate": 44100},
+        whisper=whisper,
+        windows="overlapping (no seams)",
+        convention="auto",
+    ).result
     assert feats.num_samples == math.ceil(wave.shape[-1] * 16000 / 44100) and feats.convention == "latentsync"
     assert feats.states.shape == (feats.num_samples // 320, 6, 384)
     assert af.latentsync_audio_windows(feats, 25, n_frames=30).shape == (30, 50, 384)
@@ -319,8 +358,16 @@ def test_nodes_load_fixture_and_encode_stereo_44k(tmp_path):
     assert torch.equal(torch.stack(core["encoded_audio_all_layers"], dim=2)[0], feats.hidden_states())
     assert core["audio_samples"] == feats.num_samples and torch.equal(core["encoded_audio"][0], feats.states[:, -1])
     with pytest.raises(ValueError, match="empty"):
-        HVWhisperFeatures.execute(audio={"waveform": torch.zeros(1, 1, 0), "sample_rate": 16000}, whisper=whisper,
-                                  windows="overlapping (no seams)", convention="auto")
+        HVWhisperFeatures.execute(
+            audio={"waveform": torch.zeros(1, 1, 0), "sample_rate": 16000},
+            whisper=whisper,
+            windows="overlapping (no seams)",
+            convention="auto",
+        )
     with pytest.raises(ValueError, match="batch of 2 clips"):
-        HVWhisperFeatures.execute(audio={"waveform": torch.zeros(2, 1, 16000), "sample_rate": 16000},
-                                  whisper=whisper, windows="overlapping (no seams)", convention="auto")
+        HVWhisperFeatures.execute(
+            audio={"waveform": torch.zeros(2, 1, 16000), "sample_rate": 16000},
+            whisper=whisper,
+            windows="overlapping (no seams)",
+            convention="auto",
+        )

@@ -3,13 +3,22 @@
 The prompt is the real frontend's API conversion of a core-node graph and the schemas a recorded
 /object_info subset of ComfyUI 0.3.75 (see test_batch_ui_to_api.py).
 """
+
 import json
 from pathlib import Path
 
 import pytest
-
-from humanvideo.batch.jobs import (Job, JobError, coerce, parse_csv, parse_jsonl, plan_job, read_jobs, resolve_key,
-                                   validate_prompt)
+from humanvideo.batch.jobs import (
+    Job,
+    JobError,
+    coerce,
+    parse_csv,
+    parse_jsonl,
+    plan_job,
+    read_jobs,
+    resolve_key,
+    validate_prompt,
+)
 
 DATA = Path(__file__).parent / "test_batch_data"
 
@@ -31,8 +40,10 @@ def job(**values):
 # -- reading --------------------------------------------------------------------------------------------
 def test_csv_rows_ids_and_empty_cells():
     jobs = parse_csv("id,prompt,seed\na,hello,1\n,world,\n\n")
-    assert [(j.id, j.values, j.error) for j in jobs] == [("a", {"prompt": "hello", "seed": "1"}, None),
-                                                         ("row2", {"prompt": "world"}, None)]
+    assert [(j.id, j.values, j.error) for j in jobs] == [
+        ("a", {"prompt": "hello", "seed": "1"}, None),
+        ("row2", {"prompt": "world"}, None),
+    ]
     assert jobs[1].source == "jobs.csv:3"
 
 
@@ -43,8 +54,9 @@ def test_csv_bad_row_is_a_job_error_not_a_crash():
     assert jobs[2].error is None
 
 
-@pytest.mark.parametrize("text,match", [("", "empty"), ("a,,b\n1,2,3\n", "empty column name"),
-                                        ("a,a\n1,2\n", "repeats columns")])
+@pytest.mark.parametrize(
+    "text,match", [("", "empty"), ("a,,b\n1,2,3\n", "empty column name"), ("a,a\n1,2\n", "repeats columns")]
+)
 def test_csv_unusable_files_raise(text, match):
     with pytest.raises(JobError, match=match):
         parse_csv(text)
@@ -119,19 +131,34 @@ def test_coerce_types_and_ranges(object_info):
     assert coerce("4.5", cfg, "c") == 4.5
     assert coerce("uni_pc", sampler, "x") == "uni_pc"
     assert coerce("yes", ["BOOLEAN", {}], "b") is True and coerce(False, ["BOOLEAN", {}], "b") is False
-    for value, spec, match in [("1.5", steps, "not an integer"), ("0", steps, r"outside \[1, 10000\]"),
-                               ("x", cfg, "not a number"), (True, steps, "not an integer"),
-                               ("eulerr", sampler, "'eulerr' is not one of"), ("maybe", ["BOOLEAN", {}], "true/false"),
-                               ({"a": 1}, ["STRING", {}], "expected text"), ("x", ["MODEL", {}], "takes a link")]:
+    for value, spec, match in [
+        ("1.5", steps, "not an integer"),
+        ("0", steps, r"outside \[1, 10000\]"),
+        ("x", cfg, "not a number"),
+        (True, steps, "not an integer"),
+        ("eulerr", sampler, "'eulerr' is not one of"),
+        ("maybe", ["BOOLEAN", {}], "true/false"),
+        ({"a": 1}, ["STRING", {}], "expected text"),
+        ("x", ["MODEL", {}], "takes a link"),
+    ]:
         with pytest.raises(JobError, match=match):
             coerce(value, spec, "col")
 
 
 def test_plan_applies_values_and_uploads_local_files(tmp_path, prompt, object_info):
     (tmp_path / "me.png").write_bytes(b"\x89PNG fake")
-    plan = plan_job(prompt, object_info, job(prompt="a dancer", seed="42", size="96x64", image="me.png",
-                                             **{"KSampler.steps": "4", "Save Image.filename_prefix": "out/a"}),
-                    tmp_path)
+    plan = plan_job(
+        prompt,
+        object_info,
+        job(
+            prompt="a dancer",
+            seed="42",
+            size="96x64",
+            image="me.png",
+            **{"KSampler.steps": "4", "Save Image.filename_prefix": "out/a"},
+        ),
+        tmp_path,
+    )
     p = plan.prompt
     assert p["2"]["inputs"]["text"] == "a dancer"
     assert p["5"]["inputs"]["seed"] == 42  # replaces the link from the PrimitiveInt node
@@ -145,11 +172,20 @@ def test_plan_applies_values_and_uploads_local_files(tmp_path, prompt, object_in
 
 def test_plan_reports_every_problem_of_a_job(tmp_path, prompt, object_info):
     with pytest.raises(JobError) as e:
-        plan_job(prompt, object_info, job(image="missing.png", seed="x", size="big", **{"KSampler.model": "m"},
-                                          **{"Nobody.text": "a"}), tmp_path)
+        plan_job(
+            prompt,
+            object_info,
+            job(image="missing.png", seed="x", size="big", **{"KSampler.model": "m"}, **{"Nobody.text": "a"}),
+            tmp_path,
+        )
     msg = str(e.value)
-    for part in ["file 'missing.png' not found", "'x' is not an integer", "'big' is not a size",
-                 "MODEL connection", "no node titled or numbered 'Nobody'"]:
+    for part in [
+        "file 'missing.png' not found",
+        "'x' is not an integer",
+        "'big' is not a size",
+        "MODEL connection",
+        "no node titled or numbered 'Nobody'",
+    ]:
         assert part in msg
 
 
@@ -160,8 +196,9 @@ def test_plan_accepts_files_already_on_the_server(tmp_path, prompt, object_info)
 
 def test_bad_row_fails_its_plan(tmp_path, prompt, object_info):
     with pytest.raises(JobError, match="header has 2"):
-        plan_job(prompt, object_info, Job("row1", "jobs.csv:2", error="jobs.csv:2: has 3 fields, the header has 2"),
-                 tmp_path)
+        plan_job(
+            prompt, object_info, Job("row1", "jobs.csv:2", error="jobs.csv:2: has 3 fields, the header has 2"), tmp_path
+        )
 
 
 def test_fingerprint_follows_prompt_and_file_contents(tmp_path, prompt, object_info):

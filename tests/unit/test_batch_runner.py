@@ -4,15 +4,23 @@ server replies recorded from a real ComfyUI 0.3.75 (test_batch_data/server_repli
 The runner is driven through a scripted stand-in for ComfyClient here; the real client against a
 real server is exercised by tests/integration/test_batch.py.
 """
+
 import json
 import os
 from pathlib import Path
 
 import pytest
-
 from humanvideo.batch import cli
-from humanvideo.batch.client import (PromptLost, PromptRejected, RunResult, ServerUnavailable, WaitTimeout,
-                                     format_rejection, normalize_url, result_from_history_entry)
+from humanvideo.batch.client import (
+    PromptLost,
+    PromptRejected,
+    RunResult,
+    ServerUnavailable,
+    WaitTimeout,
+    format_rejection,
+    normalize_url,
+    result_from_history_entry,
+)
 from humanvideo.batch.jobs import parse_csv
 from humanvideo.batch.runner import BatchOptions, BatchRunner, Results, Workflow
 
@@ -22,9 +30,16 @@ REPLIES = json.loads((DATA / "server_replies.json").read_text())
 
 PROMPT = {
     "1": {"class_type": "LoadImage", "inputs": {"image": "example.png"}, "_meta": {"title": "Photo"}},
-    "2": {"class_type": "ImageScale", "inputs": {"image": ["1", 0], "upscale_method": "nearest-exact", "width": 32,
-                                                 "height": 32, "crop": "disabled"}, "_meta": {"title": "Resize"}},
-    "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "hv"}, "_meta": {"title": "Save"}},
+    "2": {
+        "class_type": "ImageScale",
+        "inputs": {"image": ["1", 0], "upscale_method": "nearest-exact", "width": 32, "height": 32, "crop": "disabled"},
+        "_meta": {"title": "Resize"},
+    },
+    "3": {
+        "class_type": "SaveImage",
+        "inputs": {"images": ["2", 0], "filename_prefix": "hv"},
+        "_meta": {"title": "Save"},
+    },
 }
 
 
@@ -71,13 +86,26 @@ class ScriptedClient:
 
 def ok(prompt, pid):
     prefix = prompt["3"]["inputs"]["filename_prefix"]
-    return RunResult(pid, True, {"3": {"images": [{"filename": f"{prefix}_00001_.png", "subfolder": "", "type": "output"}]}},
-                     seconds=0.5)
+    return RunResult(
+        pid,
+        True,
+        {"3": {"images": [{"filename": f"{prefix}_00001_.png", "subfolder": "", "type": "output"}]}},
+        seconds=0.5,
+    )
 
 
 def failing(pid):
-    return RunResult(pid, False, {}, error={"node_id": "1", "node_type": "LoadImage", "exception_type": "OSError",
-                                            "exception_message": "cannot identify image file"})
+    return RunResult(
+        pid,
+        False,
+        {},
+        error={
+            "node_id": "1",
+            "node_type": "LoadImage",
+            "exception_type": "OSError",
+            "exception_message": "cannot identify image file",
+        },
+    )
 
 
 def make_jobs(tmp_path, n=5, bad="c"):
@@ -89,13 +117,16 @@ def make_jobs(tmp_path, n=5, bad="c"):
 
 def run(client, tmp_path, jobs, **opts):
     results = Results(tmp_path / "results.json")
-    runner = BatchRunner(client, Workflow(PROMPT, None, tmp_path / "wf.json"), results, BatchOptions(**opts),
-                         log=lambda s: None)
+    runner = BatchRunner(
+        client, Workflow(PROMPT, None, tmp_path / "wf.json"), results, BatchOptions(**opts), log=lambda s: None
+    )
     return runner.run(jobs, tmp_path), results
 
 
 def by_prefix_fail(bad_prefix):
-    return lambda prompt, pid: failing(pid) if prompt["3"]["inputs"]["filename_prefix"] == bad_prefix else ok(prompt, pid)
+    return lambda prompt, pid: (
+        failing(pid) if prompt["3"]["inputs"]["filename_prefix"] == bad_prefix else ok(prompt, pid)
+    )
 
 
 def test_one_bad_job_does_not_stop_the_batch_and_resume_submits_nothing(tmp_path):
@@ -207,8 +238,9 @@ def test_ctrl_c_stops_the_running_prompt_and_keeps_results(tmp_path):
 
 def test_invalid_jobs_are_recorded_and_dry_run_submits_nothing(tmp_path):
     (tmp_path / "img0.png").write_bytes(b"x")
-    jobs = parse_csv("id,image,Resize.width,Nobody.text\na,img0.png,64,\nb,nothere.png,64,\nc,img0.png,abc,\n"
-                     "d,img0.png,64,hi\n")
+    jobs = parse_csv(
+        "id,image,Resize.width,Nobody.text\na,img0.png,64,\nb,nothere.png,64,\nc,img0.png,abc,\nd,img0.png,64,hi\n"
+    )
     client = ScriptedClient(ok)
     summary, _ = run(client, tmp_path, jobs, dry_run=True)
     assert client.submitted == [] and summary.invalid == 3 and not (tmp_path / "results.json").exists()

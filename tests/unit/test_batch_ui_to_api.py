@@ -6,12 +6,12 @@ saved with `app.graph.serialize()`; `core_workflow_frontend_api.json` is the pag
 The graph has a seed widget driven by a PrimitiveInt node, two legacy PrimitiveNodes, a Reroute, a
 bypassed node, a muted node, a Note, an upload combo (LoadImage) and control_after_generate values.
 """
+
 import copy
 import json
 from pathlib import Path
 
 import pytest
-
 from humanvideo.batch import ui_to_api
 from humanvideo.batch.ui_to_api import WorkflowError, convert, find_dangling_links, map_widget_values, widget_specs
 
@@ -36,8 +36,17 @@ def test_matches_the_frontend_conversion(ui, object_info):
 def test_object_form_links_convert_the_same(ui, object_info):
     # The frontend's schema 1.0 stores links as objects; the result must not depend on the form.
     as_objects = copy.deepcopy(ui)
-    as_objects["links"] = [{"id": l[0], "origin_id": l[1], "origin_slot": l[2], "target_id": l[3],
-                            "target_slot": l[4], "type": l[5]} for l in ui["links"]]
+    as_objects["links"] = [
+        {
+            "id": link[0],
+            "origin_id": link[1],
+            "origin_slot": link[2],
+            "target_id": link[3],
+            "target_slot": link[4],
+            "type": link[5],
+        }
+        for link in ui["links"]
+    ]
     assert convert(as_objects, object_info) == convert(ui, object_info)
 
 

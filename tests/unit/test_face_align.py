@@ -1,9 +1,9 @@
 """Alignment geometry, warping, mouth mask and feathering, checked against independent code
 (scikit-image, kornia, scipy) and against facts of the official LatentSync crop and mask.png."""
+
 import numpy as np
 import pytest
 import torch
-
 from humanvideo.media import face_align, mouth_mask, paste_back
 
 
@@ -61,8 +61,15 @@ def test_sample_affine_matches_kornia_warp_affine():
     src_to_dst = _random_similarity(rng)
     src_to_dst[:, 2] = [5.0, -3.0]
     ours = face_align.sample_affine(img, face_align.invert_affine(src_to_dst), (41, 29), fill=0.3)
-    ref = warp_affine(img[None], torch.from_numpy(src_to_dst).float()[None], (41, 29), mode="bilinear",
-                      padding_mode="fill", align_corners=True, fill_value=torch.full((3,), 0.3))[0]
+    ref = warp_affine(
+        img[None],
+        torch.from_numpy(src_to_dst).float()[None],
+        (41, 29),
+        mode="bilinear",
+        padding_mode="fill",
+        align_corners=True,
+        fill_value=torch.full((3,), 0.3),
+    )[0]
     torch.testing.assert_close(ours, ref, atol=2e-5, rtol=0)
 
 
@@ -92,9 +99,19 @@ def test_crop_face_outside_the_frame_is_grey():
 # Facts of the official latentsync/utils/mask.png (256x256, black = regenerate): rows 95-127 are two
 # cheek bands at columns 9-77 and 178-246; below, a full-width region with a rounded bottom. Sampled
 # rows: (row, first black column, last black column).
-OFFICIAL_MASK_ROWS = [(130, 9, 247), (150, 11, 245), (170, 12, 243), (180, 18, 238), (190, 24, 231),
-                      (200, 33, 223), (210, 43, 214), (220, 57, 202), (230, 76, 185), (236, 90, 171),
-                      (240, 104, 160)]
+OFFICIAL_MASK_ROWS = [
+    (130, 9, 247),
+    (150, 11, 245),
+    (170, 12, 243),
+    (180, 18, 238),
+    (190, 24, 231),
+    (200, 33, 223),
+    (210, 43, 214),
+    (220, 57, 202),
+    (230, 76, 185),
+    (236, 90, 171),
+    (240, 104, 160),
+]
 OFFICIAL_MASK_AREA = 26673  # black pixels (40.7 %)
 
 
@@ -126,8 +143,7 @@ def test_erode_and_blur_match_scipy():
     mask = (rng.random((40, 50)) > 0.3).astype(np.float32)
     mask[10:30, 10:40] = 1
     t = torch.from_numpy(mask)
-    np.testing.assert_array_equal(paste_back.erode(t, 2).numpy(),
-                                  ndimage.minimum_filter(mask, size=5, mode="nearest"))
+    np.testing.assert_array_equal(paste_back.erode(t, 2).numpy(), ndimage.minimum_filter(mask, size=5, mode="nearest"))
     ref = ndimage.gaussian_filter(mask.astype(np.float64), sigma=1.7, mode="nearest", radius=3)
     np.testing.assert_allclose(paste_back.gaussian_blur(t.double(), 7, 1.7).numpy(), ref, atol=1e-10)
 

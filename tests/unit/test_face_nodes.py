@@ -1,8 +1,8 @@
 """The face nodes in-process: schema (tooltips, pack type) and a track -> paste run on the real photo."""
-import pytest
-import torch
 
 import hv_fixtures.media as fixture_media
+import pytest
+import torch
 from humanvideo.media.face_detect import LANDMARKS_68, PACKAGE_PREFIX
 from humanvideo.nodes.face import NODES, HVFacePaste, HVFaceTrack
 
@@ -19,8 +19,17 @@ def test_schemas_have_tooltips_and_the_track_type():
 
 
 def _run_track(images, **overrides):
-    args = dict(images=images, face_model=PACKAGE_PREFIX + LANDMARKS_68, resolution="256 (LatentSync 1.5)",
-                select="largest", face_index=0, smoothing=1.0, detector="hog", upsample=1, min_score=0.5)
+    args = dict(
+        images=images,
+        face_model=PACKAGE_PREFIX + LANDMARKS_68,
+        resolution="256 (LatentSync 1.5)",
+        select="largest",
+        face_index=0,
+        smoothing=1.0,
+        detector="hog",
+        upsample=1,
+        min_score=0.5,
+    )
     args.update(overrides)
     return HVFaceTrack.execute(**args)
 

@@ -1,10 +1,10 @@
 """The face pipeline on a real photo with a real detector (dlib HOG + the 68-point predictor shipped by
 the face_recognition_models wheel): detection, selection, tracking, crop and paste-back."""
+
+import hv_fixtures.media as fixture_media
 import numpy as np
 import pytest
 import torch
-
-import hv_fixtures.media as fixture_media
 from humanvideo.media import face_align, face_detect, face_track, mouth_mask, paste_back
 
 PACKAGED_68 = face_detect.PACKAGE_PREFIX + face_detect.LANDMARKS_68
@@ -62,8 +62,12 @@ def test_round_trip_leaves_pixels_outside_the_mouth_region_unchanged(detector, p
     out = face_track.paste_frames(frames, crops, track)
     diff = (out - frames)[0].abs().amax(-1)
     # The mouth region in frame space: the regenerate mask warped back (any coverage at all).
-    region = face_align.sample_affine(mouth_mask.regenerate_mask(resolution)[None],
-                                      track.affines[0], (512, 512), fill=None)[0] > 0
+    region = (
+        face_align.sample_affine(mouth_mask.regenerate_mask(resolution)[None], track.affines[0], (512, 512), fill=None)[
+            0
+        ]
+        > 0
+    )
     assert region.sum() > 1000
     assert diff[~region].max() <= 1 / 255
     # Inside, a crop/uncrop round trip only blurs a little: a misplaced paste would differ a lot.
@@ -185,8 +189,9 @@ def test_paste_accepts_crops_resized_elsewhere(detector, photo):
     frames = _image(photo)[None]
     track = face_track.track_faces(frames, detector, 256)
     crops = face_track.crop_frames(frames, track)
-    big = torch.nn.functional.interpolate(crops.permute(0, 3, 1, 2), size=512, mode="bilinear",
-                                          align_corners=False).permute(0, 2, 3, 1)
+    big = torch.nn.functional.interpolate(
+        crops.permute(0, 3, 1, 2), size=512, mode="bilinear", align_corners=False
+    ).permute(0, 2, 3, 1)
     out = face_track.paste_frames(frames, big, track)
     ref = face_track.paste_frames(frames, crops, track)
     assert (out - ref).abs().mean() < 2e-4 and (out - frames).abs().max() > 0

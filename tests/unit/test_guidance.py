@@ -1,11 +1,11 @@
 """Guidance algebra: chains reproduce the official HuMo formulas term by term, schedules switch where
 the official code switches, zero-scale and identical passes are skipped, text forms parse or fail clearly."""
+
 import pytest
 import torch
-
 from humanvideo.samplers import guidance as g
 
-T, I, A = g.TEXT, g.IMAGE, g.AUDIO
+T, I, A = g.TEXT, g.IMAGE, g.AUDIO  # noqa: E741  (the paper's letters)
 
 
 def _preds(*keys):

@@ -1,20 +1,25 @@
 """HuMo conditioning: official reference preprocessing, audio windows, zero-VAE latents, per-pass inputs."""
-import numpy as np
-import pytest
-import torch
-from PIL import Image, ImageOps
 
 import comfy.ldm.wan.vae
 import comfy.sd
-
+import numpy as np
+import pytest
+import torch
 from humanvideo.samplers import humo_conditioning as hc
 from humanvideo.samplers.guidance import AUDIO, IMAGE, TEXT
+from PIL import Image, ImageOps
 
 
 def tiny_wan_vae(seed: int = 0) -> comfy.sd.VAE:
     torch.manual_seed(seed)
-    net = comfy.ldm.wan.vae.WanVAE(dim=8, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2, attn_scales=[],
-                                   temperal_downsample=[False, True, True])
+    net = comfy.ldm.wan.vae.WanVAE(
+        dim=8,
+        z_dim=16,
+        dim_mult=[1, 2, 4, 4],
+        num_res_blocks=2,
+        attn_scales=[],
+        temperal_downsample=[False, True, True],
+    )
     sd = {k: torch.randn_like(v) * 0.2 for k, v in net.state_dict().items()}
     return comfy.sd.VAE(sd=sd)
 
@@ -95,7 +100,6 @@ def test_condition_modes_and_bad_input(vae):
         hc.build_condition(vae, 32, 16, -1)
     with pytest.raises(ValueError, match="every track needs its own mask"):
         hc.build_condition(vae, 32, 16, 9, speakers=[feats, feats])
-
 
 
 def test_pass_inputs_17b_and_1_7b(vae):

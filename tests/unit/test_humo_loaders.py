@@ -1,24 +1,23 @@
 """HuMo DiT loader: official layouts -> core MODEL, manifests of the real sizes, wrong-file errors."""
+
 from __future__ import annotations
 
 import json
 import shutil
 from pathlib import Path
 
-import pytest
-import torch
-from safetensors.torch import save_file
-
 import comfy.model_detection
 import comfy.ops
 import comfy.sd
 import folder_paths
-from comfy.ldm.wan.model import HumoWanModel
-
 import hv_fixtures
+import pytest
+import torch
+from comfy.ldm.wan.model import HumoWanModel
 from humanvideo.loaders import humo_dit
 from humanvideo.loaders.checkpoint_files import describe_state_dict, load_state_dict
 from humanvideo.nodes import humo_loaders
+from safetensors.torch import save_file
 
 
 def meta_sd(manifest: dict[str, tuple[int, ...]]) -> dict[str, torch.Tensor]:
@@ -68,14 +67,20 @@ def test_converted_official_layout_equals_core_model_on_meta(cfg, prefix):
     # Core infers its own config from the converted keys and picks the HuMo model class.
     unet_config = comfy.model_detection.detect_unet_config(converted, "")
     assert unet_config["model_type"] == "humo"
-    assert (unet_config["dim"], unet_config["ffn_dim"], unet_config["num_layers"], unet_config["in_dim"],
-            unet_config["num_heads"]) == (cfg.dim, cfg.ffn_dim, cfg.num_layers, cfg.in_dim, cfg.num_heads)
+    assert (
+        unet_config["dim"],
+        unet_config["ffn_dim"],
+        unet_config["num_layers"],
+        unet_config["in_dim"],
+        unet_config["num_heads"],
+    ) == (cfg.dim, cfg.ffn_dim, cfg.num_layers, cfg.in_dim, cfg.num_heads)
     model_config = comfy.model_detection.model_config_from_unet(converted, "")
     assert type(model_config).__name__ == "WAN21_HuMo"
 
     with torch.device("meta"):
-        core = HumoWanModel(**{k: v for k, v in unet_config.items() if k != "model_type"},
-                            operations=comfy.ops.disable_weight_init)
+        core = HumoWanModel(
+            **{k: v for k, v in unet_config.items() if k != "model_type"}, operations=comfy.ops.disable_weight_init
+        )
     core_manifest = {k: tuple(v.shape) for k, v in core.state_dict().items()}
     ours = {k: tuple(v.shape) for k, v in converted.items()}
     assert sorted(set(core_manifest) - set(ours)) == []  # nothing missing
@@ -169,7 +174,9 @@ def test_plain_wan_is_refused(models_dir, tmp_path):
     plain = {k: v for k, v in raw.items() if "audio" not in k}
     path = tmp_path / "wan2.1_t2v_1.3B.safetensors"
     save_file(plain, str(path))
-    with pytest.raises(ValueError, match=r"wan2.1_t2v_1.3B.safetensors is a plain Wan2.1.*text-to-video.*expected a HuMo DiT"):
+    with pytest.raises(
+        ValueError, match=r"wan2.1_t2v_1.3B.safetensors is a plain Wan2.1.*text-to-video.*expected a HuMo DiT"
+    ):
         humo_dit.load_humo_model(path)
 
 

@@ -1,16 +1,14 @@
 """Focus-by-predicting mask-predictor heads: the average of the last 4 blocks' heads equals a hand computation
 on the real (tiny) DiT's post-audio-attention states of the fully conditioned pass; heads survive a checkpoint
 round trip through the loader; a model without heads gives an all-zero MASK; bad heads are named."""
-import pytest
-import torch
-import torch.nn.functional as F
 
 import comfy.ldm.wan.vae
 import comfy.model_management
 import comfy.samplers
 import comfy.sd
-
-from hv_fixtures import humo as humo_fixtures
+import pytest
+import torch
+import torch.nn.functional as F
 from humanvideo.loaders import humo_dit
 from humanvideo.models import humo_focus as hf
 from humanvideo.models import humo_mask_predictor as mp
@@ -18,6 +16,7 @@ from humanvideo.nodes import humo as nh
 from humanvideo.samplers import guidance as gd
 from humanvideo.samplers import humo_conditioning as hc
 from humanvideo.samplers import humo_guider as hg
+from hv_fixtures import humo as humo_fixtures
 
 W, H, FRAMES = 32, 32, 5  # 2 video latent frames of 2x2 tokens (+1 reference frame)
 LAYERS, DIM = 5, 128  # heads on blocks 1..4; block 0 has none
@@ -35,8 +34,13 @@ def random_heads(cfg: mp.MaskPredictorConfig, seed: int = 0) -> dict[str, torch.
 def hand_probability(heads: dict[str, torch.Tensor], hidden: list[torch.Tensor]) -> torch.Tensor:
     probs = []
     for k, h in enumerate(hidden):
-        n = F.layer_norm(h.float(), (h.shape[-1],), heads[f"mask_predictor.{k}.norm.weight"],
-                         heads[f"mask_predictor.{k}.norm.bias"], 1e-6)
+        n = F.layer_norm(
+            h.float(),
+            (h.shape[-1],),
+            heads[f"mask_predictor.{k}.norm.weight"],
+            heads[f"mask_predictor.{k}.norm.bias"],
+            1e-6,
+        )
         logit = n @ heads[f"mask_predictor.{k}.proj.weight"].T + heads[f"mask_predictor.{k}.proj.bias"]
         probs.append(torch.sigmoid(logit[..., 0]))
     return sum(probs) / len(probs)
@@ -45,8 +49,14 @@ def hand_probability(heads: dict[str, torch.Tensor], hidden: list[torch.Tensor])
 @pytest.fixture(scope="module")
 def vae():
     torch.manual_seed(0)
-    net = comfy.ldm.wan.vae.WanVAE(dim=8, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2, attn_scales=[],
-                                   temperal_downsample=[False, True, True])
+    net = comfy.ldm.wan.vae.WanVAE(
+        dim=8,
+        z_dim=16,
+        dim_mult=[1, 2, 4, 4],
+        num_res_blocks=2,
+        attn_scales=[],
+        temperal_downsample=[False, True, True],
+    )
     return comfy.sd.VAE(sd={k: torch.randn_like(v) * 0.2 for k, v in net.state_dict().items()})
 
 
@@ -70,8 +80,14 @@ def model_with_heads(tmp_path_factory, dit_sd, heads):
 
 
 def _conds(vae):
-    cond = hc.build_condition(vae, W, H, FRAMES, images=[torch.rand(20, 28, 3, generator=torch.Generator().manual_seed(3))],
-                              speakers=[torch.randn(9, 5, 1280, generator=torch.Generator().manual_seed(4))])
+    cond = hc.build_condition(
+        vae,
+        W,
+        H,
+        FRAMES,
+        images=[torch.rand(20, 28, 3, generator=torch.Generator().manual_seed(3))],
+        speakers=[torch.randn(9, 5, 1280, generator=torch.Generator().manual_seed(4))],
+    )
     text = lambda s: torch.randn(1, 6, 4096, generator=torch.Generator().manual_seed(s))
     return cond, [[text(1), {hc.COND_KEY: cond}]], [[text(2), {hc.COND_KEY: cond}]], text(1)
 
@@ -105,8 +121,9 @@ def test_sampler_mask_is_the_hand_average_of_the_conditioned_pass(model_with_hea
     assert guider.enable_mask_prediction()
     name = "diffusion_model.blocks.4.audio_cross_attn_wrapper"
     # key paths inside the patched wrapper are unchanged (LoRA weight patches still resolve)
-    assert guider.model_patcher.get_model_object(name + ".audio_cross_attn.q") is \
-        model_with_heads.get_model_object(name + ".audio_cross_attn.q")
+    assert guider.model_patcher.get_model_object(name + ".audio_cross_attn.q") is model_with_heads.get_model_object(
+        name + ".audio_cross_attn.q"
+    )
     assert not model_with_heads.object_patches  # the loaded MODEL is untouched
 
     seen = {}
@@ -128,8 +145,12 @@ def test_sampler_mask_is_the_hand_average_of_the_conditioned_pass(model_with_hea
     dm = model_with_heads.model.diffusion_model
     assert not isinstance(dm.blocks[4].audio_cross_attn_wrapper, mp.MaskCapturingAudioCrossAttention)
     captured = {}
-    hooks = [dm.blocks[i].audio_cross_attn_wrapper.register_forward_hook(
-        lambda mod, args, out, i=i: captured.__setitem__(i, out)) for i in range(1, LAYERS)]
+    hooks = [
+        dm.blocks[i].audio_cross_attn_wrapper.register_forward_hook(
+            lambda mod, args, out, i=i: captured.__setitem__(i, out)
+        )
+        for i in range(1, LAYERS)
+    ]
     spec = hc.ModelSpec.from_model(model_with_heads.model)
     ref = model_with_heads.model.process_latent_in(cond.ref_latents)
     audio = hc.audio_inputs(cond, spec)[0]
@@ -169,12 +190,14 @@ def test_tokens_to_mask_layout():
 def test_predicted_mask_feeds_back_as_focus_mask(model_with_heads, vae):
     _, pos, neg, _ = _conds(vae)
     speech = torch.randn(9, 5, 1280, generator=torch.Generator().manual_seed(4))
-    p, n, latent, _ = nh.HVHuMoConditioning.execute(pos, neg, vae, "custom", W, H, FRAMES, audio_features=speech,
-                                                    reference_images=torch.rand(1, 20, 28, 3)).result
+    p, n, latent, _ = nh.HVHuMoConditioning.execute(
+        pos, neg, vae, "custom", W, H, FRAMES, audio_features=speech, reference_images=torch.rand(1, 20, 28, 3)
+    ).result
     out, mask = nh.HVHuMoSampler.execute(model_with_heads, p, n, latent, 1, 1, 5.0, "euler").result
     assert mask.shape == (FRAMES, H, W) and float(mask.std()) > 0
-    p2, n2, latent2, info = nh.HVHuMoConditioning.execute(pos, neg, vae, "custom", W, H, FRAMES, audio_features=speech,
-                                                          focus_mask=mask, focus_strength=1.0).result
+    p2, n2, latent2, info = nh.HVHuMoConditioning.execute(
+        pos, neg, vae, "custom", W, H, FRAMES, audio_features=speech, focus_mask=mask, focus_strength=1.0
+    ).result
     guider = hg.HuMoGuider(model_with_heads, gd.humo_1_7b_plan())
     guider.set_conds(p2, n2)
     guider.enable_mask_prediction()
@@ -199,12 +222,15 @@ def test_model_without_heads_gives_zero_mask(tmp_path, dit_sd, vae):
     assert not guider.enable_mask_prediction() and guider.predicted_mask() is None
 
 
-@pytest.mark.parametrize("edit, message", [
-    (lambda h: h.update({"mask_predictor.1.proj.weight": torch.zeros(1, 64)}), "do not fit the DiT width 128"),
-    (lambda h: h.pop("mask_predictor.2.norm.bias"), "incomplete mask predictor"),
-    (lambda h: h.update({"mask_predictor.0.extra": torch.zeros(1)}), "unknown mask-predictor tensors"),
-    (lambda h: h.update({k.replace(".3.", ".9."): v for k, v in list(h.items()) if ".3." in k}), "numbered 0..K-1"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda h: h.update({"mask_predictor.1.proj.weight": torch.zeros(1, 64)}), "do not fit the DiT width 128"),
+        (lambda h: h.pop("mask_predictor.2.norm.bias"), "incomplete mask predictor"),
+        (lambda h: h.update({"mask_predictor.0.extra": torch.zeros(1)}), "unknown mask-predictor tensors"),
+        (lambda h: h.update({k.replace(".3.", ".9."): v for k, v in list(h.items()) if ".3." in k}), "numbered 0..K-1"),
+    ],
+)
 def test_bad_heads_are_named(heads, edit, message):
     bad = dict(heads)
     edit(bad)

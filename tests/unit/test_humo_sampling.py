@@ -1,35 +1,48 @@
 """HuMo guider on a tiny random-weight core WAN21_HuMo: every official formula (17B TIA with the t > 980
 switch, 17B TA, 1.7B TIA / TA) against a direct re-computation with the official inputs; focus strength
 0 is bit-identical to the official block; several speakers route each region to its own track."""
-import pytest
-import torch
 
 import comfy.ldm.wan.model
 import comfy.ldm.wan.vae
 import comfy.ops
 import comfy.samplers
 import comfy.sd
-
+import pytest
+import torch
 from humanvideo.models import humo_focus as hf
 from humanvideo.samplers import guidance as gd
 from humanvideo.samplers import humo_conditioning as hc
 from humanvideo.samplers import humo_guider as hg
 
 
-
 def tiny_wan_vae(seed: int = 0) -> comfy.sd.VAE:
     torch.manual_seed(seed)
-    net = comfy.ldm.wan.vae.WanVAE(dim=8, z_dim=16, dim_mult=[1, 2, 4, 4], num_res_blocks=2, attn_scales=[],
-                                   temperal_downsample=[False, True, True])
+    net = comfy.ldm.wan.vae.WanVAE(
+        dim=8,
+        z_dim=16,
+        dim_mult=[1, 2, 4, 4],
+        num_res_blocks=2,
+        attn_scales=[],
+        temperal_downsample=[False, True, True],
+    )
     return comfy.sd.VAE(sd={k: torch.randn_like(v) * 0.2 for k, v in net.state_dict().items()})
+
 
 W, H, FRAMES = 32, 32, 5  # 2 latent frames of 4x4 -> 2x2 tokens
 
 
 def tiny_humo(in_dim: int, seed: int = 0):
     with torch.device("meta"):
-        net = comfy.ldm.wan.model.HumoWanModel(in_dim=in_dim, dim=128, ffn_dim=256, num_heads=1, num_layers=2,
-                                               text_dim=4096, out_dim=16, operations=comfy.ops.disable_weight_init)
+        net = comfy.ldm.wan.model.HumoWanModel(
+            in_dim=in_dim,
+            dim=128,
+            ffn_dim=256,
+            num_heads=1,
+            num_layers=2,
+            text_dim=4096,
+            out_dim=16,
+            operations=comfy.ops.disable_weight_init,
+        )
     g = torch.Generator().manual_seed(seed)
     # audio_proj alone has ~39M weights (fixed HuMo sizes): tile a 1M random pool to keep set-up fast on CPU.
     pool = torch.randn(1 << 20, generator=g) * 0.05
@@ -63,9 +76,14 @@ def _text(seed):
 
 
 def _conds(vae, image=True, audio=True, length=FRAMES):
-    cond = hc.build_condition(vae, W, H, length,
-                              images=[torch.rand(20, 28, 3, generator=torch.Generator().manual_seed(3))] if image else None,
-                              speakers=[torch.randn(9, 5, 1280, generator=torch.Generator().manual_seed(4))] if audio else None)
+    cond = hc.build_condition(
+        vae,
+        W,
+        H,
+        length,
+        images=[torch.rand(20, 28, 3, generator=torch.Generator().manual_seed(3))] if image else None,
+        speakers=[torch.randn(9, 5, 1280, generator=torch.Generator().manual_seed(4))] if audio else None,
+    )
     pos = [[_text(1), {hc.COND_KEY: cond}]]
     neg = [[_text(2), {hc.COND_KEY: cond}]]
     return cond, pos, neg
@@ -98,9 +116,17 @@ def _official_17b(model, vae, cond, x, sigma):
     msk = torch.zeros(1, 4, t + n, H // 8, W // 8)
     msk[:, :, t:] = 1
     y_null = torch.cat([msk, zero], 1)
-    y_c = torch.cat([msk, torch.cat([zero[:, :, :t], pin(cond.ref_latents)], 2)], 1) if cond.ref_latents is not None else y_null
-    audio = torch.cat([hc.audio_windows(torch.randn(9, 5, 1280, generator=torch.Generator().manual_seed(4)), FRAMES),
-                       torch.zeros(n, 8, 5, 1280)])[None]
+    y_c = (
+        torch.cat([msk, torch.cat([zero[:, :, :t], pin(cond.ref_latents)], 2)], 1)
+        if cond.ref_latents is not None
+        else y_null
+    )
+    audio = torch.cat(
+        [
+            hc.audio_windows(torch.randn(9, 5, 1280, generator=torch.Generator().manual_seed(4)), FRAMES),
+            torch.zeros(n, 8, 5, 1280),
+        ]
+    )[None]
     a0 = torch.zeros_like(audio)
     ctx, nctx = _text(1), _text(2)
     v = lambda y, c, a: _v(dm, torch.cat([x, y], 1), sigma, c, a)
@@ -124,7 +150,7 @@ def test_17b_guidance_equals_official(model_17b, vae, sigma, image):
     x, den = _one_step(guider, cond, sigma)
     assert x.shape[2] == cond.latent_frames + 1  # the reference frame is denoised along
     v = _official_17b(model_17b, vae, cond, x, sigma)
-    expected = (x - sigma * v)[:, :, :cond.latent_frames]
+    expected = (x - sigma * v)[:, :, : cond.latent_frames]
     torch.testing.assert_close(den, expected, atol=2e-4, rtol=2e-4)
     assert guider.pass_calls == 3
 
@@ -140,8 +166,12 @@ def test_1_7b_guidance_equals_official(model_1_7b, vae, image):
     dm, pin = model_1_7b.model.diffusion_model, model_1_7b.model.process_latent_in
     t = cond.latent_frames
     ref = pin(cond.ref_latents) if image else torch.zeros(1, 16, 1, H // 8, W // 8)
-    audio = torch.cat([hc.audio_windows(torch.randn(9, 5, 1280, generator=torch.Generator().manual_seed(4)), FRAMES),
-                       torch.zeros(1, 8, 5, 1280)])[None]
+    audio = torch.cat(
+        [
+            hc.audio_windows(torch.randn(9, 5, 1280, generator=torch.Generator().manual_seed(4)), FRAMES),
+            torch.zeros(1, 8, 5, 1280),
+        ]
+    )[None]
     a0 = torch.zeros_like(audio)
     ctx, nctx = _text(1), _text(2)
     v = lambda r, c, a: _v(dm, torch.cat([x, r], 2), sigma, c, a)[:, :, :t]
@@ -199,8 +229,9 @@ def test_focused_block_math_and_two_speakers(model_17b):
 def test_sampler_end_to_end_and_bad_latent(model_17b, vae):
     cond, pos, neg = _conds(vae)
     latent = {"samples": torch.zeros(1, 16, cond.latent_frames, H // 8, W // 8)}
-    out, guider = hg.sample_humo(model_17b, pos, neg, latent, gd.humo_17b_plan(), seed=1, steps=2, solver="euler",
-                                 progress=False)
+    out, guider = hg.sample_humo(
+        model_17b, pos, neg, latent, gd.humo_17b_plan(), seed=1, steps=2, solver="euler", progress=False
+    )
     assert out["samples"].shape == latent["samples"].shape and torch.isfinite(out["samples"]).all()
     assert guider.pass_calls == 6  # step 1 at sigma 0.9995 (> 0.98), step 2 after the switch
     bad = {"samples": torch.zeros(1, 16, 3, H // 8, W // 8)}

@@ -1,13 +1,13 @@
 """HunyuanVideo-I2V DiT loading: manifests of the real configuration vs core's network, official vs repack files."""
-import math
 
-import pytest
-import torch
+import math
 
 import comfy.ldm.hunyuan_video.model
 import comfy.model_detection
 import comfy.ops
 import hv_fixtures.hunyuan as fx
+import pytest
+import torch
 from humanvideo.loaders import hunyuan_dit as hd
 
 

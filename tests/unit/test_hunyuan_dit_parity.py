@@ -1,9 +1,9 @@
 """An official-layout tiny DiT loaded by us into core's network predicts what diffusers' independent
 HunyuanVideoTransformer3DModel predicts from the same official weights (both I2V condition types)."""
-import pytest
-import torch
 
 import hv_fixtures.hunyuan as fx
+import pytest
+import torch
 from humanvideo.loaders import hunyuan_dit as hd
 from humanvideo.samplers import hunyuan_i2v as hi
 
@@ -31,8 +31,9 @@ def test_loaded_core_model_matches_diffusers(release):
     context = torch.randn(1, 10, cfg.text_dim, generator=g)
     pooled = torch.randn(1, 768, generator=g)
     t = torch.tensor([700.0])
-    ref_kw = dict(encoder_hidden_states=context, encoder_attention_mask=torch.ones(1, 10), pooled_projections=pooled,
-                  timestep=t)
+    ref_kw = dict(
+        encoder_hidden_states=context, encoder_attention_mask=torch.ones(1, 10), pooled_projections=pooled, timestep=t
+    )
     if release == "v2":
         ref_kw.update(guidance=torch.tensor([6000.0]))  # diffusers takes the guidance already x1000
     with torch.no_grad():

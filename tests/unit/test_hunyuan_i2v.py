@@ -1,11 +1,11 @@
 """HunyuanVideo-I2V buckets, conditioning and sampler: official tables, and the official Euler loop
 around diffusers' independent network reproduced by our sampler on core's network."""
-import pytest
-import torch
 
 import comfy.model_sampling
 import comfy.samplers
 import hv_fixtures.hunyuan as fx
+import pytest
+import torch
 from humanvideo.loaders import hunyuan_dit as hd
 from humanvideo.loaders import hunyuan_vae as hvae
 from humanvideo.samplers import hunyuan_i2v as hi
@@ -94,8 +94,12 @@ def official_euler(ref, plan, pos, neg, seed, steps, shift, cfg, scale):
     sig = hi.flow_sigmas(steps, shift)
 
     def velocity(xin, s, cond):
-        kw = dict(encoder_hidden_states=cond[0][0], pooled_projections=cond[0][1]["pooled_output"],
-                  encoder_attention_mask=torch.ones(1, cond[0][0].shape[1]), timestep=(s * 1000).reshape(1))
+        kw = dict(
+            encoder_hidden_states=cond[0][0],
+            pooled_projections=cond[0][1]["pooled_output"],
+            encoder_attention_mask=torch.ones(1, cond[0][0].shape[1]),
+            timestep=(s * 1000).reshape(1),
+        )
         if plan.release is hd.RELEASE_V2:
             kw["guidance"] = torch.tensor([6000.0])
         else:
@@ -131,8 +135,17 @@ def test_sampler_equals_official_euler_loop(vae, monkeypatch, release, stability
     assert (plan.height, plan.width) == (64, 96) and latent["samples"].shape[2:] == (3, 8, 12)
     out, r2, shift = hi.sample_i2v(model, p, n, latent, seed=11, steps=3, cfg=cfg, progress=False)
     assert r2 is rel and shift == (7.0 if stability else 17.0)
-    expected = official_euler(fx.diffusers_reference(release, sd), plan, pos, neg, seed=11, steps=3, shift=shift,
-                              cfg=cfg, scale=model.model.latent_format.scale_factor)
+    expected = official_euler(
+        fx.diffusers_reference(release, sd),
+        plan,
+        pos,
+        neg,
+        seed=11,
+        steps=3,
+        shift=shift,
+        cfg=cfg,
+        scale=model.model.latent_format.scale_factor,
+    )
     torch.testing.assert_close(out["samples"], expected, atol=1e-4, rtol=1e-4)
     if rel is hd.RELEASE_V2:
         torch.testing.assert_close(out["samples"][:, :, :1], plan.image_latent, atol=1e-5, rtol=1e-5)
@@ -144,11 +157,13 @@ def test_mismatched_release_settings_are_refused(vae, monkeypatch):
     monkeypatch.setitem(hi.RESOLUTION_BASES, "360p", 96)
     model, rel = hd.load_state_dict_as_model(fx.tiny_dit_state_dict("v2"), "fp32")
     with pytest.raises(ValueError, match=r"encoded for v1.*model is v2"):
-        hi.prepare_i2v(model, vae, text_cond(1, 2), text_cond(2, 2), torch.rand(1, 32, 32, 3), length=5,
-                       resolution="360p")
+        hi.prepare_i2v(
+            model, vae, text_cond(1, 2), text_cond(2, 2), torch.rand(1, 32, 32, 3), length=5, resolution="360p"
+        )
     v1, _ = hd.load_state_dict_as_model(fx.tiny_dit_state_dict("v1"), "fp32")
-    _, _, latent, _ = hi.prepare_i2v(model, vae, text_cond(1, 4), text_cond(2, 4), torch.rand(1, 32, 32, 3),
-                                     length=5, resolution="360p")
+    _, _, latent, _ = hi.prepare_i2v(
+        model, vae, text_cond(1, 4), text_cond(2, 4), torch.rand(1, 32, 32, 3), length=5, resolution="360p"
+    )
     with pytest.raises(ValueError, match=r"prepared for v2.*model is v1"):
         hi.sample_i2v(v1, text_cond(1, 2), text_cond(2, 2), latent, seed=0, steps=1, progress=False)
     with pytest.raises(ValueError, match="HV HunyuanVideo-I2V Conditioning"):

@@ -1,11 +1,11 @@
 """Official kohya-style HunyuanVideo-I2V LoRAs: key mapping on the real configuration, merge numerics."""
-import pytest
-import torch
 
 import comfy.ldm.hunyuan_video.model
 import comfy.model_detection
 import comfy.ops
 import hv_fixtures.hunyuan as fx
+import pytest
+import torch
 from humanvideo.loaders import hunyuan_dit as hd
 from humanvideo.loaders import hunyuan_lora as hl
 
@@ -15,7 +15,8 @@ def test_every_official_target_module_maps_to_a_core_model_key(cfg):
     official = {k: torch.empty(s, device="meta") for k, s in hd.official_manifest(cfg).items()}
     net = comfy.ldm.hunyuan_video.model.HunyuanVideo(
         **comfy.model_detection.detect_unet_config(official, ""),
-        device="meta", operations=comfy.ops.disable_weight_init,
+        device="meta",
+        operations=comfy.ops.disable_weight_init,
     )
     core = {k: tuple(v.shape) for k, v in net.state_dict().items()}
     targets = hl.peft_targets(cfg)
@@ -32,7 +33,7 @@ def test_every_official_target_module_maps_to_a_core_model_key(cfg):
     converted = hl.convert_official_lora(synthetic, cfg)
     assert len(converted) == 2 * len(targets)
     for key, value in converted.items():
-        module = key[len("diffusion_model."):].rsplit(".lora_", 1)[0]
+        module = key[len("diffusion_model.") :].rsplit(".lora_", 1)[0]
         weight = core[module + ".weight"]
         assert (value.shape[0] if key.endswith("up.weight") else value.shape[1]) == (
             weight[0] if key.endswith("up.weight") else weight[1]

@@ -1,11 +1,11 @@
 """HunyuanVideo-I2V text path: template positions, folder loading, parity of the encode with transformers."""
-import pytest
-import torch
 
 import comfy.clip_model
 import comfy.clip_vision
 import comfy.ops
 import hv_fixtures.hunyuan as fx
+import pytest
+import torch
 from humanvideo.loaders import hunyuan_text as ht
 from humanvideo.models import hunyuan_template as tpl
 
@@ -36,7 +36,7 @@ def test_clip_ids_match_official_padding():
 
 def load_hf(module, sd, prefix):
     """Load `prefix`-ed published-layout weights into a transformers module, whatever its nesting."""
-    part = {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
+    part = {k[len(prefix) :]: v for k, v in sd.items() if k.startswith(prefix)}
     wanted = set(module.state_dict())
     if not wanted & set(part):
         part = {k.split(".", 1)[1]: v for k, v in part.items()}
@@ -62,7 +62,14 @@ def test_folders_load_and_bad_folders_error(encoders, tmp_path):
 
 
 def test_encode_matches_transformers_and_official_crop(encoders):
-    from transformers import CLIPTextModel, CLIPTextConfig, CLIPVisionConfig, CLIPVisionModel, LlamaConfig, LlamaForCausalLM
+    from transformers import (
+        CLIPTextConfig,
+        CLIPTextModel,
+        CLIPVisionConfig,
+        CLIPVisionModel,
+        LlamaConfig,
+        LlamaForCausalLM,
+    )
 
     root, clip, vision = encoders
     torch.manual_seed(0)
@@ -77,7 +84,9 @@ def test_encode_matches_transformers_and_official_crop(encoders):
     load_hf(vt, sd, "vision_tower.")
     pixels = comfy.clip_vision.clip_preprocess(image, size=336, crop=True).float()
     feats = vt(pixel_values=pixels, output_hidden_states=True).hidden_states[-2][:, 1:]
-    proj = torch.nn.functional.gelu(feats @ sd["multi_modal_projector.linear_1.weight"].T + sd["multi_modal_projector.linear_1.bias"])
+    proj = torch.nn.functional.gelu(
+        feats @ sd["multi_modal_projector.linear_1.weight"].T + sd["multi_modal_projector.linear_1.bias"]
+    )
     proj = proj @ sd["multi_modal_projector.linear_2.weight"].T + sd["multi_modal_projector.linear_2.bias"]
     torch.testing.assert_close(ht.semantic_image_tokens(vision, image), proj[0], atol=2e-4, rtol=2e-4)
 
@@ -127,27 +136,64 @@ def test_real_llava_and_clip_manifests_match_core_models():
     from comfy.clip_model import CLIPTextModel as CoreCLIPText
     from transformers import CLIPConfig, CLIPModel, CLIPVisionConfig, CLIPVisionModel, LlamaConfig, LlamaForCausalLM
 
-    text = dict(vocab_size=128320, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
-                num_attention_heads=32, num_key_value_heads=8, rms_norm_eps=1e-5, rope_theta=500000.0)
-    vision = dict(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16,
-                  image_size=336, patch_size=14, projection_dim=768)
+    text = dict(
+        vocab_size=128320,
+        hidden_size=4096,
+        intermediate_size=14336,
+        num_hidden_layers=32,
+        num_attention_heads=32,
+        num_key_value_heads=8,
+        rms_norm_eps=1e-5,
+        rope_theta=500000.0,
+    )
+    vision = dict(
+        hidden_size=1024,
+        intermediate_size=4096,
+        num_hidden_layers=24,
+        num_attention_heads=16,
+        image_size=336,
+        patch_size=14,
+        projection_dim=768,
+    )
     with torch.device("meta"):
         lm = LlamaForCausalLM(LlamaConfig(**text))
         vt = CLIPVisionModel(CLIPVisionConfig(**vision))
-        clip_l = CLIPModel(CLIPConfig(text_config=dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12,
-                                                       num_attention_heads=12, projection_dim=768),
-                                      vision_config=dict(hidden_size=1024, intermediate_size=4096,
-                                                         num_hidden_layers=24, num_attention_heads=16,
-                                                         patch_size=14, projection_dim=768), projection_dim=768))
+        clip_l = CLIPModel(
+            CLIPConfig(
+                text_config=dict(
+                    hidden_size=768,
+                    intermediate_size=3072,
+                    num_hidden_layers=12,
+                    num_attention_heads=12,
+                    projection_dim=768,
+                ),
+                vision_config=dict(
+                    hidden_size=1024,
+                    intermediate_size=4096,
+                    num_hidden_layers=24,
+                    num_attention_heads=16,
+                    patch_size=14,
+                    projection_dim=768,
+                ),
+                projection_dim=768,
+            )
+        )
     published = {f"language_model.{k}": v for k, v in lm.state_dict().items()}
-    published.update({f"vision_tower.{k if k.startswith('vision_model.') else 'vision_model.' + k}": v
-                      for k, v in vt.state_dict().items() if not k.endswith("position_ids")})
+    published.update(
+        {
+            f"vision_tower.{k if k.startswith('vision_model.') else 'vision_model.' + k}": v
+            for k, v in vt.state_dict().items()
+            if not k.endswith("position_ids")
+        }
+    )
     published["multi_modal_projector.linear_1.weight"] = torch.empty(4096, 1024, device="meta")
     published["multi_modal_projector.linear_1.bias"] = torch.empty(4096, device="meta")
     published["multi_modal_projector.linear_2.weight"] = torch.empty(4096, 4096, device="meta")
     published["multi_modal_projector.linear_2.bias"] = torch.empty(4096, device="meta")
-    config = {"text_config": {"num_attention_heads": 32, "rms_norm_eps": 1e-5, "rope_theta": 500000.0},
-              "vision_config": {"num_attention_heads": 16}}
+    config = {
+        "text_config": {"num_attention_heads": 32, "rms_norm_eps": 1e-5, "rope_theta": 500000.0},
+        "vision_config": {"num_attention_heads": 16},
+    }
     llama_sd, llama_cfg, vision_sd, vision_cfg = ht.split_llava(config, published)
 
     # the inferred configuration is core's LLaVA-Llama-3 default, so core's own network takes the weights
@@ -163,11 +209,12 @@ def test_real_llava_and_clip_manifests_match_core_models():
         core_vision = json.load(f)
     assert {k: core_vision[k] for k in vision_cfg} == vision_cfg
     with torch.device("meta"):
-        core_vt = comfy.clip_model.CLIPVisionModelProjection({k: v for k, v in core_vision.items()
-                                                              if k != "projection_dim"}, None, "meta",
-                                                             comfy.ops.manual_cast)
+        core_vt = comfy.clip_model.CLIPVisionModelProjection(
+            {k: v for k, v in core_vision.items() if k != "projection_dim"}, None, "meta", comfy.ops.manual_cast
+        )
     assert {k: tuple(v.shape) for k, v in core_vt.state_dict().items()} == {
-        k: tuple(v.shape) for k, v in vision_sd.items()}
+        k: tuple(v.shape) for k, v in vision_sd.items()
+    }
 
     clip_sd, clip_cfg = ht.split_clip_l({"text_config": {"num_attention_heads": 12}}, dict(clip_l.state_dict()))
     with open(os.path.join(os.path.dirname(comfy.clip_vision.__file__), "sd1_clip_config.json")) as f:

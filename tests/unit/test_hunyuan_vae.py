@@ -1,14 +1,14 @@
 """HunyuanVideo VAE: official key layout -> core VAE, manifest of the real VAE and parity with diffusers."""
-import pytest
-import torch
 
 import hv_fixtures.hunyuan as fx
+import pytest
+import torch
 from humanvideo.loaders import hunyuan_vae as hv
 
 
 def test_real_vae_manifest_converts_to_core_keys():
-    from diffusers import AutoencoderKLHunyuanVideo
     from comfy.ldm.models.autoencoder import AutoencoderKL
+    from diffusers import AutoencoderKLHunyuanVideo
 
     with torch.device("meta"):
         official = AutoencoderKLHunyuanVideo().state_dict()  # block_out (128, 256, 512, 512), 16 latent channels

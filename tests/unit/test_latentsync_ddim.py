@@ -1,18 +1,23 @@
 """DDIM schedule / step against diffusers' DDIMScheduler, and the chunked LatentSync denoising loop."""
+
 from __future__ import annotations
 
+import comfy.model_management as mm
 import pytest
 import torch
-
-import comfy.model_management as mm
 from humanvideo.samplers.ddim import DDIMSampler, DDIMSchedule
 from humanvideo.samplers.latentsync_denoise import DenoiseSettings, denoise_latents, initial_noise
 from hv_fixtures import latentsync_unet as fixture
 
 # LatentSync's configs/scheduler_config.json
 SCHEDULER_CONFIG = dict(
-    num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-    clip_sample=False, set_alpha_to_one=False, steps_offset=1,
+    num_train_timesteps=1000,
+    beta_start=0.00085,
+    beta_end=0.012,
+    beta_schedule="scaled_linear",
+    clip_sample=False,
+    set_alpha_to_one=False,
+    steps_offset=1,
 )
 
 
@@ -113,8 +118,16 @@ def test_loop_equals_upstream_reading_with_cfg_and_chunks(unet):
     masked, ref, mask, audio = video_inputs()
     noise = initial_noise(1247, H, H)
     calls = []
-    got = denoise_latents(unet, masked, ref, mask, audio, noise,
-                          DenoiseSettings(steps=3, guidance=1.5, chunk_frames=2), callback=lambda d, t: calls.append((d, t)))
+    got = denoise_latents(
+        unet,
+        masked,
+        ref,
+        mask,
+        audio,
+        noise,
+        DenoiseSettings(steps=3, guidance=1.5, chunk_frames=2),
+        callback=lambda d, t: calls.append((d, t)),
+    )
     expected = upstream_loop(unet, masked, ref, mask, audio, noise, 3, 1.5, 2)
     assert got.shape == (N, 4, H, H) and got.dtype == torch.float32
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
@@ -127,14 +140,18 @@ def test_guidance_one_skips_unconditional_pass_and_chunks_are_independent(unet):
     batches = []
     hook = unet.register_forward_pre_hook(lambda m, args: batches.append(args[0].shape[0]))
     try:
-        full = denoise_latents(unet, masked, ref, mask, audio, noise, DenoiseSettings(steps=2, guidance=1.0, chunk_frames=3))
+        full = denoise_latents(
+            unet, masked, ref, mask, audio, noise, DenoiseSettings(steps=2, guidance=1.0, chunk_frames=3)
+        )
     finally:
         hook.remove()
     assert batches == [1] * 4  # 2 chunks x 2 steps, never an unconditional batch item
     expected = upstream_loop(unet, masked, ref, mask, audio, noise, 2, 1.0, 3)
     torch.testing.assert_close(full, expected, rtol=1e-4, atol=1e-4)
     # the second chunk alone gives the same frames: nothing leaks between chunks
-    tail = denoise_latents(unet, masked[3:], ref[3:], mask, audio[3:], noise, DenoiseSettings(steps=2, guidance=1.0, chunk_frames=3))
+    tail = denoise_latents(
+        unet, masked[3:], ref[3:], mask, audio[3:], noise, DenoiseSettings(steps=2, guidance=1.0, chunk_frames=3)
+    )
     torch.testing.assert_close(tail, full[3:], rtol=1e-5, atol=1e-5)
 
 

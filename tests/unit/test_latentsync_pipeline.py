@@ -1,9 +1,9 @@
 """LatentSync glue: length planning (official ping-pong), release/crop-size check, end-to-end on tiny models."""
+
 import types
 
 import pytest
 import torch
-
 from humanvideo.loaders.latentsync_unet import release_resolution_from_path
 from humanvideo.nodes.latentsync import check_release_resolution
 from humanvideo.samplers.latentsync_pipeline import audio_frame_count, plan_length
@@ -26,8 +26,10 @@ def test_loop_hold_cut_and_keep():
     assert plan_length(5, 5).note == ""
 
 
-@pytest.mark.parametrize("args, message", [((0, 5), "no frames"), ((5, 0), "shorter than one video frame"),
-                                           ((5, 9, "bounce"), "short_video")])
+@pytest.mark.parametrize(
+    "args, message",
+    [((0, 5), "no frames"), ((5, 0), "shorter than one video frame"), ((5, 9, "bounce"), "short_video")],
+)
 def test_bad_lengths(args, message):
     with pytest.raises(ValueError, match=message):
         plan_length(*args)
@@ -39,14 +41,17 @@ def test_audio_frames_follow_the_video_fps():
     assert audio_frame_count(100, 16000, 25.0) == 0
 
 
-@pytest.mark.parametrize("path, expected", [
-    ("/m/latentsync/1.5/latentsync_unet.pt", 256),
-    ("/m/latentsync/1.6/latentsync_unet.pt", 512),
-    ("/m/latentsync/latentsync_unet_512.safetensors", 512),
-    ("/m/latentsync/latentsync_unet.pt", None),
-    ("/m/latentsync/v1.5_and_1.6/latentsync_unet.pt", None),  # says both: do not guess
-    ("/m/latentsync/1.55/latentsync_unet.pt", None),
-])
+@pytest.mark.parametrize(
+    "path, expected",
+    [
+        ("/m/latentsync/1.5/latentsync_unet.pt", 256),
+        ("/m/latentsync/1.6/latentsync_unet.pt", 512),
+        ("/m/latentsync/latentsync_unet_512.safetensors", 512),
+        ("/m/latentsync/latentsync_unet.pt", None),
+        ("/m/latentsync/v1.5_and_1.6/latentsync_unet.pt", None),  # says both: do not guess
+        ("/m/latentsync/1.55/latentsync_unet.pt", None),
+    ],
+)
 def test_release_from_path(path, expected):
     assert release_resolution_from_path(path) == expected
 
@@ -64,12 +69,12 @@ def test_odd_sized_portrait_60fps_clip_end_to_end(tmp_path):
     """Tiny UNet + tiny SD VAE on a real face: odd portrait frames at 60 fps, audio longer than the video."""
     import hv_fixtures
     import hv_fixtures.media as fixture_media
-    from hv_fixtures.latentsync_unet import tiny_state_dict
     from humanvideo.loaders.latentsync_unet import build_unet
     from humanvideo.loaders.sd_vae import load_sd_vae
     from humanvideo.media import face_detect, face_track
     from humanvideo.samplers.latentsync_denoise import DenoiseSettings
     from humanvideo.samplers.latentsync_pipeline import lip_sync
+    from hv_fixtures.latentsync_unet import tiny_state_dict
 
     frames = fixture_media.face_clip_frames(frames=3, size=256, fps=60.0)[:, :, 37:220]  # 256 x 183, odd width
     images = torch.from_numpy(frames).float() / 255.0
@@ -78,8 +83,9 @@ def test_odd_sized_portrait_60fps_clip_end_to_end(tmp_path):
     vae = load_sd_vae(str(hv_fixtures.generate(tmp_path, ["sd_vae"])["sd_vae"][0]))
     unet = build_unet(tiny_state_dict(seed=3), dtype="fp32")
     audio = torch.randn(5, 50, 384)  # 5 frames of audio at 60 fps for a 3-frame video
-    result = lip_sync(images, track, audio, unet, vae, DenoiseSettings(steps=1, guidance=1.5), seed=1,
-                      short_video="pingpong")
+    result = lip_sync(
+        images, track, audio, unet, vae, DenoiseSettings(steps=1, guidance=1.5), seed=1, short_video="pingpong"
+    )
     assert result.images.shape == (5, 256, 183, 3)
     assert torch.isfinite(result.images).all()
     assert not result.images.requires_grad
@@ -87,8 +93,8 @@ def test_odd_sized_portrait_60fps_clip_end_to_end(tmp_path):
     box = track.boxes[0]  # x1 y1 x2 y2 of the face (about 63,55 .. 138,131 here)
     eyes_and_above = int(box[1] + 0.35 * (box[3] - box[1]))
     assert changed[:, :eyes_and_above].max() < 1e-6  # nothing above the mouth region moves ('mouth' paste)
-    assert changed[:, : , : int(box[0]) - 5].max() < 1e-6  # nor left of the face
-    assert changed[:, int(box[1]):, int(box[0]):int(box[2])].max() > 0.05  # the lower face was regenerated
+    assert changed[:, :, : int(box[0]) - 5].max() < 1e-6  # nor left of the face
+    assert changed[:, int(box[1]) :, int(box[0]) : int(box[2])].max() > 0.05  # the lower face was regenerated
     # ping-pong: output frames 3 and 4 repeat source frames 2 and 1
-    assert torch.equal(result.images[3][: eyes_and_above], images[2][: eyes_and_above])
+    assert torch.equal(result.images[3][:eyes_and_above], images[2][:eyes_and_above])
     assert "shorter than the audio" in result.report

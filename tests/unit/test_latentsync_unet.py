@@ -1,4 +1,5 @@
 """LatentSync UNet3D: official key manifest, parity with diffusers, motion modules, DeepCache, strict loader."""
+
 from __future__ import annotations
 
 import ast
@@ -7,12 +8,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from torch import nn
-
 from humanvideo.loaders import latentsync_unet as loader
 from humanvideo.models.latentsync_motion import MotionModule, MotionModuleConfig, sinusoidal_positions
 from humanvideo.models.latentsync_unet import DeepCache, LatentSyncUNet3D, LatentSyncUNetConfig
 from hv_fixtures import latentsync_unet as fixture
+from torch import nn
 
 # Copied from the team fact sheet: built from the official stage2.yaml on the meta device.
 OFFICIAL_KEYS = Path(__file__).parent / "data" / "latentsync_unet_stage2_keys.txt"
@@ -46,6 +46,7 @@ def meta_shapes(cfg: LatentSyncUNetConfig) -> dict[str, tuple[int, ...]]:
 
 # ---------------------------------------------------------------- key / shape manifests (real size)
 
+
 def test_real_size_keys_and_shapes_equal_official_list():
     ours = meta_shapes(LatentSyncUNetConfig())
     official = official_manifest()
@@ -70,12 +71,17 @@ def test_config_inferred_from_real_manifest_and_variants():
 def diffusers_unet(cfg: LatentSyncUNetConfig, device="cpu"):
     diffusers = pytest.importorskip("diffusers")
     return diffusers.UNet2DConditionModel(
-        sample_size=SIZE, in_channels=cfg.in_channels, out_channels=cfg.out_channels,
+        sample_size=SIZE,
+        in_channels=cfg.in_channels,
+        out_channels=cfg.out_channels,
         down_block_types=tuple("CrossAttnDownBlock2D" if a else "DownBlock2D" for a in cfg.down_attention),
         up_block_types=tuple("CrossAttnUpBlock2D" if a else "UpBlock2D" for a in cfg.up_attention),
-        block_out_channels=cfg.block_out_channels, layers_per_block=cfg.layers_per_block,
-        cross_attention_dim=cfg.cross_attention_dim, attention_head_dim=cfg.num_heads,
-        norm_num_groups=cfg.norm_num_groups, norm_eps=cfg.norm_eps,
+        block_out_channels=cfg.block_out_channels,
+        layers_per_block=cfg.layers_per_block,
+        cross_attention_dim=cfg.cross_attention_dim,
+        attention_head_dim=cfg.num_heads,
+        norm_num_groups=cfg.norm_num_groups,
+        norm_eps=cfg.norm_eps,
     ).to(device)
 
 
@@ -90,6 +96,7 @@ def test_non_motion_part_has_diffusers_sd15_key_names():
 
 
 # ---------------------------------------------------------------- numerics on tiny random weights
+
 
 class FrameGroupNorm(nn.Module):
     """Reference for upstream's 5-D nn.GroupNorm: statistics over all frames of a batch item."""
@@ -158,7 +165,7 @@ def test_single_frame_chunks_equal_diffusers_unet2d_per_frame(pair):
     cfg, ours, ref = pair
     x, t, audio = inputs(cfg)
     expected = run_diffusers_per_frame(ref, x, t, audio)
-    got = torch.cat([ours(x[:, :, i:i + 1], t, audio[:, i:i + 1]) for i in range(FRAMES)], dim=2)
+    got = torch.cat([ours(x[:, :, i : i + 1], t, audio[:, i : i + 1]) for i in range(FRAMES)], dim=2)
     assert expected.abs().mean() > 1e-2
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4 * expected.abs().max().item())
 
@@ -194,7 +201,7 @@ def reference_motion_module(mm: MotionModule, x: torch.Tensor, frames: int) -> t
     hs = torch.nn.functional.group_norm(x, 32, tt.norm.weight, tt.norm.bias, 1e-6)
     hs = hs.permute(0, 2, 3, 1).reshape(bf, h * w, c) @ tt.proj_in.weight.T + tt.proj_in.bias
     for block in tt.transformer_blocks:
-        for attn, norm in zip(block.attention_blocks, block.norms):
+        for attn, norm in zip(block.attention_blocks, block.norms, strict=True):
             n = torch.nn.functional.layer_norm(hs, (c,), norm.weight, norm.bias)
             n = n.reshape(b, frames, h * w, c).permute(0, 2, 1, 3).reshape(b * h * w, frames, c)
             n = n + attn.pos_encoder.pe[:, :frames]
@@ -285,6 +292,7 @@ def test_forward_rejects_bad_shapes():
 
 # ---------------------------------------------------------------- strict loader
 
+
 def test_loader_reads_official_file_format_into_model_patcher(tmp_path):
     import comfy.model_patcher
 
@@ -341,12 +349,21 @@ def test_strict_loader_rejects_partial_motion_modules():
 @pytest.mark.parametrize(
     "make, words",
     [
-        (lambda: {"dims": {"n_mels": 80}, "model_state_dict": {"encoder.conv1.weight": torch.zeros(1)}}, "OpenAI Whisper"),
-        (lambda: {"encoder.conv1.weight": torch.zeros(1), "encoder.blocks.0.attn.query.weight": torch.zeros(1)}, "Whisper"),
+        (
+            lambda: {"dims": {"n_mels": 80}, "model_state_dict": {"encoder.conv1.weight": torch.zeros(1)}},
+            "OpenAI Whisper",
+        ),
+        (
+            lambda: {"encoder.conv1.weight": torch.zeros(1), "encoder.blocks.0.attn.query.weight": torch.zeros(1)},
+            "Whisper",
+        ),
         (lambda: {"model.diffusion_model.input_blocks.0.0.weight": torch.zeros(1)}, "LDM"),
         (lambda: {"audio_encoder.0.weight": torch.zeros(1), "visual_encoder.0.weight": torch.zeros(1)}, "SyncNet"),
         (lambda: {"encoder.down_blocks.0.resnets.0.conv1.weight": torch.zeros(1)}, "VAE"),
-        (lambda: {"down_blocks.0.motion_modules.0.temporal_transformer.proj_in.weight": torch.zeros(1)}, "motion-module"),
+        (
+            lambda: {"down_blocks.0.motion_modules.0.temporal_transformer.proj_in.weight": torch.zeros(1)},
+            "motion-module",
+        ),
         (lambda: {"something.else": torch.zeros(1)}, "no 'conv_in.weight'"),
     ],
 )
@@ -375,6 +392,7 @@ def test_loader_rejects_unreadable_and_missing_files(tmp_path):
 
 
 # ---------------------------------------------------------------- node
+
 
 def test_load_node_schema_and_execute(tmp_path):
     import comfy.model_patcher

@@ -1,11 +1,11 @@
 """Audio decoding with PyAV: exact samples, trimming, every container, clear errors."""
+
 import av
 import numpy as np
 import pytest
 import torch
-
-from hv_fixtures import media
 from humanvideo.media.audio_io import AudioDecodeError, decode_audio, validate_audio
+from hv_fixtures import media
 
 
 def write_tone(path, seconds=1.0, rate=16000, channels=1):
@@ -39,7 +39,9 @@ def test_stereo_flac_keeps_channels_and_rate(tmp_path):
     path = tmp_path / "s.flac"
     with av.open(str(path), "w") as c:
         s = c.add_stream("flac", rate=44100, layout="stereo")
-        frame = av.AudioFrame.from_ndarray((data * 32767).astype(np.int16).T.reshape(1, -1), format="s16", layout="stereo")
+        frame = av.AudioFrame.from_ndarray(
+            (data * 32767).astype(np.int16).T.reshape(1, -1), format="s16", layout="stereo"
+        )
         frame.sample_rate = 44100
         for p in s.encode(frame):
             c.mux(p)

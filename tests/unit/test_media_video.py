@@ -1,11 +1,11 @@
 """mp4 writing: odd sizes, quality, audio fitted to the video, the AI label, provenance tags."""
+
 from fractions import Fraction
 
 import av
 import numpy as np
 import pytest
 import torch
-
 from humanvideo.media.video_io import fit_audio, write_mp4
 from humanvideo.media.watermark import PROVENANCE_KEY, make_label, provenance_metadata
 
@@ -20,8 +20,9 @@ def test_odd_size_with_audio_is_padded_and_audio_fitted(tmp_path):
     frames = gradient_frames(20, 33, 31)
     audio = torch.sin(torch.linspace(0, 300, 16000 * 2))[None]  # 2 s of audio for 0.8 s of video
     path = str(tmp_path / "v.mp4")
-    info = write_mp4(path, iter(frames), 20, (33, 31), 25.0, audio=(audio, 16000), crf=18,
-                     metadata=provenance_metadata("test"))
+    info = write_mp4(
+        path, iter(frames), 20, (33, 31), 25.0, audio=(audio, 16000), crf=18, metadata=provenance_metadata("test")
+    )
     assert (info.width, info.height, info.padded) == (32, 34, (1, 1))
     with av.open(path) as c:
         v, a = c.streams.video[0], c.streams.audio[0]

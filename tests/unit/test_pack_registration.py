@@ -1,11 +1,12 @@
 """The pack registers through the V3 entry point with consistent ids, categories and metadata files."""
+
 import asyncio
-from concurrent.futures import ThreadPoolExecutor
 import json
-import tomllib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import humanvideo
+import tomllib
 
 PACK_ROOT = Path(__file__).resolve().parents[2]
 
@@ -47,7 +48,8 @@ def test_no_v1_mappings_that_would_hide_the_v3_entrypoint():
 def test_requirements_match_pyproject_dependencies():
     pyproject = tomllib.loads((PACK_ROOT / "pyproject.toml").read_text())
     requirements = [
-        line.strip() for line in (PACK_ROOT / "requirements.txt").read_text().splitlines()
+        line.strip()
+        for line in (PACK_ROOT / "requirements.txt").read_text().splitlines()
         if line.strip() and not line.startswith("#")
     ]
     assert sorted(pyproject["project"]["dependencies"]) == sorted(requirements)

@@ -1,21 +1,20 @@
 """Wan2.1 VAE (.pth) -> core VAE and official umT5 (.pth + tokenizer) -> core CLIP."""
+
 from __future__ import annotations
 
 import math
 from pathlib import Path
 
-import pytest
-import torch
-from safetensors.torch import save_file
-
 import comfy.sd
 import comfy.utils
 import folder_paths
-
 import hv_fixtures
-from hv_fixtures import humo as fx
+import pytest
+import torch
 from humanvideo.loaders import umt5, wan_vae
 from humanvideo.nodes import humo_loaders
+from hv_fixtures import humo as fx
+from safetensors.torch import save_file
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +54,10 @@ def test_prefixed_vae_loads(models_dir, tmp_path):
 
 
 def test_wrong_vae_files_are_named(models_dir, tmp_path):
-    with pytest.raises(ValueError, match=r"models_t5_umt5-xxl-enc-bf16.pth is an official Wan umT5 text encoder.*expected the Wan2.1 VAE"):
+    with pytest.raises(
+        ValueError,
+        match=r"models_t5_umt5-xxl-enc-bf16.pth is an official Wan umT5 text encoder.*expected the Wan2.1 VAE",
+    ):
         wan_vae.load_wan_vae(models_dir / "text_encoders" / "models_t5_umt5-xxl-enc-bf16.pth")
     raw = torch.load(models_dir / "vae" / "Wan2.1_VAE.pth", weights_only=True)
     raw["decoder.upsamples.0.upsamples.0.residual.2.weight"] = torch.zeros(1)
@@ -125,8 +127,9 @@ def test_umt5_matches_official_forward(official_umt5, models_dir):
     cond = clip.encode_from_tokens(tokens)
     assert cond.shape == (1, 512, fx.TINY_UMT5["d_model"])
     n = len(ids_real)
-    torch.testing.assert_close(cond[0, :n].float(), official_umt5_encoder(sd, torch.tensor([ids_real]), heads)[0],
-                               rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(
+        cond[0, :n].float(), official_umt5_encoder(sd, torch.tensor([ids_real]), heads)[0], rtol=1e-4, atol=1e-4
+    )
     assert cond[0, n:].abs().max() == 0
 
 
@@ -135,17 +138,27 @@ def test_umt5_matches_transformers(official_umt5):
     path, sd = official_umt5
     core_sd = umt5.official_to_core(sd)
     cfg = umt5.infer_umt5_config(core_sd)
-    hf = transformers.UMT5EncoderModel(transformers.UMT5Config(
-        vocab_size=cfg["vocab_size"], d_model=cfg["d_model"], d_kv=cfg["d_kv"], d_ff=cfg["d_ff"],
-        num_layers=cfg["num_layers"], num_heads=cfg["num_heads"], feed_forward_proj="gated-gelu",
-        relative_attention_num_buckets=32, dropout_rate=0.0)).eval()
+    hf = transformers.UMT5EncoderModel(
+        transformers.UMT5Config(
+            vocab_size=cfg["vocab_size"],
+            d_model=cfg["d_model"],
+            d_kv=cfg["d_kv"],
+            d_ff=cfg["d_ff"],
+            num_layers=cfg["num_layers"],
+            num_heads=cfg["num_heads"],
+            feed_forward_proj="gated-gelu",
+            relative_attention_num_buckets=32,
+            dropout_rate=0.0,
+        )
+    ).eval()
     missing, unexpected = hf.load_state_dict({k: v.float() for k, v in core_sd.items()}, strict=False)
     assert unexpected == [] and set(missing) <= {"encoder.embed_tokens.weight"}
     ids = torch.tensor([[5, 17, 3, 42, 9, 1]])
     with torch.no_grad():
         ref = hf(input_ids=ids).last_hidden_state
-    clip = umt5.build_umt5_clip(core_sd, torch.frombuffer(bytearray(fx.train_spiece_model()), dtype=torch.uint8),
-                                torch.float32)
+    clip = umt5.build_umt5_clip(
+        core_sd, torch.frombuffer(bytearray(fx.train_spiece_model()), dtype=torch.uint8), torch.float32
+    )
     out, _ = clip.cond_stage_model.umt5xxl.transformer(ids, attention_mask=None)
     torch.testing.assert_close(out.float(), ref, rtol=1e-4, atol=1e-4)
 
@@ -191,8 +204,9 @@ def test_nodes(models_dir, monkeypatch):
         assert humo_loaders.tokenizer_choices()[1:] == [str(Path("google") / "umt5-xxl")]
         vae = humo_loaders.HVLoadWanVAE.execute("Wan2.1_VAE.pth", "default").result[0]
         assert vae.latent_channels == 16
-        clip = humo_loaders.HVLoadUMT5.execute("models_t5_umt5-xxl-enc-bf16.pth", humo_loaders.AUTO_TOKENIZER,
-                                               "default").result[0]
+        clip = humo_loaders.HVLoadUMT5.execute(
+            "models_t5_umt5-xxl-enc-bf16.pth", humo_loaders.AUTO_TOKENIZER, "default"
+        ).result[0]
         assert clip.encode_from_tokens(clip.tokenize("hi")).shape[-1] == fx.TINY_UMT5["d_model"]
         for node in (humo_loaders.HVLoadWanVAE, humo_loaders.HVLoadUMT5):
             schema = node.GET_SCHEMA()

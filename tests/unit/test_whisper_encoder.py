@@ -1,18 +1,18 @@
 """Whisper encoder: numerics against transformers, the three checkpoint layouts, real-size manifests."""
+
 from __future__ import annotations
 
 import fractions
 import math
 
+import hv_fixtures
 import pytest
 import torch
+from humanvideo.loaders import whisper as lw
+from humanvideo.models.whisper_encoder import WhisperEncoder, WhisperEncoderConfig, WhisperModel, sinusoids
 from safetensors.torch import save_file
 from transformers import WhisperConfig, WhisperForConditionalGeneration
 from transformers.models.whisper.modeling_whisper import WhisperEncoder as HFWhisperEncoder
-
-import hv_fixtures
-from humanvideo.loaders import whisper as lw
-from humanvideo.models.whisper_encoder import WhisperEncoder, WhisperEncoderConfig, WhisperModel, sinusoids
 
 # Real encoder sizes (openai/whisper-* config.json): d_model, layers, heads, mel bands.
 REAL_SIZES = {
@@ -26,10 +26,23 @@ REAL_SIZES = {
 
 
 def hf_config(d=128, layers=2, heads=2, ffn=96, mels=80) -> WhisperConfig:
-    return WhisperConfig(d_model=d, encoder_layers=layers, encoder_attention_heads=heads, encoder_ffn_dim=ffn,
-                         decoder_layers=1, decoder_attention_heads=heads, decoder_ffn_dim=ffn, num_mel_bins=mels,
-                         max_source_positions=1500, vocab_size=16, max_target_positions=8,
-                         pad_token_id=1, bos_token_id=2, eos_token_id=3, decoder_start_token_id=2)
+    return WhisperConfig(
+        d_model=d,
+        encoder_layers=layers,
+        encoder_attention_heads=heads,
+        encoder_ffn_dim=ffn,
+        decoder_layers=1,
+        decoder_attention_heads=heads,
+        decoder_ffn_dim=ffn,
+        num_mel_bins=mels,
+        max_source_positions=1500,
+        vocab_size=16,
+        max_target_positions=8,
+        pad_token_id=1,
+        bos_token_id=2,
+        eos_token_id=3,
+        decoder_start_token_id=2,
+    )
 
 
 def random_hf_encoder(seed=0, **kw) -> HFWhisperEncoder:
@@ -47,7 +60,9 @@ def random_hf_encoder(seed=0, **kw) -> HFWhisperEncoder:
 def hf_reference_states(enc: HFWhisperEncoder, mel: torch.Tensor) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
     """(HF hidden_states, last block output before the final LayerNorm)."""
     captured = {}
-    hook = enc.layers[-1].register_forward_hook(lambda m, i, o: captured.__setitem__("x", o[0] if isinstance(o, tuple) else o))
+    hook = enc.layers[-1].register_forward_hook(
+        lambda m, i, o: captured.__setitem__("x", o[0] if isinstance(o, tuple) else o)
+    )
     with torch.no_grad():
         out = enc(mel, output_hidden_states=True)
     hook.remove()
@@ -99,16 +114,28 @@ def test_heads_come_from_config_json_of_a_hf_folder(tmp_path):
 
 def openai_names_from_hf(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Test-side renaming written out per tensor, to check the loader's table independently."""
-    out = {"encoder.conv1.weight": sd["conv1.weight"], "encoder.conv1.bias": sd["conv1.bias"],
-           "encoder.conv2.weight": sd["conv2.weight"], "encoder.conv2.bias": sd["conv2.bias"],
-           "encoder.positional_embedding": sd["embed_positions.weight"],
-           "encoder.ln_post.weight": sd["layer_norm.weight"], "encoder.ln_post.bias": sd["layer_norm.bias"]}
+    out = {
+        "encoder.conv1.weight": sd["conv1.weight"],
+        "encoder.conv1.bias": sd["conv1.bias"],
+        "encoder.conv2.weight": sd["conv2.weight"],
+        "encoder.conv2.bias": sd["conv2.bias"],
+        "encoder.positional_embedding": sd["embed_positions.weight"],
+        "encoder.ln_post.weight": sd["layer_norm.weight"],
+        "encoder.ln_post.bias": sd["layer_norm.bias"],
+    }
     n = 1 + max(int(k.split(".")[1]) for k in sd if k.startswith("layers."))
     for i in range(n):
         src, dst = f"layers.{i}.", f"encoder.blocks.{i}."
-        pairs = {"self_attn.q_proj": "attn.query", "self_attn.k_proj": "attn.key", "self_attn.v_proj": "attn.value",
-                 "self_attn.out_proj": "attn.out", "self_attn_layer_norm": "attn_ln", "fc1": "mlp.0",
-                 "fc2": "mlp.2", "final_layer_norm": "mlp_ln"}
+        pairs = {
+            "self_attn.q_proj": "attn.query",
+            "self_attn.k_proj": "attn.key",
+            "self_attn.v_proj": "attn.value",
+            "self_attn.out_proj": "attn.out",
+            "self_attn_layer_norm": "attn_ln",
+            "fc1": "mlp.0",
+            "fc2": "mlp.2",
+            "final_layer_norm": "mlp_ln",
+        }
         for a, b in pairs.items():
             for leaf in ("weight", "bias"):
                 if src + a + "." + leaf in sd:
@@ -120,8 +147,18 @@ def test_openai_pt_loads_with_weights_only_and_matches_transformers(tmp_path):
     enc = random_hf_encoder(seed=3, d=128, layers=2, heads=2, ffn=64)
     state = openai_names_from_hf(enc.state_dict())
     state["decoder.token_embedding.weight"] = torch.zeros(16, 128)  # decoder tensors must be ignored
-    dims = {"n_mels": 80, "n_audio_ctx": 1500, "n_audio_state": 128, "n_audio_head": 2, "n_audio_layer": 2,
-            "n_vocab": 16, "n_text_ctx": 8, "n_text_state": 128, "n_text_head": 2, "n_text_layer": 1}
+    dims = {
+        "n_mels": 80,
+        "n_audio_ctx": 1500,
+        "n_audio_state": 128,
+        "n_audio_head": 2,
+        "n_audio_layer": 2,
+        "n_vocab": 16,
+        "n_text_ctx": 8,
+        "n_text_state": 128,
+        "n_text_head": 2,
+        "n_text_layer": 1,
+    }
     path = tmp_path / "small-test.pt"
     torch.save({"dims": dims, "model_state_dict": {k: v.half() for k, v in state.items()}}, path)
     model = lw.load_whisper(str(path), "fp32")
@@ -156,33 +193,58 @@ def test_real_size_manifests_convert_exactly(size):
     """Every released size, in the HF / Comfy-Org layout (full model incl. decoder, on the meta device)
     and the OpenAI layout, maps onto our encoder with no missing, extra or mis-shaped tensor."""
     d, layers, heads, mels = REAL_SIZES[size]
-    cfg = WhisperConfig(d_model=d, encoder_layers=layers, encoder_attention_heads=heads, encoder_ffn_dim=4 * d,
-                        decoder_layers=layers, decoder_attention_heads=heads, decoder_ffn_dim=4 * d,
-                        num_mel_bins=mels, vocab_size=51866 if mels == 128 else 51865)
+    cfg = WhisperConfig(
+        d_model=d,
+        encoder_layers=layers,
+        encoder_attention_heads=heads,
+        encoder_ffn_dim=4 * d,
+        decoder_layers=layers,
+        decoder_attention_heads=heads,
+        decoder_ffn_dim=4 * d,
+        num_mel_bins=mels,
+        vocab_size=51866 if mels == 128 else 51865,
+    )
     with torch.device("meta"):
         hf = WhisperForConditionalGeneration(cfg)
     hf_sd = hf.state_dict()
     with torch.device("meta"):
-        expected = WhisperEncoder(WhisperEncoderConfig(n_mels=mels, d_model=d, n_heads=heads, n_layers=layers,
-                                                       d_ffn=4 * d), device="meta").state_dict()
+        expected = WhisperEncoder(
+            WhisperEncoderConfig(n_mels=mels, d_model=d, n_heads=heads, n_layers=layers, d_ffn=4 * d), device="meta"
+        ).state_dict()
     expected_shapes = {k: tuple(v.shape) for k, v in expected.items()}
 
     converted, layout = lw.convert_state_dict(hf_sd)  # Comfy-Org: model.encoder.* + model.decoder.* + proj_out
     assert layout == "hf"
     assert {k: tuple(v.shape) for k, v in converted.items()} == expected_shapes
     inferred = lw.infer_config(converted)
-    assert (inferred.d_model, inferred.n_layers, inferred.n_heads, inferred.n_mels, inferred.d_ffn) == (d, layers, heads, mels, 4 * d)
+    assert (inferred.d_model, inferred.n_layers, inferred.n_heads, inferred.n_mels, inferred.d_ffn) == (
+        d,
+        layers,
+        heads,
+        mels,
+        4 * d,
+    )
     assert inferred.name == f"whisper-{size}"
 
-    converted_hf, layout = lw.convert_state_dict({k[len("model."):]: v for k, v in hf_sd.items() if k.startswith("model.")})
+    converted_hf, layout = lw.convert_state_dict(
+        {k[len("model.") :]: v for k, v in hf_sd.items() if k.startswith("model.")}
+    )
     assert layout == "hf" and converted_hf.keys() == converted.keys()
 
     # OpenAI release names (openai/whisper model.py), with the decoder the .pt files also carry
-    openai = {"encoder.conv1.weight": (d, mels, 3), "encoder.conv1.bias": (d,), "encoder.conv2.weight": (d, d, 3),
-              "encoder.conv2.bias": (d,), "encoder.positional_embedding": (1500, d),
-              "encoder.ln_post.weight": (d,), "encoder.ln_post.bias": (d,),
-              "decoder.token_embedding.weight": (cfg.vocab_size, d), "decoder.positional_embedding": (448, d),
-              "decoder.ln.weight": (d,), "decoder.ln.bias": (d,)}
+    openai = {
+        "encoder.conv1.weight": (d, mels, 3),
+        "encoder.conv1.bias": (d,),
+        "encoder.conv2.weight": (d, d, 3),
+        "encoder.conv2.bias": (d,),
+        "encoder.positional_embedding": (1500, d),
+        "encoder.ln_post.weight": (d,),
+        "encoder.ln_post.bias": (d,),
+        "decoder.token_embedding.weight": (cfg.vocab_size, d),
+        "decoder.positional_embedding": (448, d),
+        "decoder.ln.weight": (d,),
+        "decoder.ln.bias": (d,),
+    }
     for i in range(layers):
         for part, with_bias in (("query", True), ("key", False), ("value", True), ("out", True)):
             for side in ("encoder", "decoder"):
@@ -190,10 +252,18 @@ def test_real_size_manifests_convert_exactly(size):
                 if with_bias:
                     openai[f"{side}.blocks.{i}.attn.{part}.bias"] = (d,)
         for side in ("encoder", "decoder"):
-            openai.update({f"{side}.blocks.{i}.attn_ln.weight": (d,), f"{side}.blocks.{i}.attn_ln.bias": (d,),
-                           f"{side}.blocks.{i}.mlp.0.weight": (4 * d, d), f"{side}.blocks.{i}.mlp.0.bias": (4 * d,),
-                           f"{side}.blocks.{i}.mlp.2.weight": (d, 4 * d), f"{side}.blocks.{i}.mlp.2.bias": (d,),
-                           f"{side}.blocks.{i}.mlp_ln.weight": (d,), f"{side}.blocks.{i}.mlp_ln.bias": (d,)})
+            openai.update(
+                {
+                    f"{side}.blocks.{i}.attn_ln.weight": (d,),
+                    f"{side}.blocks.{i}.attn_ln.bias": (d,),
+                    f"{side}.blocks.{i}.mlp.0.weight": (4 * d, d),
+                    f"{side}.blocks.{i}.mlp.0.bias": (4 * d,),
+                    f"{side}.blocks.{i}.mlp.2.weight": (d, 4 * d),
+                    f"{side}.blocks.{i}.mlp.2.bias": (d,),
+                    f"{side}.blocks.{i}.mlp_ln.weight": (d,),
+                    f"{side}.blocks.{i}.mlp_ln.bias": (d,),
+                }
+            )
         openai[f"decoder.blocks.{i}.cross_attn.query.weight"] = (d, d)
     converted_oa, layout = lw.convert_state_dict({k: torch.empty(s, device="meta") for k, s in openai.items()})
     assert layout == "openai"
@@ -201,9 +271,11 @@ def test_real_size_manifests_convert_exactly(size):
 
 
 def test_wav2vec_file_gets_a_clear_error(tmp_path):
-    sd = {"wav2vec2.feature_extractor.conv_layers.0.conv.weight": torch.zeros(4, 1, 10),
-          "wav2vec2.encoder.pos_conv_embed.conv.bias": torch.zeros(4),
-          "wav2vec2.encoder.layer_norm.bias": torch.zeros(4)}
+    sd = {
+        "wav2vec2.feature_extractor.conv_layers.0.conv.weight": torch.zeros(4, 1, 10),
+        "wav2vec2.encoder.pos_conv_embed.conv.bias": torch.zeros(4),
+        "wav2vec2.encoder.layer_norm.bias": torch.zeros(4),
+    }
     path = tmp_path / "wav2vec2_large.safetensors"
     save_file(sd, str(path))
     with pytest.raises(ValueError, match="wav2vec2 audio encoder, not Whisper.*large-v3"):

@@ -1,4 +1,5 @@
 """Whisper front end without torchaudio: log-mel vs transformers' WhisperFeatureExtractor, resampling."""
+
 from __future__ import annotations
 
 import math
@@ -6,10 +7,9 @@ import math
 import numpy as np
 import pytest
 import torch
-from transformers import WhisperFeatureExtractor
-
 from humanvideo.media.resample import resample, to_mono
 from humanvideo.models.log_mel import WINDOW_SAMPLES, log_mel_spectrogram, mel_filterbank
+from transformers import WhisperFeatureExtractor
 
 
 @pytest.mark.parametrize("n_mels", [80, 128])
@@ -25,7 +25,9 @@ def test_log_mel_matches_whisper_feature_extractor(n_mels):
     rng = np.random.default_rng(n_mels)
     t = np.arange(16000 * 6) / 16000
     audio = (0.3 * np.sin(2 * np.pi * 220 * t) + 0.05 * rng.standard_normal(t.size)).astype(np.float32)
-    ref = WhisperFeatureExtractor(feature_size=n_mels)(audio, sampling_rate=16000, return_tensors="pt").input_features[0]
+    ref = WhisperFeatureExtractor(feature_size=n_mels)(audio, sampling_rate=16000, return_tensors="pt").input_features[
+        0
+    ]
     padded = torch.nn.functional.pad(torch.from_numpy(audio), (0, WINDOW_SAMPLES - audio.size))
     ours = log_mel_spectrogram(padded, n_mels)
     assert ours.shape == ref.shape == (n_mels, 3000)
