@@ -119,15 +119,17 @@ class TemporalTransformer(nn.Module):
         bf, c, h, w = x.shape
         b = bf // frames
         residual = x
-        # The GroupNorm here is per frame (the official code folds frames into the batch first).
-        x = self.norm(x).permute(0, 2, 3, 1).reshape(bf, h * w, c)
+        # The GroupNorm here is per frame (the official code folds frames into the batch first). Contiguous
+        # input: PyTorch's channels-last CPU GroupNorm loses float32 precision on small spatial sizes.
+        x = self.norm(x.contiguous()).permute(0, 2, 3, 1).reshape(bf, h * w, c)
         x = self.proj_in(x)
         # LayerNorm, FF and projections are per token, so one (b*h*w, f, c) layout serves all blocks.
         x = x.view(b, frames, h * w, c).transpose(1, 2).reshape(b * h * w, frames, c)
         for block in self.transformer_blocks:
             x = block(x)
         x = self.proj_out(x)
-        x = x.view(b, h * w, frames, c).transpose(1, 2).reshape(bf, h, w, c).permute(0, 3, 1, 2)
+        # contiguous, so the residual sum (and the GroupNorms after it) is not channels-last
+        x = x.view(b, h * w, frames, c).transpose(1, 2).reshape(bf, h, w, c).permute(0, 3, 1, 2).contiguous()
         return x + residual
 
 

@@ -125,9 +125,15 @@ class LatentSyncUNetConfig:
 
 
 def video_group_norm(norm: nn.Module, x: torch.Tensor, frames: int) -> torch.Tensor:
-    """GroupNorm with statistics over all frames of each batch item; x is (batch * frames, c, h, w)."""
+    """GroupNorm with statistics over all frames of each batch item; x is (batch * frames, c, h, w).
+
+    The (b, c, f, h*w) view is made contiguous first: strided inputs (the transpose here, or a
+    channels-last activation) take PyTorch's channels-last CPU GroupNorm kernel, whose one-pass variance
+    loses float32 precision when a group's mean is large against its spread (1e-2 and worse on the small
+    spatial sizes of the deep blocks); the official model feeds its 5-D GroupNorm contiguous tensors.
+    """
     bf, c, h, w = x.shape
-    v = x.view(bf // frames, frames, c, h * w).transpose(1, 2)
+    v = x.reshape(bf // frames, frames, c, h * w).transpose(1, 2).contiguous()
     return norm(v).transpose(1, 2).reshape(bf, c, h, w)
 
 
@@ -222,10 +228,12 @@ class SpatialTransformer(nn.Module):
 
     def forward(self, x: torch.Tensor, audio: torch.Tensor | None) -> torch.Tensor:
         bf, c, h, w = x.shape
-        tokens = self.proj_in(self.norm(x)).permute(0, 2, 3, 1).reshape(bf, h * w, c)
+        tokens = self.proj_in(self.norm(x.contiguous())).permute(0, 2, 3, 1).reshape(bf, h * w, c)
         for block in self.transformer_blocks:
             tokens = block(tokens, audio)
-        return self.proj_out(tokens.reshape(bf, h, w, c).permute(0, 3, 1, 2)) + x
+        # Back to a contiguous (bf, c, h, w): the permuted view would make proj_out and everything after it
+        # channels-last, and the next GroupNorm imprecise (see `video_group_norm`).
+        return self.proj_out(tokens.reshape(bf, h, w, c).permute(0, 3, 1, 2).contiguous()) + x
 
 
 class Downsample(nn.Module):
