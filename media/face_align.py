@@ -24,6 +24,8 @@ CANVAS_SIZE = (75, 100)  # (w, h)
 # Grey fill for crop pixels that fall outside the frame (127 of 255 in the official code).
 FILL_VALUE = 127.0 / 255.0
 SUPPORTED_RESOLUTIONS = (256, 512)
+# Weight of the previous frame's offset in the official exponential average (affine_transform.py:141).
+OFFSET_MEMORY = 0.2
 
 
 def canvas_geometry(resolution: int) -> tuple[np.ndarray, tuple[int, int]]:
@@ -66,10 +68,42 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return matrix
 
 
-def alignment_matrix(points3: np.ndarray, resolution: int) -> np.ndarray:
-    """Frame -> square crop matrix for (left brow, right brow, nose) points, stretch included."""
+def nose_offset(points3: np.ndarray) -> np.ndarray:
+    """The official per-frame translation offset of `transformation_from_points(smooth=True)`.
+
+    bytedance/LatentSync a229c39 `latentsync/utils/affine_transform.py:109-143`: the template's nose
+    minus the frame's nose, each after centring its three points and dividing by their spread
+    (`torch.std` over all six coordinates, so with the n - 1 divisor). The result is in those
+    normalised units (a fraction of a pixel for a real face) and is added to the canvas translation.
+    The template is only scaled between resolutions, so its normalised nose is the same for all.
+    """
+    points3 = np.asarray(points3, dtype=np.float64)
+    template = TEMPLATE_POINTS
+
+    def normalised_nose(p: np.ndarray) -> np.ndarray:
+        centred = p - p.mean(0)
+        return centred[2] / centred.std(ddof=1)
+
+    return normalised_nose(template) - normalised_nose(points3)
+
+
+def smoothed_offset(previous: np.ndarray | None, current: np.ndarray) -> np.ndarray:
+    """One step of the official exponential average: 0.2 previous + 0.8 current (the first frame: current)."""
+    if previous is None:
+        return np.asarray(current, dtype=np.float64)
+    return OFFSET_MEMORY * np.asarray(previous, np.float64) + (1.0 - OFFSET_MEMORY) * np.asarray(current, np.float64)
+
+
+def alignment_matrix(points3: np.ndarray, resolution: int, offset: np.ndarray | None = None) -> np.ndarray:
+    """Frame -> square crop matrix for (left brow, right brow, nose) points, stretch included.
+
+    `offset` (canvas pixels) is added to the translation before the stretch, as the official smoothing
+    adds its averaged `nose_offset` to the canvas matrix (affine_transform.py:143).
+    """
     template, (canvas_w, canvas_h) = canvas_geometry(resolution)
     to_canvas = similarity_transform(points3, template)
+    if offset is not None:
+        to_canvas[:, 2] += offset
     stretch = np.diag([resolution / canvas_w, resolution / canvas_h])
     return np.concatenate([stretch @ to_canvas[:, :2], (stretch @ to_canvas[:, 2])[:, None]], axis=1)
 

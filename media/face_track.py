@@ -3,6 +3,13 @@
 Frames are read one at a time (detection, cropping and paste-back never hold more than one frame
 copy), so the track itself stays small: a few floats per frame. Frames where the chosen face is not
 found are recorded in ``has_face`` and pass through unchanged on paste-back.
+
+Two ways to steady the crop over time (``stabilize``):
+- "official" (default): as bytedance/LatentSync a229c39 `latentsync/utils/image_processor.py:61-67`
+  and `affine_transform.py:25-28,136-143`: the three alignment points are rounded to whole pixels, the
+  landmarks are not smoothed, and only the translation gets an exponential average (0.2 previous +
+  0.8 current) of a small nose offset, carried from frame to frame in the order the frames are aligned.
+- "gaussian": the three points are smoothed over time with a centred Gaussian (no lag, no rounding).
 """
 
 from __future__ import annotations
@@ -14,11 +21,12 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from .face_align import alignment_matrix, crop_face
+from .face_align import alignment_matrix, crop_face, nose_offset, smoothed_offset
 from .face_detect import Face, alignment_points
 from .paste_back import paste_face
 
 SELECT_MODES = ("largest", "index", "mask")
+STABILIZE_MODES = ("official", "gaussian")
 # Box overlap with the previous frame's choice above which "largest" keeps following the same person.
 FOLLOW_IOU = 0.3
 
@@ -37,11 +45,12 @@ class FaceTrack:
     boxes: np.ndarray  # (N, 4) float32 x1 y1 x2 y2, NaN where no face
     landmarks: np.ndarray  # (N, K, 2) float32, NaN where no face
     scores: np.ndarray  # (N,) float32, NaN where no face
-    points: np.ndarray  # (N, 3, 2) float64 smoothed brow/brow/nose points, NaN where no face
+    points: np.ndarray  # (N, 3, 2) float64 brow/brow/nose points the crops are built from, NaN where no face
     affines: np.ndarray  # (N, 2, 3) float64 frame -> crop, NaN where no face
     has_face: np.ndarray  # (N,) bool
     detector: str = ""
-    smoothing: float = 0.0
+    smoothing: float = 0.0  # Gaussian sigma in frames ("gaussian" only)
+    stabilize: str = "official"
 
     @property
     def num_frames(self) -> int:
@@ -68,13 +77,26 @@ class FaceTrack:
             self.has_face[idx],
             self.detector,
             self.smoothing,
+            self.stabilize,
         )
+
+    def realign(self, indices: Sequence[int]) -> FaceTrack:
+        """The track over the frames `indices` in that order, aligned as if those frames were the video.
+
+        With "official" the translation average runs along the new order (the official code aligns the
+        25 fps frames it reads, once each, in order); "gaussian" points are already smoothed over the
+        source frames, so the frames are just picked.
+        """
+        picked = self.select(indices)
+        if self.stabilize == "official":
+            picked.affines, _ = official_affines(picked.points, picked.has_face, self.resolution)
+        return picked
 
     def summary(self) -> str:
         missing = self.missing_frames
         text = (
             f"face track: {self.num_frames} frames {self.width}x{self.height}, crop {self.resolution}, "
-            f"detector {self.detector}, face in {self.num_frames - len(missing)} frames"
+            f"detector {self.detector}, alignment {self.stabilize}, face in {self.num_frames - len(missing)} frames"
         )
         if missing:
             text += f"; no face (passed through unchanged) in {len(missing)}: {_ranges(missing)}"
@@ -169,6 +191,21 @@ def smooth_points(points: np.ndarray, valid: np.ndarray, sigma: float) -> np.nda
     return out
 
 
+def official_affines(
+    points: np.ndarray, valid: np.ndarray, resolution: int, offset: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Crop matrices along a frame sequence with the official translation average, and the average after it.
+
+    ``offset`` is the average carried in from earlier frames (None at the start of a video), so a long
+    video can be aligned in pieces. Frames without a face keep their NaN matrix and leave the average as is.
+    """
+    affines = np.full((len(valid), 2, 3), np.nan, np.float64)
+    for i in np.flatnonzero(valid):
+        offset = smoothed_offset(offset, nose_offset(points[i]))
+        affines[i] = alignment_matrix(points[i], resolution, offset)
+    return affines, offset
+
+
 def frame_uint8(frames, i: int) -> np.ndarray:
     """Frame i of an IMAGE tensor (N, H, W, 3) in [0, 1] or a uint8 array, as (H, W, 3) uint8."""
     frame = frames[i]
@@ -220,14 +257,18 @@ def track_faces(
     region_masks: torch.Tensor | None = None,
     smoothing: float = 1.0,
     on_frame: Callable[[int], None] | None = None,
+    stabilize: str = "official",
 ) -> FaceTrack:
     """Detect, choose and align one face per frame of an IMAGE batch (or uint8 array).
 
-    ``on_frame(i)`` runs after each frame (the node's progress bar and interrupt check).
-    Raises ValueError when no frame has the chosen face.
+    ``stabilize`` picks the temporal steadying (see the module notes); ``smoothing`` is the Gaussian
+    sigma in frames for "gaussian". ``on_frame(i)`` runs after each frame (the node's progress bar and
+    interrupt check). Raises ValueError when no frame has the chosen face.
     """
     if select not in SELECT_MODES:
         raise ValueError(f"face selection must be one of {SELECT_MODES}, got {select!r}")
+    if stabilize not in STABILIZE_MODES:
+        raise ValueError(f"stabilize must be one of {STABILIZE_MODES}, got {stabilize!r}")
     if select == "index" and index < 0:
         raise ValueError(f"face_index must be >= 0, got {index}")
     if smoothing < 0:
@@ -254,6 +295,8 @@ def track_faces(
                 landmarks = np.full((n,) + face.landmarks.shape, np.nan, np.float32)
             boxes[i], scores[i], landmarks[i] = face.box, face.score, face.landmarks
             points[i] = alignment_points(face.landmarks)
+            if stabilize == "official":
+                points[i] = np.round(points[i])  # image_processor.py:65 (numpy's round: ties to even)
             has_face[i] = True
             previous = face.box
         if on_frame is not None:
@@ -265,10 +308,14 @@ def track_faces(
             f"{getattr(detector, 'name', '?')}); use a video with a visible frontal face, or "
             f"lower the detector's min_score / raise upsample for small faces"
         )
-    smoothed = smooth_points(points, has_face, smoothing)
-    affines = np.full((n, 2, 3), np.nan, np.float64)
-    for i in np.flatnonzero(has_face):
-        affines[i] = alignment_matrix(smoothed[i], resolution)
+    if stabilize == "official":
+        smoothed = points
+        affines, _ = official_affines(points, has_face, resolution)
+    else:
+        smoothed = smooth_points(points, has_face, smoothing)
+        affines = np.full((n, 2, 3), np.nan, np.float64)
+        for i in np.flatnonzero(has_face):
+            affines[i] = alignment_matrix(smoothed[i], resolution)
     return FaceTrack(
         w,
         h,
@@ -281,6 +328,7 @@ def track_faces(
         has_face,
         getattr(detector, "name", ""),
         float(smoothing),
+        stabilize,
     )
 
 

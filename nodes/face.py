@@ -9,7 +9,7 @@ import comfy.utils
 from comfy_api.latest import io
 
 from ..media.face_detect import DETECTORS, LANDMARKS_68, DlibFaceDetector, landmark_model_choices
-from ..media.face_track import SELECT_MODES, crop_frames, paste_frames, track_faces
+from ..media.face_track import SELECT_MODES, STABILIZE_MODES, crop_frames, paste_frames, track_faces
 from ..media.paste_back import REGIONS
 
 FaceTrackType = io.Custom("HV_FACE_TRACK")
@@ -36,7 +36,8 @@ class HVFaceTrack(io.ComfyNode):
             category="HumanVideo/lipsync",
             description=(
                 "Finds one face in every frame (dlib), aligns it to the LatentSync template from the eyebrow "
-                "centres and nose, smooths the alignment over time and returns the track plus the square face "
+                "centres and nose, steadies the alignment over time (official: rounded points and an averaged "
+                "translation offset; or a Gaussian over the points) and returns the track plus the square face "
                 "crops. Frames without the face are listed in the report and pass through unchanged later."
             ),
             inputs=[
@@ -74,8 +75,8 @@ class HVFaceTrack(io.ComfyNode):
                     min=0.0,
                     max=10.0,
                     step=0.1,
-                    tooltip="Temporal smoothing of the alignment, Gaussian sigma in frames (0 = off). Centred, "
-                    "so it removes jitter without lagging behind the head.",
+                    tooltip="With stabilize = gaussian: Gaussian sigma in frames over the alignment points (0 = off). "
+                    "Centred, so it removes jitter without lagging behind the head.",
                 ),
                 io.Combo.Input(
                     "detector",
@@ -98,6 +99,15 @@ class HVFaceTrack(io.ComfyNode):
                     max=3.0,
                     step=0.05,
                     tooltip="Detector confidence threshold; lower finds harder faces but more false ones.",
+                ),
+                io.Combo.Input(
+                    "stabilize",
+                    options=list(STABILIZE_MODES),
+                    default="official",
+                    optional=True,  # prompts saved before this input existed keep working, with the official rule
+                    tooltip="official: the three alignment points rounded to whole pixels, no point smoothing, "
+                    "and the crop's translation nudged by an average (0.2 previous + 0.8 current) of a small nose "
+                    "offset, as the official code. gaussian: the points smoothed over time with the sigma above.",
                 ),
                 io.Mask.Input(
                     "speaker_mask",
@@ -129,6 +139,7 @@ class HVFaceTrack(io.ComfyNode):
         detector,
         upsample,
         min_score,
+        stabilize="official",
         speaker_mask=None,
     ) -> io.NodeOutput:
         if resolution not in RESOLUTIONS:
@@ -137,7 +148,15 @@ class HVFaceTrack(io.ComfyNode):
         n = int(images.shape[0]) if images is not None and images.ndim == 4 else 0
         step = _progress(2 * max(n, 1))
         track = track_faces(
-            images, finder, RESOLUTIONS[resolution], select, face_index, speaker_mask, smoothing, on_frame=step
+            images,
+            finder,
+            RESOLUTIONS[resolution],
+            select,
+            face_index,
+            speaker_mask,
+            smoothing,
+            on_frame=step,
+            stabilize=stabilize,
         )
         crops = crop_frames(images, track, on_frame=step)
         report = track.summary()
@@ -155,8 +174,8 @@ class HVFacePaste(io.ComfyNode):
             category="HumanVideo/lipsync",
             description=(
                 "Warps processed face crops back into the frames along a face track and blends them with an "
-                "eroded, blurred mask. 'mouth' changes only the regenerated lower face, leaving every other "
-                "pixel exactly as it was; 'face' pastes the whole crop like the official code."
+                "eroded, blurred mask. 'face' pastes the whole crop like the official code; 'mouth' changes only "
+                "the regenerated lower face, leaving every other pixel exactly as it was."
             ),
             inputs=[
                 io.Image.Input("images", tooltip="The original frames the track was made from."),
@@ -165,8 +184,8 @@ class HVFacePaste(io.ComfyNode):
                 io.Combo.Input(
                     "region",
                     options=list(REGIONS),
-                    default="mouth",
-                    tooltip="mouth: paste the regenerated region only. face: the whole crop.",
+                    default="face",
+                    tooltip="face: the whole crop (official). mouth: the regenerated region only.",
                 ),
             ],
             outputs=[io.Image.Output(display_name="images", tooltip="Frames with the faces pasted back.")],
