@@ -7,9 +7,24 @@ import folder_paths
 from comfy_api.latest import io
 
 from ..loaders.sd_vae import load_sd_vae
-from ..models.audio_features import latentsync_audio_windows
+from ..media.frame_rate import OFFICIAL_FPS
+from ..models.audio_features import latentsync_audio_windows, latentsync_official_frame_count
 from ..samplers.latentsync_denoise import DenoiseSettings
-from ..samplers.latentsync_pipeline import LONG_VIDEO_MODES, SHORT_VIDEO_MODES, audio_frame_count, lip_sync
+from ..samplers.latentsync_pipeline import lip_sync
+from ..samplers.latentsync_timeline import (
+    LONG_VIDEO_MODES,
+    SHORT_VIDEO_MODES,
+    audio_frame_count,
+    plan_timeline,
+)
+
+# Combo label -> `plan_timeline` frame_rate / length mode.
+FRAME_RATES = {
+    "25 fps (official)": "official",
+    "25 fps, nearest frames": "nearest",
+    "source fps": "source",
+}
+LENGTHS = {"official (audio + 2 frames)": "official", "audio duration": "audio"}
 
 LatentSyncUNetType = io.Custom("HV_LATENTSYNC_UNET")
 AudioFeaturesType = io.Custom("HV_AUDIO_FEATURES")
@@ -44,8 +59,10 @@ class HVLatentSync(io.ComfyNode):
             category="HumanVideo/lipsync",
             description=(
                 "Re-generates the lower face of every tracked frame so the lips follow the speech (LatentSync 1.5 at "
-                "256 px, 1.6 at 512 px: the crop size comes from Face Track). Works at the video's own fps, in "
-                "16-frame chunks; frames without a face pass through unchanged."
+                "256 px, 1.6 at 512 px: the crop size comes from Face Track). As official, the video is converted "
+                "to 25 fps (the rate the model was trained at), its length follows the audio, and the result is "
+                "25 fps; 'source fps' keeps the video's own frames instead. 16-frame chunks; frames without a face "
+                "pass through unchanged."
             ),
             inputs=[
                 LatentSyncUNetType.Input("unet", tooltip="From Load LatentSync UNet."),
@@ -59,7 +76,8 @@ class HVLatentSync(io.ComfyNode):
                     min=0.001,
                     max=240.0,
                     step=0.001,
-                    tooltip="The video's frame rate; each frame gets the audio of its own timestamp.",
+                    tooltip="The input video's frame rate (from Get Video Components); the frames are converted "
+                    "from it to 25 fps.",
                 ),
                 io.Int.Input("steps", default=20, min=1, max=200, tooltip="DDIM steps (official 20; 20-50)."),
                 io.Float.Input(
@@ -91,26 +109,50 @@ class HVLatentSync(io.ComfyNode):
                     "short_video",
                     options=list(SHORT_VIDEO_MODES),
                     default="pingpong",
-                    tooltip="Video shorter than the audio: pingpong (official: forward then reversed), "
-                    "loop, or hold the last frame.",
+                    tooltip="Video shorter than the audio: pingpong (official: forward, then the whole clip "
+                    "reversed, and so on), loop from the start, or hold the last frame.",
                 ),
                 io.Combo.Input(
                     "long_video",
                     options=list(LONG_VIDEO_MODES),
                     default="cut",
-                    tooltip="Video longer than the audio: cut it to the audio, or keep the remaining frames unchanged.",
+                    tooltip="Video longer than the audio: cut it to the audio (official), or keep the remaining "
+                    "frames unchanged.",
                 ),
                 io.Combo.Input(
                     "paste",
-                    options=["mouth", "face"],
-                    default="mouth",
-                    tooltip="mouth: only the regenerated lower face changes (sharpest); face: the whole "
-                    "aligned crop is pasted back as official.",
+                    options=["face", "mouth"],
+                    default="face",
+                    tooltip="face: the whole aligned crop is pasted back (official). mouth: only the regenerated "
+                    "lower face changes, so eyes, hair and background keep their exact pixels (sharper).",
+                ),
+                io.Combo.Input(
+                    "frame_rate",
+                    options=list(FRAME_RATES),
+                    default=next(iter(FRAME_RATES)),
+                    optional=True,  # prompts saved before this input existed keep working, with the official rule
+                    tooltip="25 fps (official): frames picked as ffmpeg -r 25 picks them (the official pipeline "
+                    "converts every video that way), result at 25 fps. 25 fps, nearest frames: the source frame "
+                    "nearest each 25 fps instant. source fps: processed at 25 fps, then every source frame gets the "
+                    "new mouth of the nearest processed frame; result at the video's own fps.",
+                ),
+                io.Combo.Input(
+                    "length",
+                    options=list(LENGTHS),
+                    default=next(iter(LENGTHS)),
+                    optional=True,
+                    tooltip="official: one 25 fps frame per audio window as the official code counts them "
+                    "(floor(T/2) + 2 for T Whisper positions, 2 frames past the speech). audio duration: the "
+                    "speech's length rounded to whole frames.",
                 ),
             ],
             outputs=[
                 io.Image.Output(display_name="images", tooltip="The lip-synced frames."),
-                io.Float.Output(display_name="fps", tooltip="The frame rate (unchanged)."),
+                io.Float.Output(
+                    display_name="fps",
+                    tooltip="The frame rate of the result: 25, or the video's own with frame_rate = source fps. "
+                    "Connect it to the save node.",
+                ),
                 io.String.Output(display_name="report", tooltip="Faces found, length handling, settings."),
             ],
         )
@@ -131,16 +173,28 @@ class HVLatentSync(io.ComfyNode):
         short_video,
         long_video,
         paste,
+        frame_rate="25 fps (official)",
+        length="official (audio + 2 frames)",
     ) -> io.NodeOutput:
         if audio_features.d_model != 384:
             raise ValueError(
                 f"audio_features come from {audio_features.model_name} (width {audio_features.d_model}); LatentSync "
                 "needs Whisper-tiny features (width 384): load tiny.pt with Load Whisper"
             )
-        n_audio = audio_frame_count(audio_features.num_samples, audio_features.sample_rate, fps)
-        if n_audio < 1:
-            raise ValueError(f"the audio ({audio_features.duration:.3f} s) is shorter than one frame at {fps} fps")
-        tokens = latentsync_audio_windows(audio_features, fps, n_audio)
+        if frame_rate not in FRAME_RATES:
+            raise ValueError(f"frame_rate must be one of {list(FRAME_RATES)}, got {frame_rate!r}")
+        if length not in LENGTHS:
+            raise ValueError(f"length must be one of {list(LENGTHS)}, got {length!r}")
+        if not fps > 0:
+            raise ValueError(f"fps must be > 0, got {fps}")
+        if LENGTHS[length] == "official":
+            n_audio = latentsync_official_frame_count(audio_features.num_positions, OFFICIAL_FPS)
+        else:
+            n_audio = audio_frame_count(audio_features.num_samples, audio_features.sample_rate, OFFICIAL_FPS)
+        if n_audio < 1 or audio_features.num_positions < 1:
+            raise ValueError(f"the audio ({audio_features.duration:.3f} s) is shorter than one 25 fps frame")
+        timeline = plan_timeline(int(images.shape[0]), fps, n_audio, FRAME_RATES[frame_rate], short_video, long_video)
+        tokens = latentsync_audio_windows(audio_features, OFFICIAL_FPS, n_audio)
         release_note = check_release_resolution(unet, face_track.resolution)
         settings = DenoiseSettings(steps=steps, guidance=guidance, deepcache_interval=deepcache_interval)
         settings.validate()
@@ -153,12 +207,11 @@ class HVLatentSync(io.ComfyNode):
             vae,
             settings,
             seed,
-            short_video,
-            long_video,
+            timeline,
             paste,
             progress=lambda done, total: bar.update_absolute(done, total),
         )
-        return io.NodeOutput(result.images, fps, "\n".join(filter(None, [release_note, result.report])))
+        return io.NodeOutput(result.images, result.fps, "\n".join(filter(None, [release_note, result.report])))
 
 
 class HVLoadSDVAE(io.ComfyNode):

@@ -1,10 +1,12 @@
-"""LatentSync end to end on a face-tracked video: length alignment, VAE, denoising, paste-back.
+"""LatentSync end to end on a face-tracked video: frame plan, VAE, denoising, paste-back.
 
-Work is done chunk by chunk (16 output frames): only latents (a few KB per frame) are kept for the whole
-video, so memory does not grow with its length beyond the output frames themselves.
-Official steps (LipsyncPipeline.__call__): crops normalised to [-1, 1]; masked = crop * keep-mask;
-reference = the same unmasked crop; both VAE-encoded by sampling and scaled by 0.18215; one noise frame
-repeated over the video; DDIM; decoded crop = decoded * (1 - keep) + crop * keep; inverse warp.
+Work is done chunk by chunk (16 processed frames): only latents (a few KB per frame) are kept for the
+whole video, so memory does not grow with its length beyond the output frames themselves.
+Official steps (bytedance/LatentSync a229c39 `latentsync/pipelines/lipsync_pipeline.py`, `__call__`
+and `latentsync/utils/image_processor.py:73-80`): crops normalised to [-1, 1]; masked = crop * keep-mask,
+so the regenerated region is 0, i.e. mid-grey; reference = the same unmasked crop; both VAE-encoded by
+sampling and scaled by 0.18215 (masked first, lines 404-422); one noise frame repeated over the video;
+DDIM; decoded crop = decoded * (1 - keep) + crop * keep (lines 454-457); the whole crop warped back.
 """
 
 from __future__ import annotations
@@ -19,53 +21,20 @@ import torch.nn.functional as F
 from ..media.face_track import FaceTrack, crop_frames, paste_frames
 from ..media.mouth_mask import keep_mask
 from .latentsync_denoise import CHUNK_FRAMES, DenoiseSettings, denoise_latents, initial_noise
+from .latentsync_timeline import Timeline
 
 SD_VAE_SCALE = 0.18215
-SHORT_VIDEO_MODES = ("pingpong", "loop", "hold")
-LONG_VIDEO_MODES = ("cut", "keep")
 
 
-@dataclass(frozen=True)
-class LengthPlan:
-    source_index: list[int]  # output frame -> source frame
-    synced: int  # the first `synced` output frames get new lips; the rest pass through
-    note: str
+def grey_masked(crops: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """The official masked image in [0, 1] pixels: the regenerated region is mid-grey (0.5), not black.
 
-
-def plan_length(
-    video_frames: int, audio_frames: int, short_video: str = "pingpong", long_video: str = "cut"
-) -> LengthPlan:
-    """Which source frame each output frame shows, as in the official `loop_video` for ping-pong."""
-    if video_frames < 1:
-        raise ValueError("the video has no frames")
-    if audio_frames < 1:
-        raise ValueError("the audio is shorter than one video frame")
-    if short_video not in SHORT_VIDEO_MODES:
-        raise ValueError(f"short_video must be one of {SHORT_VIDEO_MODES}, got {short_video!r}")
-    if long_video not in LONG_VIDEO_MODES:
-        raise ValueError(f"long_video must be one of {LONG_VIDEO_MODES}, got {long_video!r}")
-    n = video_frames
-    if audio_frames <= n:
-        total = audio_frames if long_video == "cut" else n
-        note = (
-            ""
-            if audio_frames == n
-            else f"video ({n} frames) longer than the audio ({audio_frames}): "
-            + ("cut to the audio" if long_video == "cut" else "frames after the audio kept unchanged")
-        )
-        return LengthPlan(list(range(total)), audio_frames, note)
-    if short_video == "pingpong":
-        # forward, then the whole clip reversed, repeated (the official loop_video)
-        index = [(i % (2 * n)) if (i % (2 * n)) < n else 2 * n - 1 - (i % (2 * n)) for i in range(audio_frames)]
-    elif short_video == "loop":
-        index = [i % n for i in range(audio_frames)]
-    else:
-        index = [min(i, n - 1) for i in range(audio_frames)]
-    return LengthPlan(index, audio_frames, f"video ({n} frames) shorter than the audio ({audio_frames}): {short_video}")
-
-
-def audio_frame_count(samples: int, sample_rate: int, fps: float) -> int:
-    return max(0, int(round(samples / sample_rate * fps)))
+    Upstream multiplies the crop *after* normalising it to [-1, 1] (image_processor.py:78-79), so the
+    masked pixels are 0 in [-1, 1]; in [0, 1] that is crop * keep + 0.5 * (1 - keep), also where the
+    mask is fractional. crops: [N, R, R, 3] in [0, 1]; keep: [R, R], 1 = keep.
+    """
+    k = keep[None, :, :, None].to(crops.dtype)
+    return crops * k + 0.5 * (1.0 - k)
 
 
 def _vae_moments_encoder(vae):
@@ -101,6 +70,7 @@ def decode(vae, latents: torch.Tensor) -> torch.Tensor:
 @dataclass(frozen=True)
 class LipSyncResult:
     images: torch.Tensor
+    fps: float
     report: str
 
 
@@ -113,12 +83,12 @@ def lip_sync(
     vae,
     settings: DenoiseSettings,
     seed: int,
-    short_video: str = "pingpong",
-    long_video: str = "cut",
-    paste_region: str = "mouth",
+    timeline: Timeline,
+    paste_region: str = "face",
     progress: Callable[[int, int], None] | None = None,
 ) -> LipSyncResult:
-    """images: [N, H, W, 3] video; track: its face track; audio_tokens: [n_audio_frames, tokens, d]."""
+    """images: [N, H, W, 3] source video; track: its face track; audio_tokens: [timeline.synced, tokens, d]
+    (one 25 fps audio window per processed frame); timeline: from `plan_timeline`."""
     if images.shape[0] != track.num_frames:
         raise ValueError(
             f"the face track has {track.num_frames} frames but the video has {images.shape[0]}; "
@@ -126,15 +96,20 @@ def lip_sync(
         )
     if track.has_face.sum() == 0:
         raise ValueError("no face was found in any frame of the video")
-    plan = plan_length(images.shape[0], audio_tokens.shape[0], short_video, long_video)
-    synced_index = plan.source_index[: plan.synced]
-    synced_track = track.select(synced_index)
+    synced = timeline.synced
+    if audio_tokens.shape[0] != synced:
+        raise ValueError(f"{audio_tokens.shape[0]} audio windows for {synced} processed frames")
+    if timeline.align_frames is not None:
+        # official: the 25 fps frames are aligned once, in order, then looped (lipsync_pipeline.py:281-310)
+        process_track = track.realign(timeline.align_frames).select(timeline.process_align)
+    else:
+        process_track = track.select(timeline.process_source)
     resolution = track.resolution
     keep = keep_mask(resolution)  # [R, R], 1 = keep
     latent_size = resolution // 8
     latent_keep = F.interpolate(keep[None, None], size=(latent_size, latent_size), mode="nearest")
 
-    chunks = [range(s, min(s + CHUNK_FRAMES, plan.synced)) for s in range(0, plan.synced, CHUNK_FRAMES)]
+    chunks = [range(s, min(s + CHUNK_FRAMES, synced)) for s in range(0, synced, CHUNK_FRAMES)]
     total = len(chunks) * (settings.steps + 2)
     done = 0
 
@@ -144,13 +119,15 @@ def lip_sync(
         if progress is not None:
             progress(done, total)
 
+    def process_crops(idx: list[int]) -> torch.Tensor:
+        return crop_frames(images[[timeline.process_source[i] for i in idx]], process_track.select(idx))
+
     generator = torch.Generator().manual_seed(int(seed))
     masked_latents, reference_latents = [], []
     for chunk in chunks:
-        idx = list(chunk)
-        crops = crop_frames(images[[synced_index[i] for i in idx]], synced_track.select(idx))
+        crops = process_crops(list(chunk))
+        masked_latents.append(encode_sampled(vae, grey_masked(crops, keep), generator))
         reference_latents.append(encode_sampled(vae, crops, generator))
-        masked_latents.append(encode_sampled(vae, crops * keep[None, :, :, None], generator))
         advance()
 
     steps_seen = 0
@@ -165,32 +142,42 @@ def lip_sync(
         torch.cat(masked_latents),
         torch.cat(reference_latents),
         latent_keep,
-        audio_tokens[: plan.synced].float(),
+        audio_tokens.float(),
         initial_noise(seed, latent_size, latent_size),
         settings,
         callback=on_step,
     )
-    out = images[plan.source_index].clone() if plan.source_index != list(range(images.shape[0])) else images.clone()
+    out = torch.empty((len(timeline.output_source), *images.shape[1:]), dtype=torch.float32)
+    untouched = [j for j, k in enumerate(timeline.output_process) if k < 0]
+    for j in untouched:
+        out[j] = images[timeline.output_source[j]].float()
+    keep_px = keep[None, :, :, None]
     for chunk in chunks:
-        idx = list(chunk)
-        src = [synced_index[i] for i in idx]
-        chunk_track = synced_track.select(idx)
-        original = crop_frames(images[src], chunk_track)
-        generated = decode(vae, latents[idx[0] : idx[-1] + 1])
+        generated = decode(vae, latents[chunk.start : chunk.stop])
         if generated.shape[1] != resolution:
             generated = (
                 F.interpolate(generated.movedim(-1, 1), size=(resolution, resolution), mode="bicubic", antialias=True)
                 .movedim(1, -1)
                 .clamp(0, 1)
             )
-        composed = generated * (1 - keep[None, :, :, None]) + original * keep[None, :, :, None]
-        out[idx[0] : idx[-1] + 1] = paste_frames(images[src], composed, chunk_track, region=paste_region)
+        targets = [j for j, k in enumerate(timeline.output_process) if chunk.start <= k < chunk.stop]
+        if targets:
+            src = [timeline.output_source[j] for j in targets]
+            if timeline.output_uses_process_alignment:
+                target_track = process_track.select([timeline.output_process[j] for j in targets])
+            else:
+                target_track = track.select(src)
+            original = crop_frames(images[src], target_track)
+            new_mouth = generated[[timeline.output_process[j] - chunk.start for j in targets]]
+            composed = new_mouth * (1 - keep_px) + original * keep_px
+            out[targets] = paste_frames(images[src], composed, target_track, region=paste_region)
         advance()
-    lines = [synced_track.summary()]
-    if plan.note:
-        lines.append(plan.note)
+    lines = [process_track.summary()]
+    if timeline.note:
+        lines.append(timeline.note)
     lines.append(
-        f"lip-synced {plan.synced} of {out.shape[0]} output frames in {len(chunks)} chunks of up to "
-        f"{CHUNK_FRAMES}; {settings.steps} DDIM steps, guidance {settings.guidance}, seed {seed}"
+        f"lip-synced {synced} frames at 25 fps in {len(chunks)} chunks of up to {CHUNK_FRAMES}; "
+        f"{out.shape[0]} output frames at {timeline.fps:g} fps; {settings.steps} DDIM steps, "
+        f"guidance {settings.guidance}, seed {seed}, paste {paste_region}"
     )
-    return LipSyncResult(out, "\n".join(lines))
+    return LipSyncResult(out, timeline.fps, "\n".join(lines))

@@ -47,7 +47,9 @@ def latentsync(version: str, resolution: int) -> Workflow:
         name=f"latentsync_{version}_{resolution}",
         note=(
             f"LatentSync {version}: re-sync the lips of a video to new speech at {resolution} px. Load your video "
-            "and the new audio; the output keeps the video's fps and takes the audio's length."
+            "and the new audio; as in the official pipeline the video is converted to 25 fps, takes the audio's "
+            "length and is saved at 25 fps (Lip Sync's fps output feeds the save node; frame_rate = source fps "
+            "keeps the video's own frames and rate)."
         ),
         nodes=[
             Node(1, "LoadVideo", {"file": "face.mp4"}, pos=(0, 0), title="Video to re-sync"),

@@ -6,7 +6,7 @@ import pytest
 import torch
 from humanvideo.loaders.latentsync_unet import release_resolution_from_path
 from humanvideo.nodes.latentsync import check_release_resolution
-from humanvideo.samplers.latentsync_pipeline import audio_frame_count, plan_length
+from humanvideo.samplers.latentsync_timeline import audio_frame_count, plan_length
 
 
 def test_pingpong_is_forward_then_reversed_like_the_official_loop_video():
@@ -35,7 +35,7 @@ def test_bad_lengths(args, message):
         plan_length(*args)
 
 
-def test_audio_frames_follow_the_video_fps():
+def test_audio_duration_in_frames():
     assert audio_frame_count(16000 * 2, 16000, 25.0) == 50
     assert audio_frame_count(16000 * 2, 16000, 29.97) == 60
     assert audio_frame_count(100, 16000, 25.0) == 0
@@ -74,6 +74,7 @@ def test_odd_sized_portrait_60fps_clip_end_to_end(tmp_path):
     from humanvideo.media import face_detect, face_track
     from humanvideo.samplers.latentsync_denoise import DenoiseSettings
     from humanvideo.samplers.latentsync_pipeline import lip_sync
+    from humanvideo.samplers.latentsync_timeline import plan_timeline
     from hv_fixtures.latentsync_unet import tiny_state_dict
 
     frames = fixture_media.face_clip_frames(frames=3, size=256, fps=60.0)[:, :, 37:220]  # 256 x 183, odd width
@@ -82,11 +83,13 @@ def test_odd_sized_portrait_60fps_clip_end_to_end(tmp_path):
     track = face_track.track_faces(images, detector, resolution=256)
     vae = load_sd_vae(str(hv_fixtures.generate(tmp_path, ["sd_vae"])["sd_vae"][0]))
     unet = build_unet(tiny_state_dict(seed=3), dtype="fp32")
-    audio = torch.randn(5, 50, 384)  # 5 frames of audio at 60 fps for a 3-frame video
+    audio = torch.randn(5, 50, 384)  # 5 frames of audio at 25 fps for a 3-frame 60 fps video
+    timeline = plan_timeline(3, 60.0, 5, frame_rate="source")  # keep the 60 fps frames: 12 output frames
+    assert timeline.output_source == [0, 1, 2, 2, 1, 0, 0, 1, 2, 2, 1, 0]
     result = lip_sync(
-        images, track, audio, unet, vae, DenoiseSettings(steps=1, guidance=1.5), seed=1, short_video="pingpong"
+        images, track, audio, unet, vae, DenoiseSettings(steps=1, guidance=1.5), 1, timeline, paste_region="mouth"
     )
-    assert result.images.shape == (5, 256, 183, 3)
+    assert result.images.shape == (12, 256, 183, 3) and result.fps == 60.0
     assert torch.isfinite(result.images).all()
     assert not result.images.requires_grad
     changed = (result.images[:3] - images).abs().amax(-1)
@@ -95,6 +98,7 @@ def test_odd_sized_portrait_60fps_clip_end_to_end(tmp_path):
     assert changed[:, :eyes_and_above].max() < 1e-6  # nothing above the mouth region moves ('mouth' paste)
     assert changed[:, :, : int(box[0]) - 5].max() < 1e-6  # nor left of the face
     assert changed[:, int(box[1]) :, int(box[0]) : int(box[2])].max() > 0.05  # the lower face was regenerated
-    # ping-pong: output frames 3 and 4 repeat source frames 2 and 1
+    # ping-pong at the source rate: output frames 3 and 4 repeat source frames 2 and 1
     assert torch.equal(result.images[3][:eyes_and_above], images[2][:eyes_and_above])
+    assert torch.equal(result.images[4][:eyes_and_above], images[1][:eyes_and_above])
     assert "shorter than the audio" in result.report
