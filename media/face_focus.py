@@ -100,31 +100,37 @@ def _hint_at(hint: np.ndarray | None, frame: int) -> np.ndarray | None:
 
 
 def find_speaker_faces(
-    frames: np.ndarray,
+    frames: Sequence[np.ndarray],
     detector: Detector,
     speakers: int = 1,
     hints: Sequence[np.ndarray | None] | None = None,
     stride: int = 4,
     on_frame=None,
 ) -> SpeakerFaces:
-    """frames [N, H, W, 3] uint8 RGB -> each speaker's face box on every frame (see the module notes).
+    """frames: N frames [H, W, 3] uint8 RGB (an array or any sequence that makes them on indexing) -> each
+    speaker's face box on every frame (see the module notes). Only every ``stride``-th frame is read.
 
     ``hints``: per speaker a mask [H, W] or [N, H, W] in 0..1 at any resolution, or None.
     """
-    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-        raise ValueError(f"frames must be [N, H, W, 3] uint8, got {frames.shape} {frames.dtype}")
+    n = len(frames)
+    if n == 0:
+        raise ValueError("frames: empty")
     if speakers < 1:
         raise ValueError(f"speakers must be at least 1, got {speakers}")
     if stride < 1:
         raise ValueError(f"stride must be at least 1, got {stride}")
     if hints is not None and len(hints) != speakers:
         raise ValueError(f"hints: {len(hints)} masks for {speakers} speakers")
-    n, height, width, _ = frames.shape
     picked = sorted(set(range(0, n, stride)) | {n - 1})
     boxes = np.full((speakers, n, 4), np.nan)
+    height = width = 0
     for i in picked:
+        frame = frames[i]
+        if frame.ndim != 3 or frame.shape[-1] != 3 or frame.dtype != np.uint8:
+            raise ValueError(f"frames must be [H, W, 3] uint8, got {frame.shape} {frame.dtype}")
+        height, width = frame.shape[:2]
         frame_hints = None if hints is None else [_hint_at(h, i) for h in hints]
-        for s, box in enumerate(assign_faces(detector.detect(frames[i]), speakers, width, height, frame_hints)):
+        for s, box in enumerate(assign_faces(detector.detect(frame), speakers, width, height, frame_hints)):
             if box is not None:
                 boxes[s, i] = box
         if on_frame is not None:

@@ -31,6 +31,7 @@ import comfy.patcher_extension
 import comfy.sample
 import comfy.samplers
 import comfy.utils
+import numpy as np
 import torch
 
 from ..media import face_focus
@@ -119,6 +120,20 @@ class FocusOptions:
     strength: float | None = None  # None = from the conditioning
     masks: list[torch.Tensor | None] | None = None  # MASK per speaker; None = from the conditioning
     prediction: FocusPrediction | None = None  # None = no focus by prediction
+
+
+class _Uint8Frames:
+    """IMAGE [N, H, W, C] in 0..1 as a sequence of uint8 RGB frames made on access (detection reads a few)."""
+
+    def __init__(self, images: torch.Tensor) -> None:
+        self.images = images
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        frame = self.images[i, ..., :3].float().clamp(0, 1).mul(255.0).round().to(torch.uint8)
+        return frame.cpu().numpy()
 
 
 def default_face_detector():
@@ -262,13 +277,12 @@ class HuMoGuider(comfy.samplers.CFGGuider):
         cond, prediction = self.condition, self.focus.prediction
         x0 = denoised[:1, :, : cond.latent_frames]  # the first sample's video frames (17B: references dropped)
         frames = self._decode(x0)
-        pixels = (frames[..., :3].float().clamp(0, 1) * 255.0).round().to(torch.uint8).cpu().numpy()
         old = self.focus_config
         hints = [None if m is None else m.float().cpu().numpy() for m in self._speaker_masks()]
         if self._detector is None:
             self._detector = prediction.detector or default_face_detector()
         faces = face_focus.find_speaker_faces(
-            pixels,
+            _Uint8Frames(frames),
             self._detector,
             old.speakers,
             hints if all(h is not None for h in hints) else None,
