@@ -58,7 +58,7 @@ TWO_SPEAKERS_PROMPT = (
     "speaks first, then the person on the right answers, natural gestures, warm indoor light."
 )
 
-OFFICIAL = {"seed": 666666, "steps": 50, "shift": 5.0, "solver": "uni_pc"}
+OFFICIAL = {"seed": 666666, "steps": 50, "shift": 5.0, "solver": "flow_unipc"}
 FPS = 25.0
 LENGTH = 97
 
