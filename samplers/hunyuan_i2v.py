@@ -11,9 +11,10 @@ Official pipeline (`hyvideo/inference.py`, `pipeline_hunyuan_video.py`), on core
   embedded guidance 6.0 (v2), real CFG only when cfg > 1 (negative prompt + black image);
 - v1 output drops the first 4 decoded frames.
 
-Two deviations of core 0.3.75's v2 path are corrected on our model clone: core also adds the embedded
-guidance to the first-frame (token replace) modulation, and it crashes when cond and uncond are batched
-(real CFG); see `official_token_replace` and `one_sample_per_forward`.
+Deviations of core's v2 path are corrected on our model clone: core also adds the embedded guidance to
+the first-frame (token replace) modulation; core 0.33 puts the text before the video tokens in the
+single-stream blocks but keeps the first-frame modulation range at position 0; and 0.3.75 crashes when
+cond and uncond are batched (real CFG); see `official_token_replace` and `one_sample_per_forward`.
 """
 
 from __future__ import annotations
@@ -353,8 +354,51 @@ class GuidanceOnVideoTokens(torch.nn.Module):
         return torch.stack([torch.zeros_like(g), g], dim=1)
 
 
+def text_first_modulation_dims(dims, transformer_options: dict):
+    """Token-replace modulation ranges for a single-stream sequence laid out [text, video].
+
+    Core 0.33 concatenates text before the video tokens in the single-stream blocks and records where the
+    video starts (`transformer_options["img_slice"]`), but passes the ranges built for [video, text]
+    (ComfyUI 0.33.0 `comfy/ldm/hunyuan_video/model.py:339, 416, 420`: first frame from position 0), so the
+    text and part of frame 0 get the wrong vector. Officially (`hyvideo/modules/models.py:395-397, 766`,
+    single stream `[video, text]`) only the first-frame video tokens take the timestep-0 vector (index 0);
+    text and every other token take the sample's vector (index 1). Ranges that already start past the text
+    are left alone.
+    """
+    img_slice = transformer_options.get("img_slice")
+    if not dims or not img_slice or img_slice[0] <= 0:
+        return dims  # [video, text] order (core 0.3.75): the ranges are right
+    start, _, index = dims[0]
+    if start != 0 or index != 0:
+        return dims
+    text = img_slice[0]
+    return [(0, text, 1)] + [(s + text, None if e is None else e + text, i) for s, e, i in dims]
+
+
+class TextFirstModulation:
+    """Single-block replace patch applying `text_first_modulation_dims`; chains an existing patch."""
+
+    def __init__(self, previous=None) -> None:
+        while isinstance(previous, TextFirstModulation):
+            previous = previous.previous
+        self.previous = previous
+
+    def __call__(self, args: dict, extra: dict) -> dict:
+        args = dict(args)
+        args["modulation_dims"] = text_first_modulation_dims(
+            args.get("modulation_dims"), args.get("transformer_options") or {}
+        )
+        if self.previous is not None:
+            return self.previous(args, extra)
+        return extra["original_block"](args)
+
+
 def official_token_replace(model):
-    """Clone of a v2 MODEL whose embedded guidance modulates as the official code (see GuidanceOnVideoTokens)."""
+    """Clone of a v2 MODEL whose token-replace modulation is the official one.
+
+    - embedded guidance only on the video tokens' vector (`GuidanceOnVideoTokens`);
+    - single-stream first-frame ranges past the text on hosts that put text first (`TextFirstModulation`).
+    """
     dm = model.model.diffusion_model
     if not getattr(dm.params, "guidance_embed", False):
         return model
@@ -363,6 +407,9 @@ def official_token_replace(model):
         inner = inner.inner
     m = model.clone()
     m.add_object_patch("diffusion_model.guidance_in", GuidanceOnVideoTokens(inner))
+    replaced = m.model_options.get("transformer_options", {}).get("patches_replace", {}).get("dit", {})
+    for i in range(len(dm.single_blocks)):
+        m.set_model_patch_replace(TextFirstModulation(replaced.get(("single_block", i))), "dit", "single_block", i)
     return m
 
 
