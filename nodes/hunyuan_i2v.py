@@ -85,7 +85,8 @@ class HVHunyuanVAELoader(io.ComfyNode):
             category=LOADERS,
             description=(
                 "Loads the HunyuanVideo 884-16c VAE as a core VAE from the official vae/pytorch_model.pt or the "
-                "Comfy-Org hunyuan_video_vae_bf16.safetensors, with the official frame-causal mid-block attention."
+                "Comfy-Org hunyuan_video_vae_bf16.safetensors, as the official code runs it: frame-causal "
+                "mid-block attention, the whole clip in one pass, decode in the official tiles."
             ),
             inputs=[
                 io.Combo.Input(
@@ -93,13 +94,33 @@ class HVHunyuanVAELoader(io.ComfyNode):
                     options=folder_paths.get_filename_list("vae"),
                     tooltip="File in models/vae (sub-folders allowed).",
                 ),
+                io.Combo.Input(
+                    "decode_tiling",
+                    optional=True,  # API prompts saved before this input existed keep working
+                    options=list(hv.DECODE_TILINGS),
+                    default=hv.TILES_OFFICIAL,
+                    tooltip="official tiles (default, as the official --vae-tiling): decode in 256 px x 64-frame "
+                    "tiles overlapping by a quarter, blended linearly; memory stays at one tile. off: the whole "
+                    "video in one decode (no tile blending, much more memory).",
+                ),
+                io.Combo.Input(
+                    "temporal_pass",
+                    optional=True,  # API prompts saved before this input existed keep working
+                    options=list(hv.TEMPORAL_PASSES),
+                    default=hv.PASS_WHOLE,
+                    tooltip="whole clip (official): every layer sees all frames of the clip (or tile) at once. "
+                    "rolling chunks: newer ComfyUI's low-memory mode, a few frames at a time with carried "
+                    "state; its results differ slightly from the official VAE (not available on ComfyUI 0.3.75).",
+                ),
             ],
             outputs=[io.Vae.Output(display_name="vae", tooltip="Core VAE: 16 latent channels, 4x time, 8x space.")],
         )
 
     @classmethod
-    def execute(cls, vae_name: str) -> io.NodeOutput:
-        return io.NodeOutput(hv.load_hunyuan_vae(resolve_model_path("vae", vae_name)))
+    def execute(
+        cls, vae_name: str, decode_tiling: str = hv.TILES_OFFICIAL, temporal_pass: str = hv.PASS_WHOLE
+    ) -> io.NodeOutput:
+        return io.NodeOutput(hv.load_hunyuan_vae(resolve_model_path("vae", vae_name), temporal_pass, decode_tiling))
 
 
 class HVHunyuanTextEncoderLoader(io.ComfyNode):
