@@ -282,7 +282,8 @@ class HVHunyuanI2VConditioning(io.ComfyNode):
                     min=1,
                     max=1025,
                     step=4,
-                    tooltip="Frames, 4n+1 (others are rounded up); official 129 (5.4 s at 24 fps).",
+                    tooltip="Frames, 4n+1 (others are rounded up); official 129 (5.4 s at 24 fps). Above 192 the "
+                    "sampler applies the official RIFLEx RoPE fix against repeating motion.",
                 ),
                 io.Boolean.Input(
                     "stability",
@@ -341,8 +342,9 @@ class HVHunyuanI2VSampler(io.ComfyNode):
                 "The official sampler: flow-matching Euler on linspace(1, 0) sigmas with the flow shift (7 with "
                 "stability, 17 dynamic), 50 steps, optional real CFG with the negative (cfg > 1), then VAE decode. "
                 "v1 output drops the first 4 frames as the official pipeline does. For v2 it keeps the embedded "
-                "guidance off the first-frame tokens (as official; core adds it there) and runs real CFG passes "
-                "one at a time (core's batched v2 token replace fails)."
+                "guidance off the first-frame tokens and the first-frame modulation on the video tokens (as "
+                "official; core gets both wrong) and runs real CFG passes one at a time (core's batched v2 token "
+                "replace fails). Above 192 frames it applies the official RIFLEx RoPE fix."
             ),
             inputs=[
                 io.Model.Input("model", tooltip="HunyuanVideo-I2V model (LoRAs applied)."),
@@ -401,6 +403,9 @@ class HVHunyuanI2VSampler(io.ComfyNode):
         frames = hi.decode_frames(vae, out, release)
         guide = guidance.name if guidance is not None else (f"real CFG {cfg:g}" if cfg > 1 else "no real CFG")
         info = f"{release.name}: {steps} Euler steps, shift {shift:g}, {guide}, {frames.shape[0]} frames"
+        k = hi.riflex_index(out[hi.LATENT_KEY]["length"])
+        if k is not None:
+            info += f", RIFLEx (temporal RoPE frequency {k} stretched, as official above 192 frames)"
         if release.drop_first_frames:
             info += f" (first {release.drop_first_frames} dropped as official)"
         return io.NodeOutput(frames, out, OUTPUT_FPS, info)
