@@ -83,7 +83,7 @@ def i2v(name: str, lora: bool) -> Workflow:
         Node(
             8,
             "HVHunyuanI2VSampler",
-            {"seed": 0},
+            {"seed": 0, "flow_shift": 5.0} if lora else {"seed": 0},  # scripts/run_sample_image2video_lora.sh
             links={"model": model, "positive": (7, 0), "negative": (7, 1), "latent": (7, 2), "vae": (3, 0)},
             pos=(1240, 0),
         ),
@@ -112,7 +112,10 @@ def i2v(name: str, lora: bool) -> Workflow:
         "flow shift 7, 50 Euler steps."
     )
     if lora:
-        note += " With the official hair_growth effect LoRA: keep its trigger words at the start of the prompt."
+        note += (
+            " With the official hair_growth effect LoRA at flow shift 5 (as the official LoRA script): keep its "
+            "trigger words at the start of the prompt."
+        )
     return Workflow(name=name, nodes=nodes, note=note)
 
 
