@@ -25,6 +25,7 @@ arithmetic).
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -139,7 +140,9 @@ def crop_boxes(track: SpeakerTrack) -> np.ndarray:
     s = np.maximum(b[:, 3] - b[:, 1], b[:, 2] - b[:, 0]) / 2
     y = (b[:, 1] + b[:, 3]) / 2
     x = (b[:, 0] + b[:, 2]) / 2
-    return np.stack([medfilt(v, kernel_size=SMOOTH_KERNEL) for v in (s, y, x)], axis=1)
+    with warnings.catch_warnings():  # tracks shorter than the kernel are zero-padded, as upstream
+        warnings.simplefilter("ignore", UserWarning)
+        return np.stack([medfilt(v, kernel_size=SMOOTH_KERNEL) for v in (s, y, x)], axis=1)
 
 
 def crop_window(s: float, y: float, x: float) -> tuple[int, int, int, int, int]:

@@ -19,6 +19,7 @@ bytedance/LatentSync:eval/syncnet/syncnet_eval.py:21-158:
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -124,7 +125,9 @@ def summarise(lip: torch.Tensor, aud: torch.Tensor, vshift: int = VSHIFT) -> Syn
     min_dist, min_idx = torch.min(mean_dists, 0)
     median = torch.median(mean_dists)  # the lower middle value for an even count, as torch.median upstream
     conf = median - min_dist
-    framewise = medfilt((median - dists[:, min_idx]).numpy().astype(np.float64), kernel_size=FRAMEWISE_KERNEL)
+    with warnings.catch_warnings():  # fewer windows than the kernel: zero-padded, as upstream
+        warnings.simplefilter("ignore", UserWarning)
+        framewise = medfilt((median - dists[:, min_idx]).numpy().astype(np.float64), kernel_size=FRAMEWISE_KERNEL)
     return SyncScore(
         av_offset=int(vshift - int(min_idx)),
         sync_d=float(min_dist),

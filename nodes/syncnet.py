@@ -118,10 +118,11 @@ class HVSyncScore(io.ComfyNode):
                 io.Int.Input(
                     "min_track",
                     default=MIN_TRACK,
-                    min=5,
+                    min=6,
                     max=10000,
                     tooltip="A speaker is scored when the face is found in more than this many frames (at 25 fps). "
-                    "50 (2 s) is LatentSync's evaluation setting, 100 syncnet_python's; lower it for short clips.",
+                    "50 (2 s) is LatentSync's evaluation setting, 100 syncnet_python's; lower it for short clips "
+                    "(at least 6: the crop smoothing spans 13 frames).",
                 ),
                 io.Int.Input(
                     "min_face_size",

@@ -150,6 +150,8 @@ def score_video(
         )
     if np.ptp(pcm[: usable * SAMPLES_PER_FRAME]) <= SILENCE_PTP:
         raise ValueError("audio: the sound track is silent; SyncNet needs speech to measure lip sync")
+    if min_track < 6:
+        raise ValueError(f"min_track must be at least 6 (the crop smoothing spans 13 frames), got {min_track}")
     if len(index) <= min_track:
         raise ValueError(
             f"too short for min_track={min_track}: {len(index)} frames at 25 fps; a face track must have more "
