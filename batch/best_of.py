@@ -54,8 +54,10 @@ def expand(plans: list[JobPlan], n: int, object_info: dict) -> tuple[list[JobPla
 
 
 def scores_from_outputs(outputs: dict) -> dict | None:
-    """The numbers of the first Lip-Sync Score node in a prompt's outputs (node id -> UI output), or None."""
-    for node_id in sorted(outputs, key=lambda n: (0, int(n)) if str(n).isdigit() else (1, str(n))):
+    """The numbers of the Lip-Sync Score node in a prompt's outputs (node id -> UI output), or None. With
+    several (a "before" and an "after" score), the last by node id: the one that scores the final video
+    in the shipped workflows."""
+    for node_id in sorted(outputs, key=lambda n: (0, int(n)) if str(n).isdigit() else (1, str(n)), reverse=True):
         found = (outputs[node_id] or {}).get(SCORE_KEY)
         if isinstance(found, list) and found and isinstance(found[0], dict):
             return dict(found[0], node=str(node_id))
