@@ -3,8 +3,7 @@
 Rules from bytedance/LatentSync:eval/syncnet_detect.py (adapted from joonson/syncnet_python:run_pipeline.py):
 
 - the video is converted to 25 fps first (``ffmpeg -r 25``): :func:`indices_at_25fps` picks the same
-  source frame for each output frame as ffmpeg's constant-frame-rate conversion (each source frame
-  holds from its timestamp rounded to the nearest output frame);
+  source frame for each output frame as ffmpeg's constant-frame-rate conversion;
 - faces of consecutive frames join one track while their boxes overlap with IoU > 0.5, across gaps of
   up to 25 frames without a detection (``track_face``, lines 106-148); a track is kept when it has more
   than ``min_track`` detections and its mean box is larger than ``min_face_size`` pixels; the box is
@@ -47,18 +46,37 @@ MIN_FACE_SIZE = 100  # pixels, mean box width or height
 
 def indices_at_25fps(num_frames: int, fps: float, target_fps: float = 25.0) -> np.ndarray:
     """Source frame index of each output frame when a ``num_frames`` clip at ``fps`` is converted to
-    ``target_fps`` as ``ffmpeg -r`` does for a constant-rate output: the clip keeps its duration
-    (round(num_frames * target / fps) frames) and output frame n shows the last source frame whose
-    timestamp, rounded to the nearest output frame, is <= n."""
+    ``target_fps`` the way ``ffmpeg -r 25`` into an mp4 does (constant-frame-rate output, the video sync
+    of ffmpeg 4.x / 5.x, fftools/ffmpeg.c ``do_video_out``): source frame k (at k * target / fps output
+    frames, lasting round(target / fps) output frames when that is not 0) is written ``round(delta)``
+    times when it ends more than 1.1 frames past the next output frame, dropped when it ends more than
+    1.1 frames before it, else written once; a frame that starts more than 1.1 frames late first repeats
+    the previous one. Checked against ffmpeg 5.1 on clips of 12.5 to 60 fps (tests/unit/test_sync_crop.py)."""
     if not math.isfinite(fps) or fps <= 0:
         raise ValueError(f"fps must be a positive number, got {fps}")
-    if num_frames <= 0:
-        return np.zeros((0,), dtype=np.int64)
     if abs(fps - target_fps) < 1e-9:
-        return np.arange(num_frames, dtype=np.int64)
-    out_count = max(int(round(num_frames * target_fps / fps)), 1)
-    starts = np.floor(np.arange(num_frames) * target_fps / fps + 0.5).astype(np.int64)  # nearest, ties up
-    return np.clip(np.searchsorted(starts, np.arange(out_count), side="right") - 1, 0, num_frames - 1)
+        return np.arange(max(num_frames, 0), dtype=np.int64)
+    step = target_fps / fps  # source frame length in output frames
+    duration = round(step) if round(step) > 0 else step  # llrintf of the frame duration, when not 0
+    out: list[int] = []
+    next_out, last = 0, 0
+    for k in range(num_frames):
+        delta0 = k * step - next_out  # how far this frame starts past the next output frame
+        delta = delta0 + duration
+        if delta0 < 0 < delta:
+            delta0 = 0.0  # a frame that started early but still covers the next output slot
+        copies, repeats = 1, 0
+        if delta < -1.1:
+            copies = 0
+        elif delta > 1.1:
+            copies = round(delta)
+            if delta0 > 1.1:
+                repeats = min(round(delta0 - 0.6), copies)
+        out += [last] * repeats + [k] * (copies - repeats)
+        if copies:
+            last = k
+        next_out += copies
+    return np.asarray(out, dtype=np.int64)
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
