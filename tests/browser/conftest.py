@@ -3,7 +3,8 @@ ComfyUI server with the pack installed.
 
 The server is the session's shared one (fixture ``comfy`` in tests/conftest.py: tiny checkpoints and
 test media made before it starts).
-Tests skip cleanly when chromium or the playwright package is missing.
+When chromium or the playwright package is missing the tests skip on a developer's machine and fail in
+CI (``CI=true``), where a skipped browser suite would pass unnoticed.
 """
 
 from __future__ import annotations
@@ -33,19 +34,37 @@ def _missing_browser() -> str | None:
     return None
 
 
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+def _browser_or_stop() -> None:
+    """Skips the test (or fails it in CI) when the browser cannot run."""
+    reason = _missing_browser()
+    if reason and in_ci():
+        pytest.fail(f"CI=true and the browser suite cannot run: {reason}", pytrace=False)
+    if reason:
+        pytest.skip(reason)
+
+
 def pytest_collection_modifyitems(config, items):
     reason = _missing_browser()
-    if reason:
+    if reason and not in_ci():
         for item in items:
             if "browser" in item.keywords:
                 item.add_marker(pytest.mark.skip(reason=reason))
 
 
+@pytest.fixture(autouse=True)
+def _browser_available(request):
+    if "browser" in request.node.keywords:
+        _browser_or_stop()
+
+
 @pytest.fixture(scope="session")
 def page_server(comfy):
     """The session's ComfyUI server (tests/conftest.py), as a returning user sees it."""
-    if _missing_browser():
-        pytest.skip(_missing_browser())
+    _browser_or_stop()
     # A first visit opens the template browser over the canvas; a returning user has none.
     requests.post(comfy.url + "/api/settings", json={"Comfy.TutorialCompleted": True}, timeout=30).raise_for_status()
     return comfy
