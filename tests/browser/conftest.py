@@ -38,15 +38,6 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 
 
-def _browser_or_stop() -> None:
-    """Skips the test (or fails it in CI) when the browser cannot run."""
-    reason = _missing_browser()
-    if reason and in_ci():
-        pytest.fail(f"CI=true and the browser suite cannot run: {reason}", pytrace=False)
-    if reason:
-        pytest.skip(reason)
-
-
 def pytest_collection_modifyitems(config, items):
     reason = _missing_browser()
     if reason and not in_ci():
@@ -55,16 +46,17 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(pytest.mark.skip(reason=reason))
 
 
-@pytest.fixture(autouse=True)
-def _browser_available(request):
-    if "browser" in request.node.keywords:
-        _browser_or_stop()
+@pytest.fixture(scope="session", autouse=True)
+def _browser_required_in_ci():
+    """In CI a missing browser fails every browser test (before the server or the page is set up)."""
+    reason = _missing_browser()
+    if reason and in_ci():
+        pytest.fail(f"CI=true and the browser suite cannot run: {reason}", pytrace=False)
 
 
 @pytest.fixture(scope="session")
 def page_server(comfy):
     """The session's ComfyUI server (tests/conftest.py), as a returning user sees it."""
-    _browser_or_stop()
     # A first visit opens the template browser over the canvas; a returning user has none.
     requests.post(comfy.url + "/api/settings", json={"Comfy.TutorialCompleted": True}, timeout=30).raise_for_status()
     return comfy
