@@ -7,6 +7,8 @@ official guidance recipe of the model's size, 50 UniPC steps at shift 5, seed 66
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from build_workflows import Guide, Node, Stage, Workflow
 
 HF = "https://huggingface.co"
@@ -251,21 +253,24 @@ def humo_two_speakers() -> Workflow:
     ]
     nodes.sort(key=lambda n: n.id)
     nodes += _tail("HuMo-17B official", "humo_two_speakers_focus", (13, 0))
-    guide = humo_guide(HUMO_17B, "480x832", True, "HuMo-17B official")
-    guide.what = (
-        "**HuMo-17B with two speakers**: each voice moves only the lips in its region of the frame (the left and "
-        "the right half here), from a prompt and one photo of both people; the mixed conversation is the sound "
-        f"track. {LENGTH} frames at 25 fps, 480x832, the official 17B recipe otherwise."
+    official = humo_guide(HUMO_17B, "480x832", True, "HuMo-17B official")
+    guide = replace(
+        official,
+        what=(
+            "**HuMo-17B with two speakers**: each voice moves only the lips in its region of the frame (the left "
+            "and the right half here), from a prompt and one photo of both people; the mixed conversation is the "
+            f"sound track. {LENGTH} frames at 25 fps, 480x832, the official 17B recipe otherwise."
+        ),
+        steps=[
+            official.steps[0],
+            "**Reference image (both people)**: upload one photo showing both speakers.",
+            "**Left speaker's voice** / **Right speaker's voice**: one track per speaker, silent while the other "
+            "speaks; **Both voices (sound track)**: the whole conversation.",
+            "**Left half** / **Right half**: where each speaker is. Any MASK works instead (painted, or from a "
+            "face detector), one per speaker.",
+            *official.steps[-2:],
+        ],
     )
-    guide.steps = [
-        guide.steps[0],
-        "**Reference image (both people)**: upload one photo showing both speakers.",
-        "**Left speaker's voice** / **Right speaker's voice**: one track per speaker, silent while the other "
-        "speaks; **Both voices (sound track)**: the whole conversation.",
-        "**Left half** / **Right half**: where each speaker is. Any MASK works instead (painted, or from a "
-        "face detector), one per speaker.",
-        *guide.steps[-2:],
-    ]
     return Workflow(
         name="humo_two_speakers_focus",
         nodes=nodes,
