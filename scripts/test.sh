@@ -38,6 +38,9 @@ for host in "${hosts[@]}"; do
   if [ -n "${HV_TEST_HOSTS:-}" ] && [[ ",$HV_TEST_HOSTS," != *",${HV_HOST_LABEL#ComfyUI },"* ]]; then
     continue
   fi
+  if [[ " ${labels[*]} " == *" $HV_HOST_LABEL "* ]]; then
+    say "$HV_HOST_LABEL from $host: already tested from another tree, skipped"; continue
+  fi
   labels+=("$HV_HOST_LABEL") venvs+=("$HV_VENV") paths+=("$COMFYUI_PATH")
 done
 [ "${#labels[@]}" -gt 0 ] || { say "HV_TEST_HOSTS=$HV_TEST_HOSTS matches none of the hosts"; exit 2; }
