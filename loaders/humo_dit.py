@@ -19,6 +19,7 @@ import torch
 
 from ..models import humo_mask_predictor as mask_predictor
 from .checkpoint_files import describe_state_dict, load_state_dict, strip_common_prefix
+from .recipe import record
 
 # Audio path constants of the released checkpoints (humo/models/audio/audio_proj.py and model_humo.py):
 # 8-frame windows of 5 Whisper layer groups of width 1280 -> 512 -> 16 tokens x 1536 per latent frame.
@@ -260,4 +261,5 @@ def load_humo_model(path: str | os.PathLike, weight_dtype: str = "default"):
         )
     if heads_sd:
         mask_predictor.attach(model, heads_sd, source)
+    record(model, load_humo_model, path, weight_dtype=weight_dtype)
     return model, cfg
