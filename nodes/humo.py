@@ -8,14 +8,18 @@ import comfy.model_management
 import torch
 from comfy_api.latest import io
 
+from ..parallel import guider as pg
+from ..parallel import runtime as parallel_runtime
 from ..samplers import guidance as gd
 from ..samplers import humo_conditioning as hc
 from ..samplers import humo_guider as hg
 from .guidance import HV_GUIDANCE
+from .parallel import HV_PARALLEL
 
 HV_AUDIO_FEATURES = io.Custom("HV_AUDIO_FEATURES")
 SIZE_OPTIONS = list(hc.PRESET_SIZES) + ["custom"]
 CATEGORY = "HumanVideo/HuMo"
+PARALLEL_TOOLTIP = "Optional: HV Parallel, to sample on several GPUs (sequence / CFG parallel, sharded weights)."
 
 
 def default_plan(model) -> gd.GuidancePlan:
@@ -185,13 +189,17 @@ class HVHuMoGuider(io.ComfyNode):
                     optional=True,
                     tooltip="Guidance schedule; default: the official recipe of the model's size.",
                 ),
+                HV_PARALLEL.Input("parallel", optional=True, tooltip=PARALLEL_TOOLTIP),
             ],
             outputs=[io.Guider.Output(display_name="guider", tooltip="For SamplerCustomAdvanced.")],
         )
 
     @classmethod
-    def execute(cls, model, positive, negative, guidance=None) -> io.NodeOutput:
-        guider = hg.HuMoGuider(model, guidance or default_plan(model))
+    def execute(cls, model, positive, negative, guidance=None, parallel=None) -> io.NodeOutput:
+        plan = guidance or default_plan(model)
+        if parallel is not None:
+            return io.NodeOutput(pg.ParallelGuider(parallel, model, hg.HuMoGuider, (plan,), positive, negative))
+        guider = hg.HuMoGuider(model, plan)
         guider.set_conds(positive, negative)
         return io.NodeOutput(guider)
 
@@ -241,6 +249,7 @@ class HVHuMoSampler(io.ComfyNode):
                     optional=True,
                     tooltip="Guidance schedule; default: the official recipe of the model's size.",
                 ),
+                HV_PARALLEL.Input("parallel", optional=True, tooltip=PARALLEL_TOOLTIP),
             ],
             outputs=[
                 io.Latent.Output(display_name="latent", tooltip="Denoised video latent (reference frames dropped)."),
@@ -254,19 +263,16 @@ class HVHuMoSampler(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, model, positive, negative, latent, seed, steps, shift, solver, guidance=None) -> io.NodeOutput:
-        out, guider = hg.sample_humo(
-            model,
-            positive,
-            negative,
-            latent,
-            guidance or default_plan(model),
-            seed=seed,
-            steps=steps,
-            shift=shift,
-            solver=solver,
-        )
-        mask = guider.predicted_mask()
+    def execute(
+        cls, model, positive, negative, latent, seed, steps, shift, solver, guidance=None, parallel=None
+    ) -> io.NodeOutput:
+        args = (positive, negative, latent, guidance or default_plan(model))
+        options = dict(seed=seed, steps=steps, shift=shift, solver=solver)
+        if parallel is not None:  # the same sampler on the workers; the latent comes back
+            out, guider = parallel_runtime.run(parallel, model, hg.sample_humo, *args, returns=0, **options), None
+        else:
+            out, guider = hg.sample_humo(model, *args, **options)
+        mask = guider.predicted_mask() if guider is not None else None
         if mask is None:
             cond = guider.condition
             logging.info(

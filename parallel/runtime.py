@@ -437,11 +437,13 @@ class _Runtime:
 RUNTIME = _Runtime()
 
 
-def run(cfg: ParallelConfig, model, fn, *args, returns: int | None = None, callback_kw=None, callback=None, **kwargs):
+def run(
+    config: ParallelConfig, model, fn, /, *args, returns: int | None = None, callback_kw=None, callback=None, **kwargs
+):
     """``fn(model, *args, **kwargs)`` on the workers of ``cfg``; the result comes back from rank 0.
 
     ``fn`` is a library function (a sampler) that the ComfyUI process would call with ``model``; each
     worker calls it with its own copy of the model, made parallel.
     """
     job = Job(fn=fn, args=args, kwargs=kwargs, returns=returns, callback_kw=callback_kw)
-    return RUNTIME.run(cfg, model, job, callback=callback)
+    return RUNTIME.run(config, model, job, callback=callback)

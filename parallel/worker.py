@@ -147,7 +147,6 @@ class ParallelWorker:
         import comfy.model_management as mm
 
         self.base = self.base_key = None
-        self.patches, self.patches_uuid = {}, None
         mm.unload_all_models()
         gc.collect()
         mm.soft_empty_cache()
@@ -165,7 +164,6 @@ class ParallelWorker:
         key = (shipment.recipe, shard, self.topology, shipment.patches_uuid if shard else None)
         if key != self.base_key:
             self._drop_model()
-            self.patches, self.patches_uuid = shipment.patches or {}, shipment.patches_uuid
             model = shipment.recipe.build(self.package)
             full = full_bytes(model.model.diffusion_model)
             if shard:
