@@ -274,7 +274,7 @@ class HVHuMoSampler(io.ComfyNode):
             out, guider = hg.sample_humo(model, *args, **options)
         mask = guider.predicted_mask() if guider is not None else None
         if mask is None:
-            cond = guider.condition
+            cond = hc.find_condition(positive) or hc.find_condition(negative)
             logging.info(
                 "HumanVideo: this HuMo checkpoint has no mask-predictor heads (released ones have none); "
                 "predicted_mask is all zeros"

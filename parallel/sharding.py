@@ -72,7 +72,7 @@ def shard_model(patcher, mesh, device: torch.device) -> ShardedModelPatcher:
     for block in transformer_blocks(dm):
         block.to(device)
         _patch_under(patcher, f"diffusion_model.{names[id(block)]}.", device)
-        fully_shard(block, mesh=mesh)
+        fully_shard(block, mesh=mesh, reshard_after_forward=True)
     for name, child in base.named_children():
         if name != "diffusion_model":
             child.to(device)
@@ -84,7 +84,8 @@ def shard_model(patcher, mesh, device: torch.device) -> ShardedModelPatcher:
     for t in list(dm.parameters(recurse=False)) + list(dm.buffers(recurse=False)):
         t.data = t.data.to(device)
     _patch_under(patcher, "", device)
-    fully_shard(dm, mesh=mesh)
+    # FSDP keeps a root unit gathered after its forward (for a backward); inference wants the memory back
+    fully_shard(dm, mesh=mesh, reshard_after_forward=True)
     sharded = ShardedModelPatcher(base, device, patcher.offload_device)
     for attr in ("object_patches", "model_options", "weight_wrapper_patches"):
         setattr(sharded, attr, getattr(patcher, attr))

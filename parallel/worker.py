@@ -226,6 +226,8 @@ class ParallelWorker:
         import comfy.utils
         import torch
 
+        from .sharding import local_bytes
+
         with self.run_lock:
             self.cancel.clear()
             mm.interrupt_current_processing(False)
@@ -240,7 +242,11 @@ class ParallelWorker:
                     result = job.fn(model, *job.args, **kwargs)
             finally:
                 comfy.utils.set_progress_bar_global_hook(None)
-                self.last_run = {"evaluations": self.pass_groups.evaluations, "forwards": self.pass_groups.forwards}
+                self.last_run = {
+                    "evaluations": self.pass_groups.evaluations,
+                    "forwards": self.pass_groups.forwards,
+                    "weights_local": local_bytes(self.base.model.diffusion_model),  # after the run, as it stays
+                }
                 del model
             if job.returns is not None:
                 result = result[job.returns]

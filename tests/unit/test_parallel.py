@@ -168,8 +168,9 @@ def test_sharded_weights_equal_unsharded_and_hold_half_each(files, humo_inputs):
     ref = humo_direct(model, humo_inputs, plan)
     out = humo_parallel(cpu(sp=2, shard=True), model, humo_inputs, plan)
     assert rel_err(ref, out) < TOLERANCE
-    for mem in rt.RUNTIME.last_load:
+    for mem, after in zip(rt.RUNTIME.last_load, rt.RUNTIME.stats(), strict=True):
         assert abs(mem["weights_local"] / mem["weights_full"] - 0.5) < 0.01, mem
+        assert after["weights_local"] == mem["weights_local"]  # every unit gave its gathered weights back
 
 
 def test_guider_for_sampler_custom_advanced_equals_one_process(files, humo_inputs):
