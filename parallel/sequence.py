@@ -367,7 +367,9 @@ def _block_patches(dm, family: str, patches: dict) -> dict:
             dit[key] = _wan_block_patch(i, i == n - 1, dit.get(key))
         return dit
     doubles, singles = len(dm.double_blocks), len(dm.single_blocks)
-    img_first = bool(getattr(dm.double_blocks[0], "flipped_img_txt", True)) if doubles else True
+    # core 0.3.75 builds HunyuanVideo's blocks with flipped_img_txt=True (video tokens first everywhere);
+    # newer core has no such flag and puts the text first in every block
+    img_first = bool(getattr(dm.double_blocks[0], "flipped_img_txt", False)) if doubles else False
     for i in range(doubles):
         key = ("double_block", i)
         dit[key] = _hunyuan_double_patch(i, singles == 0 and i == doubles - 1, dit.get(key), img_first)
