@@ -173,6 +173,13 @@ class _Ray:
         devices = cfg.device_list()
         key = (address, tuple(devices) if devices is not None else None)
         if ray.is_initialized():
+            if self.key is None:
+                env = dict(ray.get_runtime_context().runtime_env or {})
+                if env.get("worker_process_setup_hook") != SETUP_HOOK:
+                    raise RuntimeError(
+                        "ray_address: Ray already runs in this ComfyUI process, started elsewhere without this "
+                        "pack's worker set-up; restart ComfyUI so HV Parallel starts or joins Ray itself"
+                    )
             if self.key == key or (self.key is None and not address):
                 self.key = key
                 return
@@ -358,7 +365,7 @@ class WorkerGroup:
                 cancel_sent = True
             if progress is not None and 0 not in done and 0 not in failed:
                 try:
-                    progress(ray.get(self.actors[0].progress.remote(), timeout=10))
+                    progress(ray.get(self.actors[0].progress.remote(progress.seen), timeout=10))
                 except ray.exceptions.GetTimeoutError:
                     pass
                 except ray.exceptions.RayActorError:
@@ -366,6 +373,28 @@ class WorkerGroup:
         if failed:
             raise next(iter(failed.values()))
         return done[0]
+
+
+class _Progress:
+    """Rank 0's progress -> this process's progress bar, and x0 previews -> the sampler's callback."""
+
+    def __init__(self, bar: bool, callback) -> None:
+        self.bar = None
+        self.show = bar
+        self.callback = callback
+        self.seen = 0 if callback is not None else 1 << 62  # without a callback, x0 never travels
+
+    def __call__(self, state) -> None:
+        import comfy.utils
+
+        value, total, x0 = state
+        if total and self.show:
+            if self.bar is None:
+                self.bar = comfy.utils.ProgressBar(total)
+            self.bar.update_absolute(value, total)
+        if self.callback is not None and x0 is not None and value > self.seen:
+            self.seen = value
+            self.callback(value - 1, x0, x0, total)
 
 
 class _Runtime:
@@ -391,7 +420,6 @@ class _Runtime:
 
     def run(self, cfg: ParallelConfig, model, job: Job, callback=None, progress: bool = True):
         import comfy.model_management as mm
-        import comfy.utils
         import ray
 
         with self.lock:
@@ -403,27 +431,17 @@ class _Runtime:
                 group.sent_uuid = None  # until every rank has it
                 self.last_load = group.call_all("load", ref, cfg.shard_weights, sequential=True)
                 group.sent_uuid = shipment.patches_uuid
-                bar = {"bar": None, "step": 0}
-
-                def report(state):
-                    value, total, x0 = state
-                    if total and progress:
-                        if bar["bar"] is None:
-                            bar["bar"] = comfy.utils.ProgressBar(total)
-                        bar["bar"].update_absolute(value, total)
-                    if callback is not None and x0 is not None and value > bar["step"]:
-                        bar["step"] = value
-                        callback(value - 1, x0, x0, total)
-
+                report = _Progress(progress, callback)
                 result = group.call_all("run", ray.put(job), progress=report, interrupted=mm.processing_interrupted)
                 if callback is not None:
-                    report(group.call_all_one(0, "progress"))
+                    report(group.call_all_one(0, "progress", report.seen))
                 return result
             except WorkerError:
                 self.group = None
                 raise
             except BaseException as e:
                 if type(e).__name__ == "InterruptProcessingException":
+                    mm.throw_exception_if_processing_interrupted()  # clears the flag, as core does
                     raise mm.InterruptProcessingException() from None
                 raise
 

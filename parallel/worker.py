@@ -254,8 +254,10 @@ class ParallelWorker:
                 self.last_run["cuda_peak"] = torch.cuda.max_memory_allocated(self.device())
             return _to_cpu(result) if self.rank == 0 else None
 
-    def progress(self) -> tuple:
-        return self.progress_state
+    def progress(self, seen_step: int = 0) -> tuple:
+        """(step, total, x0): x0 only when a step newer than ``seen_step`` brought one (it can be large)."""
+        value, total, x0 = self.progress_state
+        return (value, total, x0 if value > seen_step else None)
 
     def request_cancel(self) -> None:
         self.cancel.set()
