@@ -431,7 +431,8 @@ class _Runtime:
                 group.sent_uuid = None  # until every rank has it
                 self.last_load = group.call_all("load", ref, cfg.shard_weights, sequential=True)
                 group.sent_uuid = shipment.patches_uuid
-                report = _Progress(progress, callback)
+                # a sampler callback (SamplerCustomAdvanced's) drives its own progress bar from the previews
+                report = _Progress(progress and callback is None, callback)
                 result = group.call_all("run", ray.put(job), progress=report, interrupted=mm.processing_interrupted)
                 if callback is not None:
                     report(group.call_all_one(0, "progress", report.seen))
