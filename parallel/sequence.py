@@ -18,7 +18,9 @@ core is rewritten; ModelPatcher mechanisms do the work:
   per token the result is the same.
 - HunyuanVideo attends jointly over video and text tokens: video tokens are sharded, the text (a few
   hundred tokens) stays whole on every rank and only its heads are split for the attention, as
-  xDiT's joint Ulysses attention does for HunyuanVideo's official multi-GPU path.
+  xDiT's joint Ulysses attention does for HunyuanVideo's official multi-GPU path. Ulysses alone (no ring
+  attention) is that path's own 8-GPU setting (``--ulysses-degree 8 --ring-degree 1``,
+  Tencent-Hunyuan/HunyuanVideo-I2V README.md:397 at 1481c1d); the 24 heads allow up to 24 GPUs per group.
 """
 
 from __future__ import annotations
