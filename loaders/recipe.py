@@ -38,7 +38,9 @@ class LoadRecipe:
 
 
 def file_stamp(path: str) -> tuple[int, int]:
-    """Size and mtime of a file, or of the newest file in a folder (a shard set)."""
+    """Size and mtime of a file, or of the files in a folder (a shard set, also when named by its index)."""
+    if path.endswith(".index.json"):
+        path = os.path.dirname(path)
     if os.path.isdir(path):
         stats = [os.stat(os.path.join(path, f)) for f in sorted(os.listdir(path))]
         return (sum(s.st_size for s in stats), max((s.st_mtime_ns for s in stats), default=0))

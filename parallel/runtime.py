@@ -427,6 +427,9 @@ class _Runtime:
             try:
                 group.call_all("configure", cfg.sp_size, cfg.cfg_parallel)
                 shipment = shipment_of(model, group.sent_uuid)
+                if shipment.recipe != group.sent_recipe:
+                    log.info("HumanVideo parallel: workers load %s", shipment.recipe.describe())
+                    group.sent_recipe = shipment.recipe
                 ref = ray.put(shipment)
                 group.sent_uuid = None  # until every rank has it
                 self.last_load = group.call_all("load", ref, cfg.shard_weights, sequential=True)
