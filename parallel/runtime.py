@@ -423,6 +423,7 @@ class _Runtime:
         import ray
 
         with self.lock:
+            shipment_of(model, str(model.patches_uuid))  # a model that cannot go fails before Ray starts
             group = self.group_for(cfg)
             try:
                 group.call_all("configure", cfg.sp_size, cfg.cfg_parallel)
