@@ -408,6 +408,16 @@ class _Runtime:
             self.group.kill()
             self.group = None
 
+    def shutdown(self) -> None:
+        """Stops the workers and leaves Ray (a local Ray started here ends with it)."""
+        import ray
+
+        with self.lock:
+            self.drop_group()
+            if self.ray.key is not None and ray.is_initialized():
+                ray.shutdown()
+            self.ray.key = None
+
     def group_for(self, cfg: ParallelConfig) -> WorkerGroup:
         self.ray.ensure(cfg)
         kind = cfg.device_kind()

@@ -40,6 +40,12 @@ def cpu(sp=2, cfg=1, shard=False) -> rt.ParallelConfig:
     return rt.ParallelConfig(sp_size=sp, cfg_parallel=cfg, shard_weights=shard, devices="cpu")
 
 
+@pytest.fixture(scope="module", autouse=True)
+def ray_for_this_module():
+    yield
+    rt.RUNTIME.shutdown()  # the integration tests' server starts its own
+
+
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     from safetensors.torch import save_file
