@@ -275,7 +275,8 @@ class WorkerGroup:
             self.actors = [actors[i] for i in order]
             self.infos = [infos[i] for i in order]
             port = ray.get(self.actors[0].free_port.remote(), timeout=60)
-            address = self.infos[0]["node"]
+            # a local Ray keeps everything on the loopback interface; on a cluster rank 0's machine hosts it
+            address = self.infos[0]["node"] if cfg.ray_address.strip() else "127.0.0.1"
             ray.get(
                 [a.init_distributed.remote(r, cfg.world, address, port) for r, a in enumerate(self.actors)],
                 timeout=START_TIMEOUT,
