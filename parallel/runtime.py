@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -145,7 +146,7 @@ def _comfy_args() -> dict:
     return keep
 
 
-def _runtime_env() -> dict:
+def _runtime_env(local: bool) -> dict:
     import comfy.model_management
 
     package = __name__.rsplit(".parallel.", 1)[0]
@@ -157,6 +158,8 @@ def _runtime_env() -> dict:
         "RAY_USAGE_STATS_ENABLED": "0",
     }
     env.update({k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV)})
+    if local and sys.platform.startswith("linux"):
+        env.setdefault("GLOO_SOCKET_IFNAME", "lo")  # one machine: gloo stays on the loopback interface
     return {"env_vars": env, "worker_process_setup_hook": SETUP_HOOK}
 
 
@@ -188,7 +191,7 @@ class _Ray:
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         common = dict(
             namespace=NAMESPACE,
-            runtime_env=_runtime_env(),
+            runtime_env=_runtime_env(local=not address),
             log_to_driver=False,
             configure_logging=False,
         )
