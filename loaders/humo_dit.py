@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from .checkpoint_files import describe_state_dict, load_state_dict, strip_common_prefix
+from .recipe import record
 
 # Audio path constants of the released checkpoints (humo/models/audio/audio_proj.py and model_humo.py):
 # 8-frame windows of 5 Whisper layer groups of width 1280 -> 512 -> 16 tokens x 1536 per latent frame.
@@ -254,4 +255,5 @@ def load_humo_model(path: str | os.PathLike, weight_dtype: str = "default"):
         raise ValueError(
             f"{source}: ComfyUI core could not build a model from this HuMo DiT ({describe_state_dict(sd)})"
         )
+    record(model, load_humo_model, path, weight_dtype=weight_dtype)
     return model, cfg

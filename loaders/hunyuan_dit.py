@@ -22,6 +22,8 @@ from dataclasses import dataclass, replace
 
 import torch
 
+from .recipe import record
+
 log = logging.getLogger(__name__)
 
 MARKER_KEY = "txt_in.individual_token_refiner.blocks.0.norm1.weight"
@@ -277,9 +279,11 @@ def load_state_dict_as_model(sd: dict[str, torch.Tensor], weight_dtype: str = "d
 def load_hunyuan_dit(path: str, weight_dtype: str = "default"):
     """Load an official or repacked HunyuanVideo-I2V DiT file -> (ModelPatcher, HunyuanI2VRelease)."""
     try:
-        return load_state_dict_as_model(read_state_dict(path), weight_dtype)
+        model, release = load_state_dict_as_model(read_state_dict(path), weight_dtype)
     except ValueError as e:
         raise ValueError(f"{os.path.basename(path)}: {e}") from e
+    record(model, load_hunyuan_dit, path, weight_dtype=weight_dtype)
+    return model, release
 
 
 def release_of_model(model) -> HunyuanI2VRelease:

@@ -6,14 +6,18 @@ import comfy.model_management
 import torch
 from comfy_api.latest import io
 
+from ..parallel import guider as pg
+from ..parallel import runtime as parallel_runtime
 from ..samplers import guidance as gd
 from ..samplers import humo_conditioning as hc
 from ..samplers import humo_guider as hg
 from .guidance import HV_GUIDANCE
+from .parallel import HV_PARALLEL
 
 HV_AUDIO_FEATURES = io.Custom("HV_AUDIO_FEATURES")
 SIZE_OPTIONS = list(hc.PRESET_SIZES) + ["custom"]
 CATEGORY = "HumanVideo/HuMo"
+PARALLEL_TOOLTIP = "Optional: HV Parallel, to sample on several GPUs (sequence / CFG parallel, sharded weights)."
 
 
 def default_plan(model) -> gd.GuidancePlan:
@@ -217,6 +221,7 @@ class HVHuMoGuider(io.ComfyNode):
                     optional=True,
                     tooltip="Guidance schedule; default: the official recipe of the model's size.",
                 ),
+                HV_PARALLEL.Input("parallel", optional=True, tooltip=PARALLEL_TOOLTIP),
             ],
             outputs=[io.Guider.Output(display_name="guider", tooltip="For SamplerCustomAdvanced.")],
         )
@@ -231,13 +236,16 @@ class HVHuMoGuider(io.ComfyNode):
         focus_by_prediction=False,
         focus_prediction_step=10,
         guidance=None,
+        parallel=None,
     ) -> io.NodeOutput:
-        guider = hg.HuMoGuider(
-            model,
+        init_args = (
             guidance or default_plan(model),
             _focus_options(focus_by_prediction, focus_prediction_step),
-            integer_timesteps=official_integer_timesteps,
+            official_integer_timesteps,
         )
+        if parallel is not None:
+            return io.NodeOutput(pg.ParallelGuider(parallel, model, hg.HuMoGuider, init_args, positive, negative))
+        guider = hg.HuMoGuider(model, *init_args)
         guider.set_conds(positive, negative)
         return io.NodeOutput(guider)
 
@@ -290,6 +298,7 @@ class HVHuMoSampler(io.ComfyNode):
                     optional=True,
                     tooltip="Guidance schedule; default: the official recipe of the model's size.",
                 ),
+                HV_PARALLEL.Input("parallel", optional=True, tooltip=PARALLEL_TOOLTIP),
             ],
             outputs=[
                 io.Latent.Output(display_name="latent", tooltip="Denoised video latent (reference frames dropped)."),
@@ -311,13 +320,10 @@ class HVHuMoSampler(io.ComfyNode):
         focus_by_prediction=False,
         focus_prediction_step=10,
         guidance=None,
+        parallel=None,
     ) -> io.NodeOutput:
-        out, _ = hg.sample_humo(
-            model,
-            positive,
-            negative,
-            latent,
-            guidance or default_plan(model),
+        args = (positive, negative, latent, guidance or default_plan(model))
+        options = dict(
             seed=seed,
             steps=steps,
             shift=shift,
@@ -325,6 +331,10 @@ class HVHuMoSampler(io.ComfyNode):
             focus=_focus_options(focus_by_prediction, focus_prediction_step),
             integer_timesteps=official_integer_timesteps,
         )
+        if parallel is not None:  # the same sampler on the workers; the latent comes back
+            out = parallel_runtime.run(parallel, model, hg.sample_humo, *args, returns=0, **options)
+        else:
+            out, _ = hg.sample_humo(model, *args, **options)
         return io.NodeOutput(out)
 
 

@@ -12,9 +12,11 @@ from ..loaders import hunyuan_lora as hl
 from ..loaders import hunyuan_text as ht
 from ..loaders import hunyuan_vae as hv
 from ..models import hunyuan_template as tpl
+from ..parallel import runtime as parallel_runtime
 from ..paths import resolve_model_path
 from ..samplers import hunyuan_i2v as hi
 from .guidance import HV_GUIDANCE
+from .parallel import HV_PARALLEL
 
 CATEGORY = "HumanVideo/HunyuanVideo-I2V"
 LOADERS = "HumanVideo/loaders"
@@ -384,6 +386,12 @@ class HVHunyuanI2VSampler(io.ComfyNode):
                     tooltip="Optional per-step CFG schedule (overrides cfg); its passes may only be "
                     "null (negative) and full (text + image).",
                 ),
+                HV_PARALLEL.Input(
+                    "parallel",
+                    optional=True,
+                    tooltip="Optional: HV Parallel, to sample on several GPUs (sequence / CFG parallel, sharded "
+                    "weights); decoding stays here.",
+                ),
             ],
             outputs=[
                 io.Image.Output(display_name="frames", tooltip="Decoded video frames (24 fps)."),
@@ -395,11 +403,24 @@ class HVHunyuanI2VSampler(io.ComfyNode):
 
     @classmethod
     def execute(
-        cls, model, positive, negative, latent, vae, seed: int, steps: int, flow_shift: float, cfg: float, guidance=None
+        cls,
+        model,
+        positive,
+        negative,
+        latent,
+        vae,
+        seed: int,
+        steps: int,
+        flow_shift: float,
+        cfg: float,
+        guidance=None,
+        parallel=None,
     ) -> io.NodeOutput:
-        out, release, shift = hi.sample_i2v(
-            model, positive, negative, latent, seed, steps, flow_shift or None, cfg, guidance
-        )
+        args = (positive, negative, latent, seed, steps, flow_shift or None, cfg, guidance)
+        if parallel is not None:  # the same sampler on the workers
+            out, release, shift = parallel_runtime.run(parallel, model, hi.sample_i2v, *args)
+        else:
+            out, release, shift = hi.sample_i2v(model, *args)
         frames = hi.decode_frames(vae, out, release)
         guide = guidance.name if guidance is not None else (f"real CFG {cfg:g}" if cfg > 1 else "no real CFG")
         info = f"{release.name}: {steps} Euler steps, shift {shift:g}, {guide}, {frames.shape[0]} frames"
