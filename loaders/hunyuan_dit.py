@@ -58,7 +58,7 @@ class HunyuanDiTConfig:
 
 @dataclass(frozen=True)
 class HunyuanI2VRelease:
-    """What differs between the two official I2V checkpoints (fact sheet §0)."""
+    """What differs between the two official I2V checkpoints (official README, hyvideo/modules/models.py)."""
 
     name: str
     condition_type: str  # official `--i2v-condition-type`

@@ -48,7 +48,7 @@ def test_alignment_matrix_places_points_on_the_official_template(resolution, can
     mapped = frame_points @ m[:, :2].T + m[:, 2]
     expected = template * np.array([resolution / canvas[0], resolution / canvas[1]])
     np.testing.assert_allclose(mapped, expected, atol=1e-6)
-    # Facts from the fact sheet: brows at y = 56 and nose at y = 112 on the 256-scale canvas.
+    # Official latentsync/utils/affine_transform.py: brows at y = 56, nose at y = 112 on the 256-scale canvas.
     if resolution == 256:
         np.testing.assert_allclose(template[:, 1], [56.0, 56.0, 112.0])
 

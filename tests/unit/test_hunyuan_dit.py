@@ -32,7 +32,7 @@ def test_real_manifest_equals_core_model_keys(cfg, core_class):
     assert sorted(set(core) - set(renamed)) == []  # nothing missing
     assert sorted(set(renamed) - set(core)) == []  # nothing unexpected
     assert renamed == core
-    # core picks the model class the fact sheet names for each release
+    # core picks the model class of each release (v1: concat channels, v2: token replace)
     assert type(comfy.model_detection.model_config_from_unet(official, "")).__name__ == core_class
     # what our config inference reads back from those weights is the real configuration
     assert hd.config_from_state_dict(official) == cfg

@@ -14,7 +14,7 @@ from humanvideo.samplers import hunyuan_i2v as hi
 # ------------------------------------------------------------------------------------------ buckets
 def test_bucket_table_matches_official():
     assert [len(hi.bucket_list(b)) for b in (960, 720, 480)] == [91, 67, 43]
-    table = {  # (input w, h) -> {resolution: (w, h)}, computed with the official code (fact sheet)
+    table = {  # (input w, h) -> {resolution: (w, h)}, from the official code (hyvideo/utils/data_utils.py)
         (1280, 720): {"720p": (1248, 704), "540p": (928, 544), "360p": (608, 352)},
         (1000, 1000): {"720p": (960, 960), "540p": (704, 704), "360p": (480, 480)},
         (800, 600): {"720p": (1088, 832), "540p": (800, 608), "360p": (544, 416)},

@@ -14,7 +14,7 @@ from humanvideo.models.latentsync_unet import DeepCache, LatentSyncUNet3D, Laten
 from hv_fixtures import latentsync_unet as fixture
 from torch import nn
 
-# Copied from the team fact sheet: built from the official stage2.yaml on the meta device.
+# Built from the official configs/unet/stage2.yaml on the meta device.
 OFFICIAL_KEYS = Path(__file__).parent / "data" / "latentsync_unet_stage2_keys.txt"
 FRAMES = 2
 SIZE = 8  # latent side
@@ -61,7 +61,10 @@ def test_config_inferred_from_real_manifest_and_variants():
     assert LatentSyncUNetConfig.from_state_dict(meta_sd) == LatentSyncUNetConfig()
     no_motion = LatentSyncUNetConfig(down_motion=(False,) * 4, up_motion=(False,) * 4)
     decoder_only = LatentSyncUNetConfig(down_motion=(False,) * 4)
-    for cfg, count in ((no_motion, 686), (decoder_only, 1022)):  # stage1, stage2_efficient (fact sheet 1.4)
+    for cfg, count in (
+        (no_motion, 686),
+        (decoder_only, 1022),
+    ):  # stage1, stage2_efficient (official configs/unet/stage1.yaml, stage2_efficient.yaml)
         sd = LatentSyncUNet3D(cfg, device="meta").state_dict()
         assert len(sd) == count
         assert LatentSyncUNetConfig.from_state_dict(sd) == cfg
