@@ -25,8 +25,8 @@ def node_descriptions(pack) -> dict[str, str]:
     out = {}
     for node in pack.nodes.all_nodes():
         schema = node.GET_SCHEMA()
-        first_sentence = (schema.description or schema.display_name).split(". ")[0].strip().rstrip(".")
-        out[schema.node_id] = first_sentence
+        # the whole description on one line: cutting at the first ". " split names like "e.g." or "v2."
+        out[schema.node_id] = " ".join((schema.description or schema.display_name).split())
     return dict(sorted(out.items()))
 
 

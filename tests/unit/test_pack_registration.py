@@ -34,10 +34,13 @@ def test_entrypoint_lists_prefixed_nodes_under_one_category():
             assert widget.tooltip, f"{schema.node_id}.{widget.id} has no tooltip"
 
 
-def test_node_list_json_equals_registered_ids():
+def test_node_list_json_equals_a_fresh_generation():
+    """The whole file (ids and descriptions) equals what scripts/gen_node_list.py writes now."""
+    import gen_node_list  # scripts/ is on sys.path (tests/conftest.py)
+
     listed = json.loads((PACK_ROOT / "node_list.json").read_text())
-    ids = {n.GET_SCHEMA().node_id for n in registered_nodes()}
-    assert set(listed) == ids, "run scripts/gen_node_list.py to refresh node_list.json"
+    assert listed == gen_node_list.node_descriptions(humanvideo), "run scripts/gen_node_list.py to refresh it"
+    assert set(listed) == {n.GET_SCHEMA().node_id for n in registered_nodes()}
 
 
 def test_no_v1_mappings_that_would_hide_the_v3_entrypoint():
