@@ -309,10 +309,16 @@ def _hunyuan_single_patch(index: int, last: bool, previous):
         state: SeqParallelState = opts[STATE_KEY]
         if state.shard is None:
             raise RuntimeError("sequence parallel: HunyuanVideo single blocks ran before the double blocks")
+        dims = args.get("modulation_dims")
+        # a patch that corrects core's ranges (the official token-replace fix on text-first hosts) must see
+        # the whole sequence: correct here, before the ranges are cut to this rank's tokens
+        full_sequence_dims = getattr(previous, "full_sequence_dims", None)
+        if full_sequence_dims is not None:
+            dims = full_sequence_dims(dims, opts)
         sub = {
             **args,
             "pe": state.cached(args["pe"], lambda p: _joint_pe(state, p)),
-            "modulation_dims": _map_ranges(args.get("modulation_dims"), _joint_segments(state)),
+            "modulation_dims": _map_ranges(dims, _joint_segments(state)),
             "transformer_options": _with_override(opts, joint_attention_override(state, opts.get(OVERRIDE_KEY))),
         }
         out = _chain(previous, sub, extra)

@@ -384,6 +384,13 @@ class TextFirstModulation:
             previous = previous.previous
         self.previous = previous
 
+    @staticmethod
+    def full_sequence_dims(dims, transformer_options: dict):
+        """The corrected ranges over the whole sequence, for wrappers that cut the sequence (sequence
+        parallelism) before this patch runs; on the cut ranges that follow, the text range comes first
+        with index 1, so this patch leaves them alone."""
+        return text_first_modulation_dims(dims, transformer_options)
+
     def __call__(self, args: dict, extra: dict) -> dict:
         args = dict(args)
         args["modulation_dims"] = text_first_modulation_dims(
