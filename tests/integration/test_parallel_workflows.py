@@ -92,9 +92,8 @@ def test_humo_1_7b_four_passes_sp2_equals_one_process(comfy):
     assert_same(comfy, prompt, "HVHuMoSampler", 0, "humo_1_7b")
 
 
-def test_hunyuan_i2v_multigpu_workflow_equals_one_process(comfy):
-    # the shipped release (v2, token replace); v1 with sp_size 2 is checked in tests/unit/test_parallel.py
-    release = "v2"
+@pytest.mark.parametrize("release", ["v2", "v1"])
+def test_hunyuan_i2v_multigpu_workflow_equals_one_process(comfy, release):
     prompt = shrink_hunyuan(shipped_api_workflow("hunyuan_i2v_720p_multigpu"), release)
     assert node_of(prompt, "HVParallel")["inputs"]["sp_size"] == 2
     assert_same(comfy, prompt, "HVHunyuanI2VSampler", 1, f"hunyuan_{release}")
