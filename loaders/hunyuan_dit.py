@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 
@@ -293,7 +293,3 @@ def release_of_model(model) -> HunyuanI2VRelease:
     if params is None or not hasattr(params, "guidance_embed") or len(getattr(dm, "patch_size", ())) != 3:
         raise ValueError("model: not a HunyuanVideo model (load it with the HunyuanVideo-I2V loader or UNETLoader)")
     return release_for(params.in_channels, params.guidance_embed)
-
-
-def with_release(cfg: HunyuanDiTConfig, release: HunyuanI2VRelease) -> HunyuanDiTConfig:
-    return replace(cfg, in_channels=release.in_channels, guidance_embed=release.guidance_embed)

@@ -40,7 +40,6 @@ IMAGE_TOKENS = 576  # CLIP ViT-L/14 at 336 px: 24 x 24 patches
 TEXT_LEN = 256
 MAX_IDS = TEXT_LEN + CROP_START  # 359
 ASSISTANT_RUN = 4  # <|eot_id|><|start_header_id|>assistant<|end_header_id|> before the last "\n\n"
-HIDDEN_LAYER = -3  # --hidden-state-skip-layer 2
 CLIP_MAX_TOKENS = 77
 
 

@@ -300,11 +300,6 @@ class ModelSpec:
         return cls(in_dim == 36, model.process_latent_in)
 
 
-def video_to_sequence_frames(cond: HuMoCondition, spec: ModelSpec) -> int:
-    """Latent frames the sampler's noise must have: 17B denoises the reference frames along."""
-    return cond.latent_frames + (cond.n_ref if spec.concat_y else 0)
-
-
 def _null_reference(cond: HuMoCondition) -> torch.Tensor:
     return torch.zeros(1, LATENT_CHANNELS, cond.n_ref, cond.height // VAE_STRIDE_S, cond.width // VAE_STRIDE_S)
 
