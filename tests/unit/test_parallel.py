@@ -27,6 +27,7 @@ from humanvideo.samplers import guidance as gd
 from humanvideo.samplers import humo_conditioning as hc
 from humanvideo.samplers import humo_guider as hg
 from humanvideo.samplers import hunyuan_i2v as hi
+from humo_tiny import tiny_wan_vae
 
 W, H, FRAMES = 48, 48, 5  # 2 video latent frames + 1 reference of 3x3 tokens: 27 tokens, odd, frames cut by shards
 TOLERANCE = 1e-5
@@ -66,21 +67,6 @@ def files(tmp_path_factory):
         out[release] = d / f"hunyuan_{release}.pt"
         torch.save({"module": sd}, out[release])
     return out
-
-
-def tiny_wan_vae() -> comfy.sd.VAE:
-    import comfy.ldm.wan.vae
-
-    g = torch.Generator().manual_seed(0)
-    net = comfy.ldm.wan.vae.WanVAE(
-        dim=8,
-        z_dim=16,
-        dim_mult=[1, 2, 4, 4],
-        num_res_blocks=2,
-        attn_scales=[],
-        temperal_downsample=[False, True, True],
-    )
-    return comfy.sd.VAE(sd={k: torch.randn(v.shape, generator=g) * 0.2 for k, v in net.state_dict().items()})
 
 
 @pytest.fixture(scope="module")
