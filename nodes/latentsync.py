@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import comfy.utils
-import folder_paths
 from comfy_api.latest import io
 
+from .. import paths
 from ..loaders.sd_vae import load_sd_vae
 from ..media.frame_rate import OFFICIAL_FPS
 from ..models.audio_features import latentsync_audio_windows, latentsync_official_frame_count
@@ -228,7 +228,7 @@ class HVLoadSDVAE(io.ComfyNode):
             inputs=[
                 io.Combo.Input(
                     "vae_name",
-                    options=folder_paths.get_filename_list("vae"),
+                    options=paths.list_files("vae"),
                     tooltip="sd-vae-ft-mse's diffusion_pytorch_model.safetensors in models/vae.",
                 ),
             ],
@@ -237,7 +237,7 @@ class HVLoadSDVAE(io.ComfyNode):
 
     @classmethod
     def execute(cls, vae_name) -> io.NodeOutput:
-        return io.NodeOutput(load_sd_vae(folder_paths.get_full_path_or_raise("vae", vae_name)))
+        return io.NodeOutput(load_sd_vae(paths.resolve_model_path("vae", vae_name, "vae_name", "file")))
 
 
 NODES = [HVLatentSync, HVLoadSDVAE]
