@@ -56,11 +56,18 @@ def check_value(widget: io.Input, value: object) -> None:
 
 
 def check_inputs(node: type[io.ComfyNode], values: dict) -> None:
-    """Checks every widget value present in ``values`` against a fresh schema (file lists re-read)."""
+    """Checks every widget value present in ``values`` against a fresh schema (file lists re-read);
+    one ValueError lists every bad input."""
+    problems = []
     for widget in node.define_schema().inputs:
         if widget.id not in values or (values[widget.id] is None and widget.optional):
             continue
-        check_value(widget, values[widget.id])
+        try:
+            check_value(widget, values[widget.id])
+        except ValueError as e:
+            problems.append(str(e))
+    if problems:
+        raise ValueError("; ".join(problems))
 
 
 def _redacted(error: Exception) -> Exception | None:
