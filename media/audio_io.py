@@ -117,4 +117,6 @@ def validate_audio(audio: dict, what: str = "audio") -> tuple[torch.Tensor, int]
         raise ValueError(f"{what}: sample rate must be positive, got {sample_rate}")
     if waveform.shape[-1] == 0:
         raise ValueError(f"{what}: the audio is empty (0 samples)")
+    if waveform.is_floating_point() and not bool(torch.isfinite(waveform).all()):
+        raise ValueError(f"{what}: the waveform holds NaN or infinite samples")
     return waveform, sample_rate
