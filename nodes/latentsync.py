@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import comfy.model_management
 import comfy.utils
 from comfy_api.latest import io
 
@@ -199,6 +200,11 @@ class HVLatentSync(io.ComfyNode):
         settings = DenoiseSettings(steps=steps, guidance=guidance, deepcache_interval=deepcache_interval)
         settings.validate()
         bar = comfy.utils.ProgressBar(1)
+
+        def progress(done: int, total: int) -> None:  # after every chunk's encode, DDIM step and decode
+            comfy.model_management.throw_exception_if_processing_interrupted()
+            bar.update_absolute(done, total)
+
         result = lip_sync(
             images,
             face_track,
@@ -209,7 +215,7 @@ class HVLatentSync(io.ComfyNode):
             seed,
             timeline,
             paste,
-            progress=lambda done, total: bar.update_absolute(done, total),
+            progress=progress,
         )
         return io.NodeOutput(result.images, result.fps, "\n".join(filter(None, [release_note, result.report])))
 
