@@ -9,8 +9,7 @@ import re
 import shutil
 
 import pytest
-from comfy_harness import pack_node_ids
-from humanvideo.batch.client import PromptRejected
+from comfy_harness import failure_text, pack_node_ids, single_node_prompt
 
 pytestmark = pytest.mark.integration
 
@@ -78,45 +77,6 @@ def file_inputs(object_info: dict) -> list[tuple[str, str, str, dict]]:
     return found
 
 
-def default_value(spec: list) -> object:
-    kind, options = spec[0], (spec[1] if len(spec) > 1 else {})
-    if isinstance(kind, list):
-        return kind[0] if kind else ""
-    if "default" in options:
-        return options["default"]
-    if kind == "COMBO":
-        return (options.get("options") or [""])[0]
-    return {"INT": 0, "FLOAT": 0.0, "BOOLEAN": False, "STRING": ""}.get(kind, "")
-
-
-def prompt_for(object_info: dict, node_id: str, input_name: str, value: object) -> dict:
-    info = object_info[node_id]["input"]
-    inputs, prompt = {}, {}
-    for name, spec in (info.get("required") or {}).items():
-        kind = spec[0]
-        if isinstance(kind, list) or kind in ("COMBO", "STRING", "INT", "FLOAT", "BOOLEAN"):
-            inputs[name] = default_value(spec)
-        else:
-            assert kind in PRODUCERS, f"{node_id}.{name}: add a producer of {kind} to PRODUCERS"
-            prompt[f"src_{kind}"] = PRODUCERS[kind]
-            inputs[name] = [f"src_{kind}", 0]
-    inputs[input_name] = value
-    prompt["node"] = {"class_type": node_id, "inputs": inputs}
-    prompt["show"] = {"class_type": "PreviewAny", "inputs": {"source": ["node", 0]}}
-    return prompt
-
-
-def failure_text(comfy, prompt: dict) -> str | None:
-    """The error text of a prompt, or None if it ran."""
-    try:
-        result = comfy.run(prompt, timeout=120)
-    except PromptRejected as rejected:
-        return str(rejected)
-    if result.ok:
-        return None
-    return f"{result.error.get('exception_type')}: {result.error.get('exception_message')}"
-
-
 @pytest.fixture(scope="module")
 def planted(comfy):
     """A valid checkpoint outside every folder, and symlinks to it (and its folder) inside every folder."""
@@ -154,7 +114,7 @@ def test_every_file_input_refuses_names_that_leave_its_folder(comfy, planted):
     ]
     for node_id, input_name, _, _ in found:
         for value in hostile:
-            text = failure_text(comfy, prompt_for(object_info, node_id, input_name, value))
+            text = failure_text(comfy, single_node_prompt(object_info, node_id, {input_name: value}, PRODUCERS))
             assert text is not None, f"{node_id}.{input_name} accepted {value!r}"
             assert input_name in text, f"{node_id}.{input_name} {value!r}: {text}"
             # The value sent may be echoed; no other install path may appear.
