@@ -132,3 +132,31 @@ def test_every_node_is_guarded_and_media_never_imports_folder_paths():
         if name.endswith(".py"):
             with open(os.path.join(media, name)) as f:
                 assert "folder_paths" not in f.read(), name
+
+
+def test_a_shard_index_cannot_name_files_outside_its_folder(tmp_path):
+    import json
+
+    from humanvideo.loaders.checkpoint_files import read_shard_index
+
+    index = tmp_path / "model.safetensors.index.json"
+    for shard in ("../outside.safetensors", "/etc/passwd", "sub/x.safetensors"):
+        index.write_text(json.dumps({"weight_map": {"w": shard}}))
+        with pytest.raises(ValueError, match="shard names must be plain file names"):
+            read_shard_index(index)
+
+
+def test_a_truncated_shard_is_named(tmp_path):
+    import json
+
+    import torch
+    from humanvideo.loaders.checkpoint_files import load_state_dict
+    from safetensors.torch import save_file
+
+    shard = tmp_path / "m-00001-of-00001.safetensors"
+    save_file({"w": torch.zeros(64, 64)}, str(shard))
+    shard.write_bytes(shard.read_bytes()[:100])
+    index = tmp_path / "m.safetensors.index.json"
+    index.write_text(json.dumps({"weight_map": {"w": shard.name}}))
+    with pytest.raises(ValueError, match=f"shard {shard.name} of {index.name} is not a readable safetensors file"):
+        load_state_dict(index)
