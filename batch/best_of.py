@@ -13,7 +13,7 @@ import copy
 import dataclasses
 from pathlib import Path
 
-from .jobs import JobError, JobPlan, resolve_key
+from .jobs import JobError, JobPlan, job_folder, resolve_key
 
 SCORE_KEY = "hv_sync"  # the UI output key HVSyncScore reports its numbers under
 RANK_METRICS = {"sync_c": max, "sync_d": min}  # higher Sync-C, lower Sync-D is better
@@ -110,7 +110,7 @@ def best_record(job_id: str, variants: dict[str, dict], rank_by: str, download_d
     if download_dir is not None:
         import shutil
 
-        dest = Path(download_dir) / job_id
+        dest = job_folder(download_dir, job_id)
         copied = []
         for out in rec.get("outputs", []):
             local = out.get("local")

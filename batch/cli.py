@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from .best_of import RANK_METRICS
-from .client import DEFAULT_URL, ComfyClient, ServerUnavailable, normalize_url
+from .client import DEFAULT_URL, ComfyClient, ComfyError, ServerUnavailable, normalize_url
 from .jobs import JobError, read_jobs
 from .runner import BatchOptions, BatchRunner, ProgressLine, Results, load_workflow
 from .ui_to_api import WorkflowError
@@ -73,6 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds to wait for a server that is down or restarting (default 120)",
     )
     p.add_argument("--download", metavar="DIR", help="also download each job's output files into DIR/<job id>/")
+    p.add_argument(
+        "--allow-dir",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="a folder besides the job file's own from which jobs may upload local files (repeatable)",
+    )
     p.add_argument("--free-between", action="store_true", help="unload models after every job")
     p.add_argument("--no-progress", action="store_true", help="no progress display")
     return p
@@ -95,7 +102,11 @@ def main(argv: list[str] | None = None) -> int:
     except (JobError, ValueError) as e:
         err(f"error: {e}")
         return 2
-    clients = [ComfyClient(u) for u in dict.fromkeys(urls)]
+    try:
+        clients = [ComfyClient(u) for u in dict.fromkeys(urls)]
+    except (ValueError, ComfyError) as e:
+        err(f"error: --url: {e}")
+        return 2
     try:
         try:
             client = _first_ready(clients, min(args.server_wait, 30.0))
@@ -116,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
             timeout=args.timeout,
             server_wait=args.server_wait,
             download_dir=Path(args.download) if args.download else None,
+            allow_dirs=[Path(d).expanduser() for d in args.allow_dir],
             free_between=args.free_between,
             dry_run=args.dry_run,
             retry_failed=args.retry_failed,

@@ -101,8 +101,12 @@ def normalize_url(url: str) -> str:
     url = (url or DEFAULT_URL).strip()
     if "://" not in url:
         url = "http://" + url
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (raises ValueError for a port that is not a number in 0..65535)
+    except ValueError as e:
+        raise ValueError(f"--url: {url!r} is not a valid address ({e})") from e
+    if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in url):
         raise ValueError(f"--url: {url!r} is not an http(s) address of a ComfyUI server")
     return url.rstrip("/")
 

@@ -25,6 +25,8 @@ import csv
 import hashlib
 import io
 import json
+import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -104,7 +106,16 @@ def read_jobs(path: str | Path) -> list[Job]:
 
 
 def parse_csv(text: str, name: str = "jobs.csv") -> list[Job]:
-    rows = list(csv.reader(io.StringIO(text)))
+    # strict: an unbalanced quote is an error, instead of one field that swallows every following row.
+    reader = csv.reader(io.StringIO(text), strict=True)
+    rows = []
+    try:
+        for row in reader:
+            rows.append(row)
+    except csv.Error as e:
+        raise JobError(
+            f'jobs: {name}:{reader.line_num}: {e} (a quote is not closed? write a quote inside a quoted field as "")'
+        ) from e
     while rows and not any(c.strip() for c in rows[0]):
         rows.pop(0)
     if not rows:
@@ -158,6 +169,23 @@ def parse_jsonl(text: str, name: str = "jobs.jsonl") -> list[Job]:
     if not jobs:
         raise JobError(f"jobs: {name} has no jobs")
     return jobs
+
+
+def job_folder(root: str | os.PathLike, job_id: str) -> Path:
+    """``root/<job id>`` with the id made a plain folder name: only letters, digits and ``._@+-`` are
+    kept (others become ``_``), no leading dot, so no id can name a path outside ``root``."""
+    name = re.sub(r"[^\w.@+-]", "_", job_id, flags=re.ASCII).lstrip(".") or "job"
+    return Path(root) / name
+
+
+def check_local_file(path: Path, allowed: list[Path], what: str) -> Path:
+    """``path`` resolved (symlinks followed), if it lies inside one of the ``allowed`` folders."""
+    real = path.resolve()
+    for folder in allowed:
+        root = folder.resolve()
+        if real == root or root in real.parents:
+            return real
+    raise JobError(f"{what}: {str(path)!r} is outside the job file's folder; allow its folder with --allow-dir")
 
 
 def _check_ids(jobs: list[Job]) -> list[Job]:
@@ -365,8 +393,11 @@ def parse_size(value: Any, what: str) -> tuple[int, int]:
     return int(parts[0]), int(parts[1])
 
 
-def plan_job(prompt: dict, object_info: dict, job: Job, base_dir: Path) -> JobPlan:
+def plan_job(
+    prompt: dict, object_info: dict, job: Job, base_dir: Path, allow_dirs: list[Path] | None = None
+) -> JobPlan:
     """Applies a job's values to a copy of the prompt and checks the result against /object_info.
+    Local files must lie under ``base_dir`` (the job file's folder) or one of ``allow_dirs``.
     Raises JobError listing every problem."""
     if job.error:
         raise JobError(job.error)
@@ -395,7 +426,8 @@ def plan_job(prompt: dict, object_info: dict, job: Job, base_dir: Path) -> JobPl
                 if is_upload_input(object_info, ct, name):
                     local = (base_dir / str(raw)).expanduser()
                     if local.is_file():
-                        uploads.append(Upload(nid, name, local.resolve()))
+                        local = check_local_file(local, [base_dir, *(allow_dirs or [])], what)
+                        uploads.append(Upload(nid, name, local))
                         prompt[nid]["inputs"][name] = str(raw)
                         continue
                     choices = input_spec(object_info, ct, name)[0]

@@ -38,7 +38,7 @@ from .client import (
     ServerUnavailable,
     WaitTimeout,
 )
-from .jobs import Job, JobError, JobPlan, file_digest, plan_job, validate_prompt
+from .jobs import Job, JobError, JobPlan, file_digest, job_folder, plan_job, validate_prompt
 from .ui_to_api import WorkflowError, convert, is_api_prompt, is_ui_workflow
 
 STATUS_OK, STATUS_FAILED, STATUS_INVALID = "ok", "failed", "invalid"
@@ -84,12 +84,16 @@ class Results:
         self._lock = threading.RLock()  # several servers' workers record into one file
         self.jobs: dict[str, dict] = {}
         self.meta: dict[str, Any] = {}
+        if self.path.is_dir():
+            raise ValueError(f"--results: {str(self.path)!r} is a folder; name a file (e.g. results.json)")
+        if not self.path.parent.is_dir():
+            raise ValueError(f"--results: the folder of {str(self.path)!r} does not exist")
         if self.path.exists():
             try:
                 data = json.loads(self.path.read_text(encoding="utf-8"))
                 self.jobs = dict(data.get("jobs") or {})
                 self.meta = {k: v for k, v in data.items() if k != "jobs"}
-            except (ValueError, AttributeError) as e:
+            except (ValueError, AttributeError, OSError) as e:
                 raise ValueError(
                     f"--results: {str(self.path)!r} exists but is not a results file ({e}); "
                     "move it away or name another file"
@@ -172,6 +176,7 @@ class BatchOptions:
     timeout: float | None = None  # per attempt
     server_wait: float = 120.0  # how long a down / restarting server is waited for
     download_dir: Path | None = None
+    allow_dirs: list[Path] = field(default_factory=list)  # besides the job file's folder, for local files
     free_between: bool = False
     dry_run: bool = False
     retry_failed: bool = False
@@ -203,14 +208,14 @@ class BatchSummary:
 
 
 def plan_all(
-    workflow: Workflow, object_info: dict, jobs: list[Job], base_dir: Path
+    workflow: Workflow, object_info: dict, jobs: list[Job], base_dir: Path, allow_dirs: list[Path] | None = None
 ) -> tuple[list[JobPlan], dict[str, str]]:
     """Checks every job; returns the runnable plans and job id -> problem for the others."""
     base_problems = validate_prompt(workflow.prompt, object_info)
     plans, invalid = [], {}
     for job in jobs:
         try:
-            plans.append(plan_job(workflow.prompt, object_info, job, base_dir))
+            plans.append(plan_job(workflow.prompt, object_info, job, base_dir, allow_dirs))
         except JobError as e:
             invalid[job.id] = f"{job.source}: {e}" if not str(e).startswith(job.source) else str(e)
     if base_problems and not plans and not invalid:
@@ -220,6 +225,10 @@ def plan_all(
 
 class _ServerLost(Exception):
     """The worker's server stopped answering, or forgot the prompt, while a job ran on it."""
+
+    def __init__(self, message: str, waited: float = 0.0):
+        super().__init__(message)
+        self.waited = waited  # seconds already spent waiting for the server, counted against --server-wait
 
 
 @dataclass
@@ -286,7 +295,7 @@ class BatchRunner:
     def run(self, jobs: list[Job], base_dir: Path) -> BatchSummary:
         summary = BatchSummary(total=len(jobs))
         object_info = self.client.object_info()
-        plans, invalid = plan_all(self.workflow, object_info, jobs, base_dir)
+        plans, invalid = plan_all(self.workflow, object_info, jobs, base_dir, self.opt.allow_dirs)
         plans, groups, more_invalid = best_of.expand(plans, self.opt.best_of, object_info)
         invalid.update(more_invalid)
         for job_id, problem in invalid.items():
@@ -391,9 +400,9 @@ class BatchRunner:
                     label += f" on {server}"
                 try:
                     self._run_job(plan, slot, label, summary, queue)
-                except _ServerLost:
+                except _ServerLost as lost:
                     queue.finished(plan, requeue=True)
-                    if not self._wait_for_server(slot.client, queue):
+                    if not self._wait_for_server(slot.client, queue, max(self.opt.server_wait - lost.waited, 0.0)):
                         self.log(f"server {server} gone: its jobs go to the other servers")
                         return
                     with self._lock:
@@ -408,14 +417,14 @@ class BatchRunner:
                 queue.alive -= 1
                 queue.cond.notify_all()
 
-    def _wait_for_server(self, client: ComfyClient, queue: _Queue) -> bool:
+    def _wait_for_server(self, client: ComfyClient, queue: _Queue, wait: float) -> bool:
         if len(self.clients) == 1:
             try:
-                client.wait_ready(self.opt.server_wait)
+                client.wait_ready(wait)
                 return True
             except ServerUnavailable:
                 return False
-        deadline = time.monotonic() + self.opt.server_wait
+        deadline = time.monotonic() + wait
         while time.monotonic() < deadline and not self._stop.is_set():
             if client.is_ready():
                 return True
@@ -461,13 +470,9 @@ class BatchRunner:
                 with self._lock:
                     summary.submitted += 1
                     self._running[job_id] = (client.url, prompt_id)
+                grace = self.opt.server_wait if len(self.clients) == 1 else min(self.opt.server_wait, 5.0)
                 result = client.wait(
-                    prompt_id,
-                    timeout=self.opt.timeout,
-                    on_progress=progress.update,
-                    unreachable_grace=self.opt.server_wait
-                    if len(self.clients) == 1
-                    else min(self.opt.server_wait, 5.0),
+                    prompt_id, timeout=self.opt.timeout, on_progress=progress.update, unreachable_grace=grace
                 )
             except KeyboardInterrupt:
                 self._stop_prompt(client, prompt_id)
@@ -493,7 +498,9 @@ class BatchRunner:
                     source=plan.job.source,
                 )
                 if attempts <= self.opt.retries:
-                    raise _ServerLost(str(e)) from e
+                    # wait() gives up only after the grace; a failed submit gave up at once.
+                    waited = grace if isinstance(e, ServerUnavailable) and prompt_id is not None else 0.0
+                    raise _ServerLost(str(e), waited) from e
                 break
             except (ComfyError, OSError) as e:
                 last_error = f"{type(e).__name__}: {e}"
@@ -581,7 +588,7 @@ class BatchRunner:
                 continue  # previews in temp/ are not results
             rec = {k: info.get(k, "") for k in ("filename", "subfolder", "type")}
             if self.opt.download_dir is not None:
-                rec["local"] = str(client.download(info, Path(self.opt.download_dir) / job_id))
+                rec["local"] = str(client.download(info, job_folder(self.opt.download_dir, job_id)))
             outputs.append(rec)
         return outputs
 

@@ -66,6 +66,9 @@ def read_shard_index(index_path: str | os.PathLike) -> dict[str, list[str]]:
         raise ValueError(f"shard index {index_path} has no 'weight_map'; it is not a safetensors shard index")
     shards: dict[str, list[str]] = {}
     for name, shard in weight_map.items():
+        # Shards sit beside their index: a name with a folder part could reach outside the model folder.
+        if not isinstance(shard, str) or Path(shard).name != shard or shard in ("", ".", ".."):
+            raise ValueError(f"shard index {index_path.name} names {shard!r}: shard names must be plain file names")
         shards.setdefault(shard, []).append(name)
     missing = [s for s in sorted(shards) if not (index_path.parent / s).is_file()]
     if missing:
@@ -84,7 +87,11 @@ def _load_sharded(index_path: Path, return_metadata: bool) -> tuple[dict[str, to
     metadata: dict[str, str] = {}
     for shard, expected in sorted(shards.items()):
         shard_path = index_path.parent / shard
-        with safetensors.safe_open(str(shard_path), framework="pt", device="cpu") as f:
+        try:
+            handle = safetensors.safe_open(str(shard_path), framework="pt", device="cpu")
+        except Exception as e:  # SafetensorError (truncated, not safetensors) or OSError
+            raise ValueError(f"shard {shard} of {index_path.name} is not a readable safetensors file ({e})") from e
+        with handle as f:
             present = set(f.keys())
             lacking = [k for k in expected if k not in present]
             if lacking:

@@ -7,6 +7,7 @@ Returns core ComfyUI ``AUDIO`` dictionaries: ``{"waveform": Tensor[B, C, T] floa
 from __future__ import annotations
 
 import os
+import wave
 from dataclasses import dataclass
 
 import av
@@ -54,6 +55,7 @@ def decode_audio(path: str, start: float = 0.0, duration: float | None = None) -
         sample_rate = stream.codec_context.sample_rate or stream.rate
         if not sample_rate:
             raise AudioDecodeError(f"'{name}': the audio stream reports no sample rate")
+        _check_wav_complete(path, stream, name)
         first_sample = int(round(start * sample_rate))
         last_sample = None if duration is None else first_sample + int(round(duration * sample_rate))
         if start > 0:
@@ -88,6 +90,23 @@ def decode_audio(path: str, start: float = 0.0, duration: float | None = None) -
     return AudioClip(waveform=waveform.float().clamp_(-1.0, 1.0), sample_rate=int(sample_rate))
 
 
+def _check_wav_complete(path: str, stream: av.audio.stream.AudioStream, name: str) -> None:
+    """A PCM WAV whose header declares more samples than the file holds was cut short (FFmpeg then just
+    decodes what is there, so the loss would pass unnoticed)."""
+    if not path.lower().endswith(".wav") or stream.duration is None or stream.time_base is None:
+        return
+    try:
+        with wave.open(path, "rb") as w:
+            declared, rate = w.getnframes(), w.getframerate()
+    except (wave.Error, EOFError, OSError):
+        return  # not plain PCM (float, extensible ...): FFmpeg's checks are all there is
+    present = int(round(float(stream.duration * stream.time_base) * rate))
+    if declared > present + 1:
+        raise AudioDecodeError(
+            f"'{name}' is truncated: its header declares {declared} samples, the file holds {present}"
+        )
+
+
 def _frame_to_planar_float(frame: av.AudioFrame) -> np.ndarray:
     """[C, n] float32 in [-1, 1] for any sample format FFmpeg decodes to."""
     array = frame.to_ndarray()
@@ -117,4 +136,6 @@ def validate_audio(audio: dict, what: str = "audio") -> tuple[torch.Tensor, int]
         raise ValueError(f"{what}: sample rate must be positive, got {sample_rate}")
     if waveform.shape[-1] == 0:
         raise ValueError(f"{what}: the audio is empty (0 samples)")
+    if waveform.is_floating_point() and not bool(torch.isfinite(waveform).all()):
+        raise ValueError(f"{what}: the waveform holds NaN or infinite samples")
     return waveform, sample_rate

@@ -8,8 +8,9 @@ points are computed exactly as LatentSync 1.5 computed them at release (then wit
 The 106-point InsightFace layout of later LatentSync code is understood too (see
 :func:`alignment_points`), so a second backend only has to produce landmarks.
 
-Weight files are looked up in ComfyUI's ``models/face_detection`` folder, then in the PyPI package
-``face_recognition_models`` when it is installed (it ships the same dlib files).
+Weight files are given as paths (the ComfyUI nodes resolve them inside ``models/face_detection``), or
+as ``face_recognition_models/<file>`` for the files the PyPI package ``face_recognition_models`` ships
+when it is installed (the same dlib files).
 """
 
 from __future__ import annotations
@@ -69,55 +70,29 @@ def _package_models_dir() -> str | None:
     return path if os.path.isdir(path) else None
 
 
-def _folder_paths_dirs() -> list[str]:
-    try:
-        import folder_paths
-    except ImportError:  # library use outside ComfyUI
-        return []
-    try:
-        return list(folder_paths.get_folder_paths("face_detection"))
-    except KeyError:
-        return []
-
-
-def landmark_model_choices() -> list[str]:
-    """Names of 68-point dlib shape predictors: files under models/face_detection, then packaged ones."""
-    names: list[str] = []
-    for root in _folder_paths_dirs():
-        if not os.path.isdir(root):
-            continue
-        for dirpath, _, files in os.walk(root, followlinks=True):
-            for f in sorted(files):
-                if f.endswith(".dat") and "68" in f:
-                    names.append(os.path.relpath(os.path.join(dirpath, f), root).replace(os.sep, "/"))
+def packaged_model_names() -> list[str]:
+    """Choice names of the 68-point predictor shipped by face_recognition_models (empty if absent)."""
     packaged = _package_models_dir()
     if packaged and os.path.isfile(os.path.join(packaged, LANDMARKS_68)):
-        names.append(PACKAGE_PREFIX + LANDMARKS_68)
-    return sorted(set(names), key=names.index)
+        return [PACKAGE_PREFIX + LANDMARKS_68]
+    return []
 
 
-def resolve_model_file(name: str) -> str:
-    """Full path of a choice from :func:`landmark_model_choices` or of the CNN detector file."""
-    if name.startswith(PACKAGE_PREFIX):
-        packaged = _package_models_dir()
-        path = os.path.join(packaged, name[len(PACKAGE_PREFIX) :]) if packaged else ""
-        if os.path.isfile(path):
-            return path
-        raise ValueError(f"face model {name!r}: the face_recognition_models package is not installed")
-    if os.path.isabs(name) and os.path.isfile(name):
-        return name
-    roots = _folder_paths_dirs()
-    for root in roots:
-        path = os.path.join(root, name)
-        if os.path.isfile(path):
-            return path
+def packaged_model_file(file_name: str) -> str | None:
+    """Path of a file shipped by face_recognition_models, or None when the package or file is absent."""
     packaged = _package_models_dir()
-    if packaged and os.path.isfile(os.path.join(packaged, os.path.basename(name))):
-        return os.path.join(packaged, os.path.basename(name))
-    raise ValueError(
-        f"face model {name!r} not found in models/face_detection ({', '.join(roots) or 'no folder'}); "
-        f"download {LANDMARKS_68} (dlib.net/files) into that folder"
-    )
+    path = os.path.join(packaged, os.path.basename(file_name)) if packaged else ""
+    return path if path and os.path.isfile(path) else None
+
+
+def model_file(name: str) -> str:
+    """A ``face_recognition_models/<file>`` name as its packaged path; any other name is a path already."""
+    if not name.startswith(PACKAGE_PREFIX):
+        return name
+    path = packaged_model_file(name[len(PACKAGE_PREFIX) :])
+    if path is None:
+        raise ValueError(f"face model {name!r}: the face_recognition_models package is not installed")
+    return path
 
 
 @functools.lru_cache(maxsize=2)
@@ -146,6 +121,7 @@ class DlibFaceDetector:
         max_side: int = 640,
         min_score: float = 0.5,
         min_size: int = 40,
+        cnn_model: str | None = None,
     ):
         if detector not in DETECTORS:
             raise ValueError(f"detector must be one of {DETECTORS}, got {detector!r}")
@@ -154,13 +130,15 @@ class DlibFaceDetector:
         if max_side < 64:
             raise ValueError(f"max_side must be >= 64, got {max_side}")
         dlib = _import_dlib()
-        path = resolve_model_file(landmark_model)
+        path = model_file(landmark_model)
         self.name = f"dlib-{detector}"
         self._dlib = dlib
         self._predictor = _load_predictor(path, os.path.getmtime(path))
         self.model_name = landmark_model
         if detector == "cnn":
-            cnn_path = resolve_model_file(CNN_DETECTOR)
+            cnn_path = model_file(cnn_model) if cnn_model else packaged_model_file(CNN_DETECTOR)
+            if cnn_path is None:
+                raise ValueError(f"detector 'cnn' needs {CNN_DETECTOR} in models/face_detection")
             self._cnn = _load_cnn(cnn_path, os.path.getmtime(cnn_path))
         else:
             self._hog = dlib.get_frontal_face_detector()

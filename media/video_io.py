@@ -6,8 +6,11 @@ two audio channels; this writer handles all three and streams frames so memory s
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import math
-from collections.abc import Iterable
+import os
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -74,8 +77,36 @@ def write_mp4(
     crf: int = 19,
     preset: str = "medium",
     metadata: dict[str, str] | None = None,
+    on_frame: Callable[[int], None] | None = None,
 ) -> WrittenVideo:
-    """Write ``frame_count`` frames ([H, W, C] 0..1 tensors) of ``size`` = (H, W) with optional audio.
+    """Write the mp4 under a temporary name in the same folder and rename it to ``path`` once complete:
+    a failed or cancelled write (``on_frame`` may raise) leaves no partial file behind.
+    See :func:`encode_mp4` for the arguments."""
+    folder, name = os.path.split(path)
+    partial = os.path.join(folder, f".{name}.partial")
+    try:
+        written = encode_mp4(partial, frames, frame_count, size, fps, audio, crf, preset, metadata, on_frame)
+        os.replace(partial, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(partial)
+        raise
+    return dataclasses.replace(written, path=path)
+
+
+def encode_mp4(
+    path: str,
+    frames: Iterable[torch.Tensor],
+    frame_count: int,
+    size: tuple[int, int],
+    fps: float,
+    audio: tuple[torch.Tensor, int] | None = None,
+    crf: int = 19,
+    preset: str = "medium",
+    metadata: dict[str, str] | None = None,
+    on_frame: Callable[[int], None] | None = None,
+) -> WrittenVideo:
+    """Encode ``frame_count`` frames ([H, W, C] 0..1 tensors) of ``size`` = (H, W) with optional audio.
 
     The audio ([C, T] float, sample rate) is trimmed or padded to the video's duration.
     """
@@ -107,6 +138,8 @@ def write_mp4(
         for frame in frames:
             if written == frame_count:
                 break
+            if on_frame is not None:
+                on_frame(written)  # progress; raises to cancel
             image = av.VideoFrame.from_ndarray(to_uint8_rgb(frame, out_h, out_w), format="rgb24")
             for packet in video.encode(image):
                 container.mux(packet)

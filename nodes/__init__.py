@@ -3,12 +3,15 @@
 Every module in this package that defines a module-level ``NODES`` list is collected automatically,
 so adding a family means adding a module, not editing a registry. An import error in any module is
 not swallowed: ComfyUI then reports the whole pack as failed, which the integration tests detect.
+Every node collected here gets the input checks of :mod:`.input_checks`.
 """
 
 import importlib
 import pkgutil
 
 from comfy_api.latest import io
+
+from .input_checks import guard
 
 
 def all_nodes() -> list[type[io.ComfyNode]]:
@@ -17,7 +20,7 @@ def all_nodes() -> list[type[io.ComfyNode]]:
         if info.name.startswith("_"):
             continue
         module = importlib.import_module(f".{info.name}", __name__)
-        found.extend(getattr(module, "NODES", []))
+        found.extend(guard(node) for node in getattr(module, "NODES", []))
     ids = [n.GET_SCHEMA().node_id for n in found]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 
-import folder_paths
 from comfy_api.latest import io
 
+from .. import paths
 from ..media.audio_io import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS, AudioClip, decode_audio
 from ..media.resample import resample, to_mono
 
@@ -15,23 +15,17 @@ CHANNELS = ["original", "mono", "stereo"]
 
 
 def _input_media_files() -> list[str]:
-    input_dir = folder_paths.get_input_directory()
-    if not os.path.isdir(input_dir):
-        return []
-    files = [f for f in os.listdir(input_dir) if os.path.isfile(os.path.join(input_dir, f))]
-    return sorted(f for f in files if f.lower().endswith(AUDIO_EXTENSIONS + VIDEO_EXTENSIONS))
+    return paths.input_media_files(AUDIO_EXTENSIONS + VIDEO_EXTENSIONS)
 
 
 def resolve_media_path(file: str, path: str) -> str:
-    """An explicit path wins; relative paths are taken from ComfyUI's input folder."""
-    if path.strip():
-        candidate = os.path.expanduser(path.strip())
-        if not os.path.isabs(candidate):
-            candidate = os.path.join(folder_paths.get_input_directory(), candidate)
-        return candidate
+    """A file from ComfyUI's input folder; `path` (when given) overrides the list and may name another
+    folder only when the server operator allowed it (paths.AUDIO_DIRS_ENV)."""
+    if isinstance(path, str) and path.strip():
+        return paths.resolve_operator_path(path, "path")
     if not file:
-        raise ValueError("no audio file chosen: pick a file, upload one, or give a path")
-    return folder_paths.get_annotated_filepath(file)
+        raise ValueError("audio: no audio file chosen: pick a file, upload one, or give a path")
+    return paths.resolve_input_file(file, "audio")
 
 
 class HVLoadAudio(io.ComfyNode):
@@ -55,7 +49,8 @@ class HVLoadAudio(io.ComfyNode):
                 io.String.Input(
                     "path",
                     default="",
-                    tooltip="Optional file path that overrides the list (absolute, or relative to the input folder).",
+                    tooltip="Optional file name that overrides the list, relative to the input folder. Other folders "
+                    f"only when the server operator lists them in {paths.AUDIO_DIRS_ENV}.",
                 ),
                 io.Float.Input(
                     "start_seconds",
@@ -108,11 +103,12 @@ class HVLoadAudio(io.ComfyNode):
             return float("nan")  # never equal to itself: re-run and report the problem
 
     @classmethod
-    def validate_inputs(cls, audio, path, **_):
-        if isinstance(path, str) and path.strip():
-            return True  # checked at run time, where the error can name the resolved path
-        if not audio or not folder_paths.exists_annotated_filepath(audio):
-            return f"Invalid audio file: {audio}"
+    def validate_inputs(cls, audio, path):
+        # Only these two are checked here: core keeps checking the ranges of the other inputs.
+        try:
+            resolve_media_path(audio, path)
+        except ValueError as e:
+            return str(e)
         return True
 
 

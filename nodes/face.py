@@ -8,7 +8,8 @@ import comfy.model_management
 import comfy.utils
 from comfy_api.latest import io
 
-from ..media.face_detect import DETECTORS, LANDMARKS_68, DlibFaceDetector, landmark_model_choices
+from .. import paths
+from ..media.face_detect import DETECTORS, LANDMARKS_68, DlibFaceDetector
 from ..media.face_track import SELECT_MODES, STABILIZE_MODES, crop_frames, paste_frames, track_faces
 from ..media.paste_back import REGIONS
 
@@ -29,7 +30,7 @@ def _progress(total: int):
 class HVFaceTrack(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
-        models = landmark_model_choices() or [LANDMARKS_68]
+        models = paths.face_model_choices() or [LANDMARKS_68]
         return io.Schema(
             node_id="HVFaceTrack",
             display_name="Face Track (LatentSync)",
@@ -144,7 +145,13 @@ class HVFaceTrack(io.ComfyNode):
     ) -> io.NodeOutput:
         if resolution not in RESOLUTIONS:
             raise ValueError(f"resolution must be one of {list(RESOLUTIONS)}, got {resolution!r}")
-        finder = DlibFaceDetector(face_model, detector=detector, upsample=upsample, min_score=min_score)
+        finder = DlibFaceDetector(
+            paths.resolve_face_model(face_model, "face_model"),
+            detector=detector,
+            upsample=upsample,
+            min_score=min_score,
+            cnn_model=paths.cnn_detector_file() if detector == "cnn" else None,
+        )
         n = int(images.shape[0]) if images is not None and images.ndim == 4 else 0
         step = _progress(2 * max(n, 1))
         track = track_faces(

@@ -5,33 +5,23 @@ from __future__ import annotations
 import os
 import re
 
-import folder_paths
 from comfy_api.latest import io
 
+from .. import paths
 from ..loaders.checkpoint_files import INDEX_SUFFIX
 from ..loaders.humo_dit import WEIGHT_DTYPES, load_humo_model
 from ..loaders.umt5 import SPIECE_FILE, UMT5_DTYPES, load_umt5
 from ..loaders.wan_vae import VAE_DTYPES, load_wan_vae
-from ..paths import resolve_model_path
 
 AUTO_TOKENIZER = "auto (embedded or beside the checkpoint)"
 _SHARD = re.compile(r"-\d{5}-of-\d{5}\.safetensors$")
-
-
-def _walk(key: str):
-    for base in folder_paths.get_folder_paths(key):
-        if not os.path.isdir(base):
-            continue
-        for root, dirs, files in os.walk(base, followlinks=True):
-            dirs.sort()
-            yield base, root, files
 
 
 def diffusion_model_choices() -> list[str]:
     """Core's diffusion_models list, plus shard indexes and the folders holding one; loose shards hidden."""
     indexed_dirs: set[str] = set()
     extra: list[str] = []
-    for base, root, files in _walk("diffusion_models"):
+    for base, root, files in paths.walk("diffusion_models"):
         indexes = [f for f in files if f.endswith(INDEX_SUFFIX)]
         if not indexes:
             continue
@@ -41,10 +31,10 @@ def diffusion_model_choices() -> list[str]:
         if len(indexes) == 1 and rel_dir != ".":
             extra.append(rel_dir)
     listed = []
-    for name in folder_paths.get_filename_list("diffusion_models"):
+    for name in paths.list_files("diffusion_models"):
         if _SHARD.search(name) and any(
             os.path.normpath(os.path.dirname(os.path.join(b, name))) in indexed_dirs
-            for b in folder_paths.get_folder_paths("diffusion_models")
+            for b in paths.model_folders("diffusion_models")
         ):
             continue
         listed.append(name)
@@ -52,11 +42,7 @@ def diffusion_model_choices() -> list[str]:
 
 
 def tokenizer_choices() -> list[str]:
-    found = []
-    for base, root, files in _walk("text_encoders"):
-        if SPIECE_FILE in files:
-            found.append(os.path.relpath(root, base))
-    return [AUTO_TOKENIZER] + sorted(set(found))
+    return [AUTO_TOKENIZER] + paths.folders_holding("text_encoders", SPIECE_FILE, include_top=True)
 
 
 class HVLoadHuMoModel(io.ComfyNode):
@@ -91,7 +77,7 @@ class HVLoadHuMoModel(io.ComfyNode):
 
     @classmethod
     def execute(cls, model_name: str, weight_dtype: str) -> io.NodeOutput:
-        model, _ = load_humo_model(resolve_model_path("diffusion_models", model_name), weight_dtype)
+        model, _ = load_humo_model(paths.resolve_model_path("diffusion_models", model_name, "model_name"), weight_dtype)
         return io.NodeOutput(model)
 
 
@@ -109,7 +95,7 @@ class HVLoadWanVAE(io.ComfyNode):
             inputs=[
                 io.Combo.Input(
                     "vae_name",
-                    options=folder_paths.get_filename_list("vae"),
+                    options=paths.list_files("vae"),
                     tooltip="Wan2.1_VAE.pth or wan_2.1_vae.safetensors in models/vae.",
                 ),
                 io.Combo.Input(
@@ -124,7 +110,7 @@ class HVLoadWanVAE(io.ComfyNode):
 
     @classmethod
     def execute(cls, vae_name: str, dtype: str) -> io.NodeOutput:
-        return io.NodeOutput(load_wan_vae(resolve_model_path("vae", vae_name), dtype))
+        return io.NodeOutput(load_wan_vae(paths.resolve_model_path("vae", vae_name, "vae_name", "file"), dtype))
 
 
 class HVLoadUMT5(io.ComfyNode):
@@ -142,7 +128,7 @@ class HVLoadUMT5(io.ComfyNode):
             inputs=[
                 io.Combo.Input(
                     "text_encoder_name",
-                    options=folder_paths.get_filename_list("text_encoders"),
+                    options=paths.list_files("text_encoders"),
                     tooltip="The encoder file in models/text_encoders.",
                 ),
                 io.Combo.Input(
@@ -165,9 +151,13 @@ class HVLoadUMT5(io.ComfyNode):
 
     @classmethod
     def execute(cls, text_encoder_name: str, tokenizer: str, dtype: str) -> io.NodeOutput:
-        path = resolve_model_path("text_encoders", text_encoder_name)
-        tok = None if tokenizer == AUTO_TOKENIZER else resolve_model_path("text_encoders", tokenizer)
-        clip = load_umt5(path, tok, dtype, tokenizer_roots=folder_paths.get_folder_paths("text_encoders"))
+        path = paths.resolve_model_path("text_encoders", text_encoder_name, "text_encoder_name", "file")
+        tok = (
+            None
+            if tokenizer == AUTO_TOKENIZER
+            else paths.resolve_model_path("text_encoders", tokenizer, "tokenizer", "folder")
+        )
+        clip = load_umt5(path, tok, dtype, tokenizer_roots=paths.model_folders("text_encoders"))
         return io.NodeOutput(clip)
 
 

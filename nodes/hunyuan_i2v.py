@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import os
-
-import folder_paths
 from comfy_api.latest import io
 
+from .. import paths
 from ..loaders import hunyuan_dit as hd
 from ..loaders import hunyuan_lora as hl
 from ..loaders import hunyuan_text as ht
 from ..loaders import hunyuan_vae as hv
 from ..models import hunyuan_template as tpl
 from ..parallel import runtime as parallel_runtime
-from ..paths import resolve_model_path
 from ..samplers import hunyuan_i2v as hi
 from .guidance import HV_GUIDANCE
 from .parallel import HV_PARALLEL
@@ -27,15 +24,7 @@ OUTPUT_FPS = 24.0
 
 def model_folders(key: str) -> list[str]:
     """Sub-folders of a model key that hold a transformers `config.json` (LLaVA / CLIP folders)."""
-    found = set()
-    for base in folder_paths.get_folder_paths(key):
-        if not os.path.isdir(base):
-            continue
-        for root, dirs, files in os.walk(base, followlinks=True):
-            dirs.sort()
-            if "config.json" in files and root != base:
-                found.add(os.path.relpath(root, base))
-    return sorted(found)
+    return paths.folders_holding(key, "config.json")
 
 
 class HVHunyuanDiTLoader(io.ComfyNode):
@@ -53,7 +42,7 @@ class HVHunyuanDiTLoader(io.ComfyNode):
             inputs=[
                 io.Combo.Input(
                     "model_name",
-                    options=folder_paths.get_filename_list("diffusion_models"),
+                    options=paths.list_files("diffusion_models"),
                     tooltip="File in models/diffusion_models (sub-folders allowed), .pt or .safetensors.",
                 ),
                 io.Combo.Input(
@@ -74,7 +63,9 @@ class HVHunyuanDiTLoader(io.ComfyNode):
 
     @classmethod
     def execute(cls, model_name: str, weight_dtype: str) -> io.NodeOutput:
-        model, release = hd.load_hunyuan_dit(resolve_model_path("diffusion_models", model_name), weight_dtype)
+        model, release = hd.load_hunyuan_dit(
+            paths.resolve_model_path("diffusion_models", model_name, "model_name", "file"), weight_dtype
+        )
         return io.NodeOutput(model, release.name)
 
 
@@ -93,7 +84,7 @@ class HVHunyuanVAELoader(io.ComfyNode):
             inputs=[
                 io.Combo.Input(
                     "vae_name",
-                    options=folder_paths.get_filename_list("vae"),
+                    options=paths.list_files("vae"),
                     tooltip="File in models/vae (sub-folders allowed).",
                 ),
                 io.Combo.Input(
@@ -122,7 +113,11 @@ class HVHunyuanVAELoader(io.ComfyNode):
     def execute(
         cls, vae_name: str, decode_tiling: str = hv.TILES_OFFICIAL, temporal_pass: str = hv.PASS_WHOLE
     ) -> io.NodeOutput:
-        return io.NodeOutput(hv.load_hunyuan_vae(resolve_model_path("vae", vae_name), temporal_pass, decode_tiling))
+        return io.NodeOutput(
+            hv.load_hunyuan_vae(
+                paths.resolve_model_path("vae", vae_name, "vae_name", "file"), temporal_pass, decode_tiling
+            )
+        )
 
 
 class HVHunyuanTextEncoderLoader(io.ComfyNode):
@@ -173,8 +168,8 @@ class HVHunyuanTextEncoderLoader(io.ComfyNode):
             raise ValueError(f"dtype: {dtype!r} is not one of {list(TEXT_DTYPES)}")
         torch_dtype = getattr(torch, TEXT_DTYPES[dtype]) if TEXT_DTYPES[dtype] else None
         clip, vision = ht.load_text_encoders(
-            resolve_model_path("text_encoders", llava_folder),
-            resolve_model_path("text_encoders", clip_folder),
+            paths.resolve_model_path("text_encoders", llava_folder, "llava_folder", "folder"),
+            paths.resolve_model_path("text_encoders", clip_folder, "clip_folder", "folder"),
             torch_dtype,
         )
         return io.NodeOutput(clip, vision)
@@ -446,9 +441,7 @@ class HVLoadHunyuanLoRA(io.ComfyNode):
             ),
             inputs=[
                 io.Model.Input("model", tooltip="HunyuanVideo-I2V model."),
-                io.Combo.Input(
-                    "lora_name", options=folder_paths.get_filename_list("loras"), tooltip="LoRA file in models/loras."
-                ),
+                io.Combo.Input("lora_name", options=paths.list_files("loras"), tooltip="LoRA file in models/loras."),
                 io.Float.Input(
                     "strength",
                     default=1.0,
@@ -468,7 +461,7 @@ class HVLoadHunyuanLoRA(io.ComfyNode):
     def execute(cls, model, lora_name: str, strength: float) -> io.NodeOutput:
         from ..loaders.checkpoint_files import load_state_dict
 
-        path = resolve_model_path("loras", lora_name)
+        path = paths.resolve_model_path("loras", lora_name, "lora_name", "file")
         try:
             patched, n, fmt = hl.apply_hunyuan_lora(model, load_state_dict(path), strength)
         except ValueError as e:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import comfy.model_management
 import comfy.utils
-import folder_paths
 from comfy_api.latest import io
 
+from .. import paths
 from ..loaders.sd_vae import load_sd_vae
 from ..media.frame_rate import OFFICIAL_FPS
 from ..models.audio_features import latentsync_audio_windows, latentsync_official_frame_count
@@ -199,6 +200,11 @@ class HVLatentSync(io.ComfyNode):
         settings = DenoiseSettings(steps=steps, guidance=guidance, deepcache_interval=deepcache_interval)
         settings.validate()
         bar = comfy.utils.ProgressBar(1)
+
+        def progress(done: int, total: int) -> None:  # after every chunk's encode, DDIM step and decode
+            comfy.model_management.throw_exception_if_processing_interrupted()
+            bar.update_absolute(done, total)
+
         result = lip_sync(
             images,
             face_track,
@@ -209,7 +215,7 @@ class HVLatentSync(io.ComfyNode):
             seed,
             timeline,
             paste,
-            progress=lambda done, total: bar.update_absolute(done, total),
+            progress=progress,
         )
         return io.NodeOutput(result.images, result.fps, "\n".join(filter(None, [release_note, result.report])))
 
@@ -228,7 +234,7 @@ class HVLoadSDVAE(io.ComfyNode):
             inputs=[
                 io.Combo.Input(
                     "vae_name",
-                    options=folder_paths.get_filename_list("vae"),
+                    options=paths.list_files("vae"),
                     tooltip="sd-vae-ft-mse's diffusion_pytorch_model.safetensors in models/vae.",
                 ),
             ],
@@ -237,7 +243,7 @@ class HVLoadSDVAE(io.ComfyNode):
 
     @classmethod
     def execute(cls, vae_name) -> io.NodeOutput:
-        return io.NodeOutput(load_sd_vae(folder_paths.get_full_path_or_raise("vae", vae_name)))
+        return io.NodeOutput(load_sd_vae(paths.resolve_model_path("vae", vae_name, "vae_name", "file")))
 
 
 NODES = [HVLatentSync, HVLoadSDVAE]

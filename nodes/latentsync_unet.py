@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import folder_paths
 from comfy_api.latest import io
 
+from .. import paths
 from ..loaders.latentsync_unet import DTYPE_OPTIONS, load_latentsync_unet
 
 LatentSyncUNetType = io.Custom("HV_LATENTSYNC_UNET")
@@ -26,7 +26,7 @@ class HVLoadLatentSyncUNet(io.ComfyNode):
             inputs=[
                 io.Combo.Input(
                     "unet_name",
-                    options=folder_paths.get_filename_list("latentsync"),
+                    options=paths.list_files("latentsync"),
                     tooltip="UNet checkpoint in models/latentsync (e.g. latentsync_unet.pt).",
                 ),
                 io.Combo.Input(
@@ -50,7 +50,7 @@ class HVLoadLatentSyncUNet(io.ComfyNode):
     def execute(cls, unet_name: str, dtype: str) -> io.NodeOutput:
         if not unet_name:
             raise ValueError("unet_name: no file chosen; put latentsync_unet.pt into models/latentsync")
-        path = folder_paths.get_full_path_or_raise("latentsync", unet_name)
+        path = paths.resolve_model_path("latentsync", unet_name, "unet_name", "file")
         return io.NodeOutput(load_latentsync_unet(path, dtype=dtype))
 
 

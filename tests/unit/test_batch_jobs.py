@@ -225,3 +225,21 @@ def test_validate_prompt_finds_what_the_server_would_refuse(prompt, object_info)
     assert "links to output 5 of node 1, which has 3 outputs" in problems
     assert "node 4 (Empty Latent Image) input 'width': 0 is outside [16, 16384]" in problems
     assert "'Gone' is not installed" in problems
+
+
+def test_csv_unbalanced_quote_is_refused():
+    with pytest.raises(JobError, match=r"jobs.csv:4: unexpected end of data \(a quote is not closed"):
+        parse_csv('id,prompt\na,"fine ""quoted"" text"\nb,"never closed\nc,lost row\n')
+
+
+def test_local_files_must_lie_under_the_job_folder_or_an_allowed_one(tmp_path, prompt, object_info):
+    jobs_dir, other = tmp_path / "jobs", tmp_path / "other"
+    jobs_dir.mkdir()
+    other.mkdir()
+    (other / "me.png").write_bytes(b"\x89PNG fake")
+    (jobs_dir / "link.png").symlink_to(other / "me.png")
+    for name in ("../other/me.png", str(other / "me.png"), "link.png"):
+        with pytest.raises(JobError, match="is outside the job file's folder; allow its folder with --allow-dir"):
+            plan_job(prompt, object_info, job(image=name), jobs_dir)
+        plan = plan_job(prompt, object_info, job(image=name), jobs_dir, [other])
+        assert [u.path for u in plan.uploads] == [(other / "me.png").resolve()]

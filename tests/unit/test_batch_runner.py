@@ -395,3 +395,54 @@ def test_best_of_n_keeps_every_score_and_marks_the_best(tmp_path):
     assert (
         again.submitted == [] and saved["best"]["x"]["variant"] == "x@2" and saved["best"]["x"]["rank_by"] == "sync_d"
     )
+
+
+# -- hardening ------------------------------------------------------------------------------------------
+def test_server_wait_is_the_total_wait_for_a_lost_server(tmp_path):
+    waits = []
+
+    class LostServer(ScriptedClient):
+        def wait(self, prompt_id, timeout=None, on_progress=None, unreachable_grace=60.0):
+            waits.append(("run", unreachable_grace))  # the real client gave up after this long
+            raise ServerUnavailable("ComfyUI at http://scripted is not reachable")
+
+        def wait_ready(self, timeout=60.0):
+            waits.append(("ready", timeout))
+            raise ServerUnavailable("still down")
+
+    jobs = parse_csv("id,prefix\nx,out_x\n")
+    opts = BatchOptions(server_wait=7.0, retries=1)
+    BatchRunner(
+        LostServer(ok), Workflow(PROMPT, None, tmp_path / "wf.json"), Results(tmp_path / "r.json"), opts, log=str
+    ).run(jobs, tmp_path)
+    assert waits[:2] == [("run", 7.0), ("ready", 0.0)]  # 7 s in all, not 7 + 7
+
+
+def test_downloads_go_to_a_sanitised_job_folder(tmp_path):
+    from humanvideo.batch.jobs import job_folder
+
+    root = tmp_path / "dl"
+    for job_id in ("../../escape", "/abs/x", "..", "a/b\\c", "ok-1@2"):
+        folder = job_folder(root, job_id)
+        assert folder.parent == root and folder.name not in ("", ".", ".."), job_id
+    assert job_folder(root, "ok-1@2").name == "ok-1@2"
+    assert job_folder(root, "../../escape").name == "_.._escape"
+
+
+def test_cli_one_line_errors_for_results_folder_and_bad_urls(tmp_path, capsys):
+    wf = tmp_path / "wf.json"
+    wf.write_text(json.dumps(PROMPT))
+    jobs = tmp_path / "jobs.csv"
+    jobs.write_text("id,prefix\na,x\n")
+    (tmp_path / "res").mkdir()
+    assert cli.main([str(wf), str(jobs), "--results", str(tmp_path / "res"), "--no-progress"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"error: --results: {str(tmp_path / 'res')!r} is a folder; name a file (e.g. results.json)"
+    ]
+    for url in ("http://[::1", "http://h:abc", "http://h:99999", "http://exa mple"):
+        assert cli.main([str(wf), str(jobs), "--url", url, "--no-progress"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: --url:"), err
+    jobs.write_text('id,prefix\na,"x\nb,y\n')
+    assert cli.main([str(wf), str(jobs), "--no-progress"]) == 2
+    assert "jobs.csv:3: unexpected end of data" in capsys.readouterr().err

@@ -50,7 +50,7 @@ def test_bad_inputs_are_value_errors():
     photo = torch.from_numpy(fixture_media.face_photo()).float().div(255)[None]
     with pytest.raises(ValueError, match="resolution"):
         _run_track(photo, resolution="384")
-    with pytest.raises(ValueError, match="face model 'missing_68.dat' not found"):
+    with pytest.raises(ValueError, match="face_model: 'missing_68.dat' is not a file in models/face_detection"):
         _run_track(photo, face_model="missing_68.dat")
     track, crops, _ = _run_track(photo).result
     with pytest.raises(ValueError, match="do not match the face track"):

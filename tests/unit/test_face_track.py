@@ -25,9 +25,12 @@ def _image(arr: np.ndarray) -> torch.Tensor:
 
 
 def test_packaged_landmark_model_is_listed():
-    assert PACKAGED_68 in face_detect.landmark_model_choices()
-    with pytest.raises(ValueError, match="not found in models/face_detection"):
-        face_detect.resolve_model_file("no_such_model_68.dat")
+    from humanvideo import paths
+
+    assert PACKAGED_68 in paths.face_model_choices()
+    assert paths.resolve_face_model(PACKAGED_68, "face_model").endswith(face_detect.LANDMARKS_68)
+    with pytest.raises(ValueError, match="face_model: 'no_such_model_68.dat' is not a file in models/face_detection"):
+        paths.resolve_face_model("no_such_model_68.dat", "face_model")
 
 
 def test_detector_finds_the_astronaut_with_plausible_landmarks(detector, photo):

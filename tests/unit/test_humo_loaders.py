@@ -284,5 +284,5 @@ def test_node_lists_shard_sets_and_loads(model_folders):
     assert all(i.tooltip for i in schema.inputs) and all(o.tooltip for o in schema.outputs)
     out = humo_loaders.HVLoadHuMoModel.execute("HuMo-17B", "bf16")
     assert type(out.result[0].model).__name__ == "WAN21_HuMo"
-    with pytest.raises(ValueError, match=r"'nope.safetensors' not found in models/diffusion_models"):
+    with pytest.raises(ValueError, match=r"'nope.safetensors' is not a file or folder in models/diffusion_models"):
         humo_loaders.HVLoadHuMoModel.execute("nope.safetensors", "default")

@@ -88,3 +88,12 @@ def test_validate_audio_rejects_empty_and_malformed():
         validate_audio(torch.zeros(3))
     waveform, rate = validate_audio({"waveform": torch.zeros(2, 5), "sample_rate": 8000})
     assert waveform.shape == (1, 2, 5) and rate == 8000
+
+
+def test_a_truncated_wav_is_reported(tmp_path):
+    media.write_wav(tmp_path / "v.wav", media.synthesized_voice(1.0, 16000), 16000)
+    data = (tmp_path / "v.wav").read_bytes()
+    (tmp_path / "cut.wav").write_bytes(data[: int(len(data) * 0.99)])
+    with pytest.raises(AudioDecodeError, match=r"'cut.wav' is truncated: its header declares 16000 samples"):
+        decode_audio(str(tmp_path / "cut.wav"))
+    assert decode_audio(str(tmp_path / "v.wav")).waveform.shape == (1, 16000)

@@ -77,3 +77,34 @@ def test_label_changes_only_its_corner():
     assert out.max() > 0.9 and out.min() < 0.3  # white text on a dark box
     with pytest.raises(ValueError, match="corner"):
         make_label(100, 100, corner="middle")
+
+
+def test_a_failed_write_leaves_no_file(tmp_path):
+    target = tmp_path / "out.mp4"
+    with pytest.raises(ValueError, match="expected 5 frames, got 3"):
+        write_mp4(str(target), iter(torch.zeros(3, 8, 8, 3)), 5, (8, 8), 25.0)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cancel_between_frames_leaves_no_file(tmp_path):
+    class Cancelled(Exception):
+        pass
+
+    def on_frame(done: int) -> None:
+        if done == 2:
+            raise Cancelled
+
+    with pytest.raises(Cancelled):
+        write_mp4(str(tmp_path / "out.mp4"), iter(torch.zeros(6, 8, 8, 3)), 6, (8, 8), 25.0, on_frame=on_frame)
+    assert list(tmp_path.iterdir()) == []
+    done = write_mp4(str(tmp_path / "out.mp4"), iter(torch.zeros(6, 8, 8, 3)), 6, (8, 8), 25.0, on_frame=lambda _: None)
+    assert done.path == str(tmp_path / "out.mp4") and [p.name for p in tmp_path.iterdir()] == ["out.mp4"]
+
+
+def test_non_finite_audio_is_refused():
+    from humanvideo.media.audio_io import validate_audio
+
+    bad = torch.zeros(1, 1, 100)
+    bad[0, 0, 5] = float("nan")
+    with pytest.raises(ValueError, match="sound: the waveform holds NaN or infinite samples"):
+        validate_audio({"waveform": bad, "sample_rate": 16000}, "sound")
