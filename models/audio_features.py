@@ -17,12 +17,12 @@ The two official pipelines also differ in how a 30 s window is prepared, and bot
 - "latentsync": one log-mel of the whole clip (one floor), cut into 3000-frame pieces, the last one
   padded with zeros in the log-mel domain, as OpenAI's `transcribe` loop does.
 
-Official code encodes independent, back-to-back 30 s windows, so positions next to a window edge
-lack context on one side and the features jump every 30 s (LatentSync#132, #151). The default
-"overlap" mode encodes windows that overlap by 2 x 5 s and takes each position from the window in
-which it lies farthest from an edge, so every position has at least 5 s of real context on both
-sides (or touches the start / end of the clip). Audio of at most 30 s is one window in both modes,
-hence identical results.
+Official code encodes independent, back-to-back 30 s windows ("independent", the default), so
+positions next to a window edge lack context on one side and the features jump every 30 s
+(LatentSync#132, #151). The "overlap" option encodes windows that overlap by 2 x 5 s and takes each
+position from the window in which it lies farthest from an edge, so every position has at least 5 s
+of real context on both sides (or touches the start / end of the clip). Audio of at most 30 s is one
+window in both modes, hence identical results.
 """
 
 from __future__ import annotations
@@ -45,7 +45,8 @@ from .log_mel import (
     log_mel_spectrogram,
 )
 
-WINDOW_MODES = ("overlap", "independent")
+WINDOW_MODES = ("independent", "overlap")
+DEFAULT_WINDOW_MODE = "independent"  # the official back-to-back windows
 CONVENTIONS = ("humo", "latentsync")
 # Positions of context kept on each side of the part of an overlapping window that is used (5 s).
 OVERLAP_CONTEXT = 250
@@ -77,7 +78,7 @@ class AudioFeatures:
     num_samples: int  # of the 16 kHz mono audio the states come from
     n_mels: int = 80
     sample_rate: int = SAMPLE_RATE
-    window_mode: str = "overlap"
+    window_mode: str = DEFAULT_WINDOW_MODE
     convention: str = "humo"
     silent: bool = False
 
@@ -139,7 +140,7 @@ def humo_layer_groups(n_layers: int) -> list[tuple[int, int]]:
 
 
 def plan_windows(
-    num_positions: int, mode: str = "overlap", context: int = OVERLAP_CONTEXT
+    num_positions: int, mode: str = DEFAULT_WINDOW_MODE, context: int = OVERLAP_CONTEXT
 ) -> tuple[list[int], torch.Tensor]:
     """Window starts (in 50 Hz positions) and, for each position, which window it is taken from."""
     if mode not in WINDOW_MODES:
@@ -198,7 +199,7 @@ def extract_audio_features(
     model,
     audio: torch.Tensor,
     *,
-    window_mode: str = "overlap",
+    window_mode: str = DEFAULT_WINDOW_MODE,
     convention: str = "auto",
     on_window: Callable[[int, int], None] | None = None,
 ) -> AudioFeatures:

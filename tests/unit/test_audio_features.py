@@ -288,6 +288,18 @@ def test_window_plan_gives_every_position_context(n):
     assert ind_starts == list(range(0, n, 1500)) and torch.equal(ind_owner, t // 1500)
 
 
+def test_official_windows_are_the_default():
+    """Defaults reproduce the official inference: back-to-back 30 s windows in the library and in the node."""
+    from humanvideo.nodes.whisper import HVWhisperFeatures
+
+    (starts, owner), (official_starts, official_owner) = af.plan_windows(3001), af.plan_windows(3001, "independent")
+    assert starts == official_starts and torch.equal(owner, official_owner)
+    model = ours_from_hf(random_hf_encoder(7))
+    assert af.extract_audio_features(model, speechlike(0.5, seed=1)).window_mode == "independent"
+    windows = next(i for i in HVWhisperFeatures.define_schema().inputs if i.id == "windows")
+    assert windows.default == "independent 30 s (official)"
+
+
 def test_overlap_has_no_seams_where_independent_windows_do():
     """With a position-free, attention-free encoder the exact whole-clip answer is computable; the
     overlapping windows reproduce it everywhere, the official back-to-back windows break at 30 s."""
