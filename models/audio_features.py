@@ -283,29 +283,36 @@ def humo_audio_embedding(features: AudioFeatures) -> torch.Tensor:
     return resampled[0].T.reshape(t25, len(layer_groups), -1)
 
 
-def humo_window_indices(frame_num: int) -> torch.Tensor:
+def humo_window_indices(frame_num: int, frame0: int = 0) -> torch.Tensor:
     """[T_lat, 8] video-frame indices per latent frame (-1 = zero row), as `get_audio_emb_window`.
 
-    Latent 0 holds video frame 0: 3 zero rows, then frames -2..2. Latent i >= 1 holds frames
-    4i-3..4i: rows 4i-5..4i+2 (2 frames of context on each side). Negative frames are zero rows too.
+    Latent 0 holds video frame ``frame0``: 3 zero rows, then frames frame0-2..frame0+2. Latent i >= 1
+    holds frames frame0+4i-3..frame0+4i: rows frame0+4i-5..frame0+4i+2 (2 frames of context on each
+    side). Frames before the audio are zero rows too. ``frame0`` is the official ``frame0_idx``
+    (Phantom-video/HuMo@17094e9 humo/generate.py:394-418), so a clip cut from a longer video starting at
+    video frame ``frame0`` gets exactly the rows of the whole audio that lie under it.
     """
     if frame_num < 1:
         raise ValueError(f"frame count must be at least 1, got {frame_num}")
+    if frame0 < 0:
+        raise ValueError(f"first video frame must be >= 0, got {frame0}")
     latent_frames = 1 + (frame_num - 1) // 4
-    rows = [[-1] * 3 + list(range(-HUMO_AUDIO_SHIFT, HUMO_AUDIO_SHIFT + 1))]
+    rows = [list(range(frame0 - HUMO_AUDIO_SHIFT, frame0 + HUMO_AUDIO_SHIFT + 1))]
     for i in range(1, latent_frames):
-        first = 1 + 4 * (i - 1) - HUMO_AUDIO_SHIFT
+        first = frame0 + 1 + 4 * (i - 1) - HUMO_AUDIO_SHIFT
         rows.append(list(range(first, first + HUMO_WINDOW)))
-    return torch.tensor(rows)
+    index = torch.tensor([[-1] * 3 + rows[0]] + rows[1:])
+    return index.clamp(min=-1)
 
 
-def humo_audio_windows(embedding: torch.Tensor, frame_num: int, n_ref: int = 1) -> torch.Tensor:
-    """[T_lat + n_ref, 8, 5, d] audio rows per latent frame; zero rows past the audio and for references."""
+def humo_audio_windows(embedding: torch.Tensor, frame_num: int, n_ref: int = 1, frame0: int = 0) -> torch.Tensor:
+    """[T_lat + n_ref, 8, 5, d] audio rows per latent frame of the clip starting at video frame ``frame0``;
+    zero rows outside the audio and for references."""
     if embedding.ndim != 3:
         raise ValueError(f"HuMo audio embedding must be [frames, groups, channels], got {tuple(embedding.shape)}")
     if n_ref < 0:
         raise ValueError(f"reference frame count must be >= 0, got {n_ref}")
-    index = humo_window_indices(frame_num)
+    index = humo_window_indices(frame_num, frame0)
     padded = torch.cat([embedding, embedding.new_zeros(1, *embedding.shape[1:])])
     valid = (index >= 0) & (index < embedding.shape[0])
     windows = padded[torch.where(valid, index, embedding.shape[0])]
