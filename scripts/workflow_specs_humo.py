@@ -1,4 +1,5 @@
-"""HuMo example workflows: 1.7B and 17B text + image + audio, 17B text + audio, two speakers with focus masks.
+"""HuMo example workflows: 1.7B and 17B text + image + audio, 17B text + audio, two speakers with focus masks,
+and a long-form 17B video that follows a minute of speech.
 
 Every graph is the official pipeline (Phantom-video/HuMo generate.py / generate_1_7B.py) in nodes: official
 checkpoints and encoders, the Wan negative prompt, Whisper-large-v3 features, HuMo conditioning, the
@@ -181,6 +182,47 @@ def humo_two_speakers() -> Workflow:
     )
 
 
+def humo_long_form() -> Workflow:
+    """A minute of speech -> one continuous 17B video, made in 97-frame chunks with the official recipe per chunk."""
+    nodes = _loaders(HUMO_17B) + [
+        Node(7, "HVLoadAudio", {"audio": "speech.wav"}, pos=(380, 480), title="Speech (e.g. 60 s)"),
+        Node(8, "HVWhisperFeatures", links={"audio": (7, 0), "whisper": (4, 0)}, pos=(380, 700)),
+        Node(9, "LoadImage", {"image": "face.png"}, pos=(760, 480), title="Reference image"),
+        Node(20, "HVGuidanceSchedule", {"preset": "HuMo-17B official"}, pos=(760, 860)),
+        Node(
+            21,
+            "HVHuMoLongForm",
+            {**OFFICIAL, "size": "480x832", "filename_prefix": "HumanVideo/humo_long_form"},
+            links={
+                "model": (1, 0),
+                "vae": (2, 0),
+                "positive": (5, 0),
+                "negative": (6, 0),
+                "audio": (7, 0),
+                "audio_features": (8, 0),
+                "reference_images": (9, 0),
+                "guidance": (20, 0),
+            },
+            pos=(1160, 0),
+        ),
+    ]
+    return Workflow(
+        name="humo_long_form",
+        note=(
+            "HuMo-17B long-form at 480x832: the video is as long as the speech (round(seconds x 25) frames; "
+            "60 s -> 1500 frames in 17 chunks). Each chunk is the official 17B recipe (97 frames, 50 UniPC "
+            "steps, shift 5, text 5.0 / audio 5.5 guidance with the t > 980 switch, seed 666666 + 2 x chunk) and "
+            "continues from the previous chunk's last 3 latent frames (9 video frames, held to them while "
+            "sampling); the overlaps are cross-faded. The mp4 is written chunk by chunk, so RAM stays flat; "
+            "finished chunks are cached, so queueing again after a crash or Cancel resumes. Keep chunk_frames at "
+            "97 (the trained length). Turn colour_anchor on if colours drift over minutes. Expect roughly 17x "
+            "the time of one 97-frame clip per minute of speech."
+        ),
+        nodes=nodes,
+    )
+
+
+LONG_FORM = humo_long_form()
 NOTE_TIA = (
     "{size}: text + reference image + speech -> a talking video (official recipe: 97 frames at 25 fps, 50 "
     "UniPC steps, shift 5, seed 666666, {guidance}). Replace the photo, the prompt and the speech; the video "
@@ -219,4 +261,5 @@ WORKFLOWS = [
         "prompt.",
     ),
     humo_two_speakers(),
+    LONG_FORM,
 ]
