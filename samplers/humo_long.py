@@ -32,6 +32,7 @@ the first missing chunk; the result is the same as an uninterrupted run.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -152,6 +153,16 @@ def reanchor_colour(frames: torch.Tensor, anchor: ColourStats) -> torch.Tensor:
 # --- cache -----------------------------------------------------------------------------------------
 
 
+class UnkeyableInput(TypeError):
+    """An input the cache key cannot describe by value (then the run is not cached)."""
+
+
+def _digest(obj, sample: int | None = None) -> str:
+    h = hashlib.sha256()
+    _feed(h, obj, sample)
+    return h.hexdigest()
+
+
 def _feed(h, obj, sample: int | None = None) -> None:
     """Hash anything the inputs are made of; tensors by dtype, shape and values (the first ``sample`` only)."""
     if isinstance(obj, torch.Tensor):
@@ -164,21 +175,31 @@ def _feed(h, obj, sample: int | None = None) -> None:
             flat = flat[:sample]
         flat = flat.cpu().contiguous()
         h.update(flat.view(torch.uint8).numpy().tobytes() if flat.numel() else b"")
-    elif isinstance(obj, dict):
+    elif isinstance(obj, dict):  # keys by their own hash: frozenset keys have no stable order of their own
         h.update(b"{")
-        for k in sorted(obj, key=str):
-            h.update(str(k).encode())
-            _feed(h, obj[k], sample)
+        for digest, value in sorted(((_digest(k), v) for k, v in obj.items()), key=lambda kv: kv[0]):
+            h.update(digest.encode())
+            _feed(h, value, sample)
         h.update(b"}")
     elif isinstance(obj, (list, tuple)):
         h.update(b"[")
         for item in obj:
             _feed(h, item, sample)
         h.update(b"]")
+    elif isinstance(obj, (set, frozenset)):  # in an order that does not depend on the process's hash seed
+        h.update(("<" + ",".join(sorted(_digest(item, sample) for item in obj)) + ">").encode())
+    elif dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        h.update(type(obj).__name__.encode())
+        _feed(h, {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}, sample)
     elif obj is None or isinstance(obj, (bool, int, float, str)):
         h.update(json.dumps(obj).encode())
+    elif isinstance(obj, torch.dtype | torch.device):
+        h.update(str(obj).encode())
+    elif hasattr(obj, "__dict__") and not callable(obj):  # e.g. core's weight adapters (LoRA patches)
+        h.update(type(obj).__qualname__.encode())
+        _feed(h, {k: v for k, v in vars(obj).items() if not k.startswith("_")}, sample)
     else:
-        h.update(type(obj).__name__.encode())
+        raise UnkeyableInput(type(obj).__name__)
 
 
 WEIGHT_SAMPLE = 256  # values hashed per weight tensor: enough to tell checkpoints apart, cheap for 17B
@@ -296,9 +317,9 @@ def input_key(
     h.update(module_fingerprint(vae.first_stage_model).encode())
     for conditioning in (positive, negative):
         _feed(h, [[emb, {k: v for k, v in opts.items() if k != hc.COND_KEY}] for emb, opts in conditioning])
-    _feed(h, repr(plan))
+    _feed(h, plan)
     _feed(h, [width, height, total_frames, embeddings, masks, ref_latents])
-    _feed(h, repr(settings))
+    _feed(h, settings)
     return h.hexdigest()[:32]
 
 
@@ -344,23 +365,28 @@ def generate_long_form(
     embeddings = [s.float() for s in speakers]
 
     cache = None
+    notes = []
     if cache_root is not None:
-        key = input_key(
-            model_patcher,
-            vae,
-            positive,
-            negative,
-            plan,
-            width,
-            height,
-            total_frames,
-            embeddings,
-            speaker_masks,
-            ref_latents,
-            settings,
-        )
-        cache = ChunkCache(cache_root, key)
-    result = LongFormResult(total_frames, chunks, cache_key=None if cache is None else key)
+        try:
+            key = input_key(
+                model_patcher,
+                vae,
+                positive,
+                negative,
+                plan,
+                width,
+                height,
+                total_frames,
+                embeddings,
+                speaker_masks,
+                ref_latents,
+                settings,
+            )
+            cache = ChunkCache(cache_root, key)
+        except UnkeyableInput as e:
+            notes.append(f"resume off: the inputs hold a {e} the chunk cache cannot key by value")
+            logging.warning("HumanVideo long-form: %s", notes[-1])
+    result = LongFormResult(total_frames, chunks, notes=notes, cache_key=None if cache is None else key)
     sigmas, timesteps = flow_unipc.official_schedule(settings.steps, settings.shift)
     sampler = hg.solver_object(settings.solver)
     latent_continuation = settings.continuation in ("latent", "latent+conditioning")

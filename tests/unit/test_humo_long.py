@@ -194,3 +194,11 @@ def test_resume_after_cancel_writes_the_same_file(model_1_7b, vae, tmp_path):
     assert result.resumed == [0]
     assert (tmp_path / "resumed.mp4").read_bytes() == (tmp_path / "straight.mp4").read_bytes()
     assert hl.ChunkCache(str(cache), result.cache_key).cached() == [0, 1]
+
+
+def test_cache_key_does_not_depend_on_the_process_hash_seed():
+    # frozensets (guidance passes) iterate in a per-process order; the key must not, or a restart could not resume
+    value = [gd.humo_17b_plan(), gd.humo_1_7b_plan(), hl.LongFormSettings(), torch.arange(6).reshape(2, 3).float()]
+    assert hl._digest(value) == "416f4d2ec85217bd01fbf21e9f287f757a90b76654bca9df610f9179024eb72f"
+    with pytest.raises(hl.UnkeyableInput):
+        hl._digest([print])
