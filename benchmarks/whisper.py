@@ -7,9 +7,9 @@ weights, in one run, on 30 s and 120 s of audio:
 - encoder: one 30 s log-mel window through the network, every hidden state kept (what both video
   models consume): seconds per window, peak memory, ours / transformers, and the largest difference
   between the two sets of states (a parity check, relative to the largest state value);
-- features: a whole clip to per-position states on the CPU. Ours in its default "overlap" window mode
-  (windows overlapping by 2 x 5 s, more encoder work for long clips) and in "independent" mode (the
-  official back-to-back 30 s windows); the reference is the official HuMo recipe, transformers'
+- features: a whole clip to per-position states on the CPU. Ours in its default "independent" window mode
+  (the official back-to-back 30 s windows) and in the "overlap" option (windows overlapping by 2 x 5 s,
+  more encoder work for long clips); the reference is the official HuMo recipe, transformers'
   ``WhisperFeatureExtractor`` on each 30 s piece then the encoder. Reported: seconds, real-time factor
   (seconds of compute per second of audio, lower is better), peak memory, ours / transformers.
 

@@ -17,12 +17,12 @@ The two official pipelines also differ in how a 30 s window is prepared, and bot
 - "latentsync": one log-mel of the whole clip (one floor), cut into 3000-frame pieces, the last one
   padded with zeros in the log-mel domain, as OpenAI's `transcribe` loop does.
 
-Official code encodes independent, back-to-back 30 s windows, so positions next to a window edge
-lack context on one side and the features jump every 30 s (LatentSync#132, #151). The default
-"overlap" mode encodes windows that overlap by 2 x 5 s and takes each position from the window in
-which it lies farthest from an edge, so every position has at least 5 s of real context on both
-sides (or touches the start / end of the clip). Audio of at most 30 s is one window in both modes,
-hence identical results.
+Official code encodes independent, back-to-back 30 s windows ("independent", the default), so
+positions next to a window edge lack context on one side and the features jump every 30 s
+(LatentSync#132, #151). The "overlap" option encodes windows that overlap by 2 x 5 s and takes each
+position from the window in which it lies farthest from an edge, so every position has at least 5 s
+of real context on both sides (or touches the start / end of the clip). Audio of at most 30 s is one
+window in both modes, hence identical results.
 """
 
 from __future__ import annotations
@@ -45,7 +45,8 @@ from .log_mel import (
     log_mel_spectrogram,
 )
 
-WINDOW_MODES = ("overlap", "independent")
+WINDOW_MODES = ("independent", "overlap")
+DEFAULT_WINDOW_MODE = "independent"  # the official back-to-back windows
 CONVENTIONS = ("humo", "latentsync")
 # Positions of context kept on each side of the part of an overlapping window that is used (5 s).
 OVERLAP_CONTEXT = 250
@@ -77,7 +78,7 @@ class AudioFeatures:
     num_samples: int  # of the 16 kHz mono audio the states come from
     n_mels: int = 80
     sample_rate: int = SAMPLE_RATE
-    window_mode: str = "overlap"
+    window_mode: str = DEFAULT_WINDOW_MODE
     convention: str = "humo"
     silent: bool = False
 
@@ -139,7 +140,7 @@ def humo_layer_groups(n_layers: int) -> list[tuple[int, int]]:
 
 
 def plan_windows(
-    num_positions: int, mode: str = "overlap", context: int = OVERLAP_CONTEXT
+    num_positions: int, mode: str = DEFAULT_WINDOW_MODE, context: int = OVERLAP_CONTEXT
 ) -> tuple[list[int], torch.Tensor]:
     """Window starts (in 50 Hz positions) and, for each position, which window it is taken from."""
     if mode not in WINDOW_MODES:
@@ -198,7 +199,7 @@ def extract_audio_features(
     model,
     audio: torch.Tensor,
     *,
-    window_mode: str = "overlap",
+    window_mode: str = DEFAULT_WINDOW_MODE,
     convention: str = "auto",
     on_window: Callable[[int, int], None] | None = None,
 ) -> AudioFeatures:
@@ -282,29 +283,36 @@ def humo_audio_embedding(features: AudioFeatures) -> torch.Tensor:
     return resampled[0].T.reshape(t25, len(layer_groups), -1)
 
 
-def humo_window_indices(frame_num: int) -> torch.Tensor:
+def humo_window_indices(frame_num: int, frame0: int = 0) -> torch.Tensor:
     """[T_lat, 8] video-frame indices per latent frame (-1 = zero row), as `get_audio_emb_window`.
 
-    Latent 0 holds video frame 0: 3 zero rows, then frames -2..2. Latent i >= 1 holds frames
-    4i-3..4i: rows 4i-5..4i+2 (2 frames of context on each side). Negative frames are zero rows too.
+    Latent 0 holds video frame ``frame0``: 3 zero rows, then frames frame0-2..frame0+2. Latent i >= 1
+    holds frames frame0+4i-3..frame0+4i: rows frame0+4i-5..frame0+4i+2 (2 frames of context on each
+    side). Frames before the audio are zero rows too. ``frame0`` is the official ``frame0_idx``
+    (Phantom-video/HuMo@17094e9 humo/generate.py:394-418), so a clip cut from a longer video starting at
+    video frame ``frame0`` gets exactly the rows of the whole audio that lie under it.
     """
     if frame_num < 1:
         raise ValueError(f"frame count must be at least 1, got {frame_num}")
+    if frame0 < 0:
+        raise ValueError(f"first video frame must be >= 0, got {frame0}")
     latent_frames = 1 + (frame_num - 1) // 4
-    rows = [[-1] * 3 + list(range(-HUMO_AUDIO_SHIFT, HUMO_AUDIO_SHIFT + 1))]
+    rows = [list(range(frame0 - HUMO_AUDIO_SHIFT, frame0 + HUMO_AUDIO_SHIFT + 1))]
     for i in range(1, latent_frames):
-        first = 1 + 4 * (i - 1) - HUMO_AUDIO_SHIFT
+        first = frame0 + 1 + 4 * (i - 1) - HUMO_AUDIO_SHIFT
         rows.append(list(range(first, first + HUMO_WINDOW)))
-    return torch.tensor(rows)
+    index = torch.tensor([[-1] * 3 + rows[0]] + rows[1:])
+    return index.clamp(min=-1)
 
 
-def humo_audio_windows(embedding: torch.Tensor, frame_num: int, n_ref: int = 1) -> torch.Tensor:
-    """[T_lat + n_ref, 8, 5, d] audio rows per latent frame; zero rows past the audio and for references."""
+def humo_audio_windows(embedding: torch.Tensor, frame_num: int, n_ref: int = 1, frame0: int = 0) -> torch.Tensor:
+    """[T_lat + n_ref, 8, 5, d] audio rows per latent frame of the clip starting at video frame ``frame0``;
+    zero rows outside the audio and for references."""
     if embedding.ndim != 3:
         raise ValueError(f"HuMo audio embedding must be [frames, groups, channels], got {tuple(embedding.shape)}")
     if n_ref < 0:
         raise ValueError(f"reference frame count must be >= 0, got {n_ref}")
-    index = humo_window_indices(frame_num)
+    index = humo_window_indices(frame_num, frame0)
     padded = torch.cat([embedding, embedding.new_zeros(1, *embedding.shape[1:])])
     valid = (index >= 0) & (index < embedding.shape[0])
     windows = padded[torch.where(valid, index, embedding.shape[0])]

@@ -19,9 +19,10 @@ WhisperType = io.Custom("HV_WHISPER")
 AudioFeaturesType = io.Custom("HV_AUDIO_FEATURES")
 
 WINDOW_CHOICES = {
-    "overlapping (no seams)": "overlap",
     "independent 30 s (official)": "independent",
+    "overlapping (no seams)": "overlap",
 }
+DEFAULT_WINDOWS = "independent 30 s (official)"
 CONVENTION_CHOICES = {
     "auto": "auto",
     "HuMo (per-window mel)": "humo",
@@ -90,8 +91,9 @@ class HVWhisperFeatures(io.ComfyNode):
             description=(
                 "Encodes audio of any length into Whisper features at 50 per second (all layers), for HuMo "
                 "(whisper-large-v3) or LatentSync (whisper-tiny). The audio is downmixed and resampled to "
-                "16 kHz. Long audio is encoded in 30 s windows; overlapping windows avoid the jumps the "
-                "official back-to-back windows make every 30 s. Up to 30 s both give identical results."
+                "16 kHz. Long audio is encoded in back-to-back 30 s windows as the official code does; the "
+                "overlapping option avoids the jumps those windows make every 30 s. Up to 30 s both give identical "
+                "results."
             ),
             inputs=[
                 io.Audio.Input("audio", tooltip="The voice track (any sample rate and channel count, one clip)."),
@@ -99,10 +101,10 @@ class HVWhisperFeatures(io.ComfyNode):
                 io.Combo.Input(
                     "windows",
                     options=list(WINDOW_CHOICES),
-                    default="overlapping (no seams)",
-                    tooltip="overlapping: 30 s windows overlapping by 10 s, each moment taken where it "
-                    "has at least 5 s of context. independent: back-to-back 30 s windows as "
-                    "the official code (features jump at every 30 s boundary).",
+                    default=DEFAULT_WINDOWS,
+                    tooltip="independent (official): back-to-back 30 s windows as the official code (the "
+                    "features jump at every 30 s boundary). overlapping: 30 s windows overlapping by 10 s, each "
+                    "moment taken where it has at least 5 s of context. Identical for audio up to 30 s.",
                 ),
                 io.Combo.Input(
                     "convention",

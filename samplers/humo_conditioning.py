@@ -191,6 +191,9 @@ class HuMoCondition:
     vae: object | None = None  # for 17B zero-VAE latents
     focus_strength: float = 0.0  # 0 = official audio cross-attention
     notes: list[str] = field(default_factory=list)
+    # Raw VAE latents [1, 16, k, h, w] of frames this clip continues from (long-form, 17B only): given to the
+    # model through y on its first k latent frames (mask 1), the way Wan I2V takes its first frame.
+    prefix_latents: torch.Tensor | None = None
 
     @property
     def latent_frames(self) -> int:
@@ -316,6 +319,12 @@ def image_inputs(cond: HuMoCondition, spec: ModelSpec) -> tuple[torch.Tensor, to
     zero = spec.process_latent_in(zero_vae_latents(cond.vae, cond.width, cond.height, t + n)).float()
     mask = torch.zeros(1, 4, t + n, *zero.shape[-2:])
     mask[:, :, t:] = 1.0
+    if cond.prefix_latents is not None:
+        k = cond.prefix_latents.shape[2]
+        if k > t:
+            raise ValueError(f"continuation: {k} prefix latent frames for a {t}-latent-frame clip")
+        mask[:, :, :k] = 1.0
+        zero = torch.cat([spec.process_latent_in(cond.prefix_latents).float(), zero[:, :, k:]], dim=2)
     y_null = torch.cat([mask, zero], dim=1)
     if cond.ref_latents is None:
         return y_null, y_null

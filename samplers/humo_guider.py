@@ -362,9 +362,17 @@ class HuMoGuider(comfy.samplers.CFGGuider):
                     denoise_mask = torch.cat(
                         [dm, torch.ones_like(dm[:, :, :1]).expand(*dm.shape[:2], extra, *dm.shape[3:])], dim=2
                     )
-        if self.official_start and denoise_mask is None and not latent_image.any() and 0 < float(sigmas[0]) < 1:
+        if denoise_mask is None:
+            from_scratch = not latent_image.any()
+        elif denoise_mask.ndim == 5 and denoise_mask.shape[2] == latent_image.shape[2]:
+            from_scratch = not (latent_image * denoise_mask.to(latent_image)).any()
+        else:
+            from_scratch = False
+        if self.official_start and from_scratch and 0 < float(sigmas[0]) < 1:
             # A generation from scratch starts from the noise itself (generate.py:592 and generate_1_7B.py:576,
             # latents = noise); core starts from sigma_0 noise + (1 - sigma_0) latent, so give it noise / sigma_0.
+            # With a denoise mask (long-form continuation) this holds where the mask frees the latent; the kept
+            # part is re-noised by core with the same noise and ends on its latent all the same.
             noise = noise / sigmas[0].to(noise)
         out = super().sample(noise, latent_image, sampler, sigmas, denoise_mask, callback, disable_pbar, seed)
         return out[:, :, : cond.latent_frames]

@@ -1,4 +1,5 @@
-"""HuMo example workflows: 1.7B and 17B text + image + audio, 17B text + audio, two speakers with focus masks.
+"""HuMo example workflows: 1.7B and 17B text + image + audio, 17B text + audio, two speakers with focus masks,
+and a long-form 17B video that follows a minute of speech.
 
 Every graph is the official pipeline (Phantom-video/HuMo generate.py / generate_1_7B.py) in nodes: official
 checkpoints and encoders, the Wan negative prompt, Whisper-large-v3 features, HuMo conditioning, the
@@ -286,9 +287,78 @@ def humo_two_speakers() -> Workflow:
     )
 
 
+def humo_long_form() -> Workflow:
+    """A minute of speech -> one continuous 17B video, made in 97-frame chunks with the official recipe per chunk."""
+    size = "480x832"
+    nodes = _loaders(HUMO_17B) + [
+        Node(7, "HVLoadAudio", {"audio": "speech.wav"}, title="Speech (e.g. 60 s)"),
+        Node(8, "HVWhisperFeatures", links={"audio": (7, 0), "whisper": (4, 0)}),
+        Node(9, "LoadImage", {"image": "face.png"}, title="Reference image"),
+        Node(20, "HVGuidanceSchedule", {"preset": "HuMo-17B official"}),
+        Node(
+            21,
+            "HVHuMoLongForm",
+            {**OFFICIAL, "size": size, **preset_dimensions(size), "filename_prefix": "HumanVideo/humo_long_form"},
+            links={
+                "model": (1, 0),
+                "vae": (2, 0),
+                "positive": (5, 0),
+                "negative": (6, 0),
+                "audio": (7, 0),
+                "audio_features": (8, 0),
+                "reference_images": (9, 0),
+                "guidance": (20, 0),
+            },
+        ),
+    ]
+    single = humo_guide(HUMO_17B, size, True, "HuMo-17B official")
+    guide = Guide(
+        what=(
+            "**HuMo-17B long-form**: a prompt, a photo and a speech of any length (e.g. a minute) become one "
+            "continuous talking video as long as the speech (round(seconds x 25) frames; 60 s -> 1500 frames in 17 "
+            "chunks) at 480x832. Each chunk is the official 17B recipe (97 frames, 50 FlowUniPC steps, shift 5, "
+            "text 5.0 / audio 5.5 guidance with the t > 980 switch, seed 666666 + 2 x chunk) and continues from "
+            "the previous chunk's last 3 latent frames (9 video frames, held to them while sampling); the overlaps "
+            "are cross-faded. HuMo was trained on 97-frame clips and has no official long mode: this is a "
+            "training-free extension."
+        ),
+        steps=[
+            single.steps[0],
+            "**Reference image**: upload a photo of the person.",
+            "**Speech**: upload the voice, as long as you like; the video follows its length.",
+            "**Prompt**: describe the person, what they do and the scene.",
+            "Press **Run**. The mp4 is written chunk by chunk and appears in *HuMo Long-Form Video* and in "
+            "`ComfyUI/output/HumanVideo/`. After a crash or Cancel, press Run again: finished chunks are cached "
+            "and the run resumes at the next one.",
+        ],
+        settings=[
+            "**chunk_frames** (HuMo Long-Form Video): keep 97, the length HuMo was trained on; longer chunks drift.",
+            "**overlap_latent_frames**: latent frames shared with the previous chunk (3 = 9 video frames); more "
+            "gives smoother seams and fewer new frames per chunk.",
+            "**continuation**: `latent` (default) holds the overlap latents to the previous chunk's; the 17B "
+            "`conditioning` option feeds them through the image channels instead.",
+            "**colour_anchor**: on if colours or brightness drift over minutes.",
+            "**seed** / **steps**: as in a single clip; chunk i uses seed + 2i.",
+        ],
+        cost=[
+            *single.cost,
+            "Long-form: memory stays that of one 97-frame chunk (frames go to the mp4 as they are made); time is "
+            "about the time of one 97-frame clip per chunk (17 chunks per minute of speech at the default overlap).",
+        ],
+    )
+    stages = [
+        Stage("Load the models", [[1, 2, 3, 4]]),
+        Stage("Prompt, photo and voice", [[5, 6], [9, 7]]),
+        Stage("Speech features and guidance", [[8, 20]]),
+        Stage("Sample chunk by chunk and save", [[21]]),
+    ]
+    return Workflow(name="humo_long_form", nodes=nodes, stages=stages, guide=guide)
+
+
 WORKFLOWS = [
     humo_single("humo_1.7b_tia_480p", HUMO_1_7B, "480x832", True, "HuMo-1.7B official"),
     humo_single("humo_17b_tia_720p", HUMO_17B, "720x1280", True, "HuMo-17B official"),
     humo_single("humo_17b_ta_480p", HUMO_17B, "480x832", False, "HuMo-17B official"),
     humo_two_speakers(),
+    humo_long_form(),
 ]

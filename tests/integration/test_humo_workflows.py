@@ -8,7 +8,7 @@ import av
 import numpy as np
 import pytest
 from comfy_harness import node_of, shipped_api_workflow
-from workflow_specs_humo import NEGATIVE_PROMPT, WORKFLOWS
+from workflow_specs_humo import LONG_FORM, NEGATIVE_PROMPT, WORKFLOWS
 
 pytestmark = pytest.mark.integration
 SIZE, FRAMES, STEPS = 64, 5, 2  # tiny: 2 video latent frames of 4x4 tokens
@@ -32,7 +32,10 @@ def probe(path: Path) -> tuple[list[np.ndarray], Fraction, str, float, int]:
     return frames, fps, codec, samples / rate, rate
 
 
-@pytest.mark.parametrize("name", [w.name for w in WORKFLOWS])
+SINGLE_CLIP = [w.name for w in WORKFLOWS if w is not LONG_FORM]
+
+
+@pytest.mark.parametrize("name", SINGLE_CLIP)
 def test_shipped_workflow_runs_with_tiny_checkpoints(comfy, name):
     prompt = shipped_api_workflow(name)
     conditioning = node_of(prompt, "HVHuMoConditioning")["inputs"]
@@ -107,3 +110,34 @@ def test_length_is_rounded_to_4n_plus_1_and_reported_server_still_fine(comfy):
     [mp4] = [f for f in result.files if f.suffix == ".mp4"]
     frames, fps, _, _, _ = probe(mp4)
     assert len(frames) == 5 and fps == Fraction(25)
+
+
+def test_long_form_workflow_follows_the_audio_with_tiny_checkpoints(comfy):
+    import wave
+
+    prompt = shipped_api_workflow("humo_long_form")
+    node = node_of(prompt, "HVHuMoLongForm")["inputs"]
+    shipped = {k: node[k] for k in ("steps", "shift", "seed", "solver", "chunk_frames", "overlap_latent_frames")}
+    assert shipped == {
+        "steps": 50,
+        "shift": 5.0,
+        "seed": 666666,
+        "solver": "flow_unipc",
+        "chunk_frames": 97,
+        "overlap_latent_frames": 3,
+    }
+    assert node["continuation"] == "latent" and node["colour_anchor"] is False and node["resume"] is True
+    assert prompt[node["guidance"][0]]["inputs"]["preset"] == "HuMo-17B official"
+    # tiny: 64x64, 2 steps, 33-frame chunks overlapping by 2 latent frames -> 3 chunks for the 3 s speech
+    node.update(size="custom", width=SIZE, height=SIZE, steps=STEPS, chunk_frames=33, overlap_latent_frames=2)
+    node["ai_label"] = False
+    result = comfy.run(prompt, timeout=600)
+    assert result.ok, result.error
+    [mp4] = [f for f in result.files if f.suffix == ".mp4"]
+    with wave.open(str(comfy.input_dir / "speech.wav"), "rb") as w:
+        expected = (2 * w.getnframes() * 25 + w.getframerate()) // (2 * w.getframerate())  # round half up
+    frames, fps, codec, seconds, rate = probe(mp4)
+    assert fps == Fraction(25) and len(frames) == expected and frames[0].shape == (SIZE, SIZE, 3)
+    assert codec == "aac" and abs(seconds - expected / 25) <= 1024 / rate
+    cache = comfy.output_dir / "HumanVideo" / "long_form_cache"
+    assert not cache.exists() or not any(cache.iterdir())  # a finished video leaves no cache behind

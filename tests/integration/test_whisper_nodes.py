@@ -22,7 +22,7 @@ def load_audio(file="speech.wav", **overrides):
     return {"class_type": "HVLoadAudio", "inputs": inputs}
 
 
-def features_prompt(model: str, audio_node: dict, windows="overlapping (no seams)", convention="auto") -> dict:
+def features_prompt(model: str, audio_node: dict, windows="independent 30 s (official)", convention="auto") -> dict:
     return {
         "1": audio_node,
         "2": {"class_type": "HVLoadWhisper", "inputs": {"model": model, "precision": "auto"}},
@@ -47,6 +47,9 @@ def test_combo_lists_fixtures_and_types(comfy):
     assert info["HVLoadWhisper"]["output"] == ["HV_WHISPER"]
     assert info["HVWhisperFeatures"]["output"] == ["HV_AUDIO_FEATURES", "AUDIO_ENCODER_OUTPUT"]
     assert info["HVWhisperFeatures"]["input"]["required"]["whisper"][0] == "HV_WHISPER"
+    # official by default: back-to-back 30 s windows; overlapping windows are the option
+    windows = info["HVWhisperFeatures"]["input"]["required"]["windows"]
+    assert windows[1]["default"] == "independent 30 s (official)"
 
 
 def test_openai_tiny_features_of_stereo_44k_audio(comfy):
@@ -58,7 +61,7 @@ def test_openai_tiny_features_of_stereo_44k_audio(comfy):
     text = summary(result)
     match = re.search(
         r"AudioFeatures\((whisper-custom\(d=384, layers=4, mels=80, ffn=64\)), ([\d.]+) s, "
-        r"(\d+) x 6 states x 384, overlap/latentsync\)",
+        r"(\d+) x 6 states x 384, independent/latentsync\)",
         text,
     )
     assert match, text

@@ -46,16 +46,16 @@ def as_model(encoder: torch.nn.Module) -> WhisperModel:
 # HuMo
 
 
-def official_humo_window(audio_emb: torch.Tensor, frame_num: int) -> torch.Tensor:
-    """`get_audio_emb_window(audio_emb, frame_num, frame0_idx=0, audio_shift=2)` written from its definition."""
+def official_humo_window(audio_emb: torch.Tensor, frame_num: int, f0: int = 0) -> torch.Tensor:
+    """`get_audio_emb_window(audio_emb, frame_num, frame0_idx=f0, audio_shift=2)` written from its definition."""
     zero = torch.zeros(audio_emb.shape[1:])
     rows_of = lambda st, ed: [audio_emb[i] if 0 <= i < audio_emb.shape[0] else zero for i in range(st, ed)]  # noqa: E731
     out = []
     for lt in range(1 + (frame_num - 1) // 4):
         if lt == 0:
-            out.append(torch.stack([zero] * 3 + rows_of(lt - 2, lt + 3)))
+            out.append(torch.stack([zero] * 3 + rows_of(f0 + lt - 2, f0 + lt + 3)))
         else:
-            out.append(torch.stack(rows_of(1 + 4 * (lt - 1) - 2, 1 + 4 * lt + 2)))
+            out.append(torch.stack(rows_of(f0 + 1 + 4 * (lt - 1) - 2, f0 + 1 + 4 * lt + 2)))
     return torch.stack(out)
 
 
@@ -85,6 +85,13 @@ def test_humo_windows_equal_official_definition(frame_num, audio_rows):
     ours = af.humo_audio_windows(emb, frame_num, n_ref=2)
     ref = official_humo_window(emb, frame_num)
     assert torch.equal(ours[:-2], ref) and (ours[-2:] == 0).all()
+
+
+@pytest.mark.parametrize("frame_num,audio_rows,frame0", [(97, 300, 88), (97, 120, 1), (33, 100, 90), (5, 40, 37)])
+def test_humo_windows_from_a_later_frame_equal_official_frame0_idx(frame_num, audio_rows, frame0):
+    emb = torch.randn(audio_rows, 5, 4)
+    ours = af.humo_audio_windows(emb, frame_num, n_ref=1, frame0=frame0)
+    assert torch.equal(ours[:-1], official_humo_window(emb, frame_num, frame0)) and (ours[-1] == 0).all()
 
 
 def test_humo_layer_groups_and_25hz_equal_official_definition():
@@ -286,6 +293,18 @@ def test_window_plan_gives_every_position_context(n):
     assert torch.minimum(left, right).min() >= (af.OVERLAP_CONTEXT if n > 1500 else 0)
     ind_starts, ind_owner = af.plan_windows(n, "independent")
     assert ind_starts == list(range(0, n, 1500)) and torch.equal(ind_owner, t // 1500)
+
+
+def test_official_windows_are_the_default():
+    """Defaults reproduce the official inference: back-to-back 30 s windows in the library and in the node."""
+    from humanvideo.nodes.whisper import HVWhisperFeatures
+
+    (starts, owner), (official_starts, official_owner) = af.plan_windows(3001), af.plan_windows(3001, "independent")
+    assert starts == official_starts and torch.equal(owner, official_owner)
+    model = ours_from_hf(random_hf_encoder(7))
+    assert af.extract_audio_features(model, speechlike(0.5, seed=1)).window_mode == "independent"
+    windows = next(i for i in HVWhisperFeatures.define_schema().inputs if i.id == "windows")
+    assert windows.default == "independent 30 s (official)"
 
 
 def test_overlap_has_no_seams_where_independent_windows_do():

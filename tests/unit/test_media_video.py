@@ -6,7 +6,7 @@ import av
 import numpy as np
 import pytest
 import torch
-from humanvideo.media.video_io import fit_audio, write_mp4
+from humanvideo.media.video_io import Mp4Writer, fit_audio, write_mp4
 from humanvideo.media.watermark import PROVENANCE_KEY, make_label, provenance_metadata
 
 
@@ -108,3 +108,55 @@ def test_non_finite_audio_is_refused():
     bad[0, 0, 5] = float("nan")
     with pytest.raises(ValueError, match="sound: the waveform holds NaN or infinite samples"):
         validate_audio({"waveform": bad, "sample_rate": 16000}, "sound")
+
+
+@pytest.mark.parametrize("announced", [True, False])
+def test_streaming_writer_takes_frames_as_they_come(tmp_path, announced):
+    """Frames written one by one (announced count or not): sound fitted to the frames written, tags kept."""
+    frames = gradient_frames(12, 32, 48)
+    audio = torch.sin(torch.linspace(0, 300, 16000))[None].expand(2, -1)  # 1 s for 0.48 s of video
+    path = str(tmp_path / "s.mp4")
+    with Mp4Writer(
+        path, 12 if announced else None, (32, 48), 25.0, audio=(audio, 16000), metadata=provenance_metadata("t")
+    ) as writer:
+        for frame in frames:
+            writer.write_image(frame)
+    with av.open(path) as c:
+        assert c.metadata.get(PROVENANCE_KEY) == "true"
+        assert c.streams.audio[0].channels == 2
+        assert len(list(c.decode(video=0))) == 12
+    with av.open(path) as c:
+        samples = sum(f.samples for f in c.decode(audio=0))
+    assert abs(samples / 16000 - 0.48) < 0.07
+
+
+def test_streaming_writer_pads_short_sound_with_silence(tmp_path):
+    audio = torch.full((1, 1600), 0.5)  # 0.1 s of sound for 0.4 s of video
+    path = str(tmp_path / "q.mp4")
+    writer = Mp4Writer(path, None, (16, 16), 25.0, audio=(audio, 16000))
+    for frame in gradient_frames(10, 16, 16):
+        writer.write_image(frame)
+    info = writer.close()
+    assert info.frames == 10 and info.audio_seconds == pytest.approx(0.4)
+
+
+def test_streaming_writer_leaves_no_partial_file(tmp_path):
+    path = tmp_path / "a.mp4"
+    with pytest.raises(RuntimeError, match="stop"), Mp4Writer(str(path), 5, (16, 16), 25.0) as writer:
+        writer.write_image(torch.zeros(16, 16, 3))
+        raise RuntimeError("stop")
+    assert not path.exists()
+    writer = Mp4Writer(str(path), 5, (16, 16), 25.0)
+    writer.write_image(torch.zeros(16, 16, 3))
+    with pytest.raises(ValueError, match="expected 5 frames, got 1"):
+        writer.close()  # fewer frames than announced
+    assert not path.exists()
+    writer = Mp4Writer(str(path), 1, (16, 16), 25.0)
+    writer.write_image(torch.zeros(16, 16, 3))
+    with pytest.raises(ValueError, match="all 1 frames"):
+        writer.write_image(torch.zeros(16, 16, 3))
+    writer.abort()
+    assert not path.exists()
+    with pytest.raises(ValueError, match="AAC cannot store"):
+        Mp4Writer(str(path), 1, (16, 16), 25.0, audio=(torch.zeros(1, 10), 12345))
+    assert not path.exists()

@@ -1,4 +1,4 @@
-// HuMo Conditioning: a preset size decides the video's width and height, so the width/height widgets show
+// HuMo Conditioning and HuMo Long-Form Video: a preset size decides the video's width and height, so the width/height widgets show
 // the preset's numbers and cannot be edited while a preset is chosen; "custom" makes them editable again.
 // What the node shows is what runs (the server uses the preset whenever size is not "custom").
 //
@@ -6,7 +6,7 @@
 // reads them, and the browser tests compare it with the server's presets.
 import { app } from "../../../scripts/app.js";  // served at /extensions/<pack>/js/
 
-const NODE = "HVHuMoConditioning";
+const NODES = new Set(["HVHuMoConditioning", "HVHuMoLongForm"]);
 const PRESET = /^(\d+)x(\d+)$/;
 
 function presetDimensions(value) {
@@ -32,7 +32,7 @@ function followPreset(node) {
 app.registerExtension({
   name: "HumanVideo.HuMoPresetSize",
   async beforeRegisterNodeDef(nodeType, nodeData) {
-    if (nodeData?.name !== NODE) return;
+    if (!NODES.has(nodeData?.name)) return;
     const created = nodeType.prototype.onNodeCreated;
     nodeType.prototype.onNodeCreated = function (...args) {
       const result = created?.apply(this, args);
