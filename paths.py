@@ -10,7 +10,7 @@ import folder_paths
 
 # key -> (folder name under ComfyUI's models directory, extra file extensions beyond the usual model ones)
 PACK_MODEL_FOLDERS = {
-    "latentsync": ("latentsync", ()),
+    "latentsync": ("latentsync", (".model",)),  # .model: SyncNet's syncnet_v2.model
     "face_detection": ("face_detection", (".dat", ".onnx")),  # dlib predictors, ONNX detectors
 }
 

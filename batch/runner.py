@@ -1,10 +1,16 @@
-"""A batch: check every job, then run them one by one with retries, keeping a results file.
+"""A batch: check every job, then run them with retries on one or more servers, keeping a results file.
 
 The results file (JSON) is rewritten after every job through a temporary file and a rename, so it is
 always complete and readable, even after Ctrl-C or a crash. A re-run skips every job recorded as
 ``ok`` or ``failed`` (after all its retries) whose fingerprint (prompt + contents of its uploaded
 files) has not changed; ``--retry-failed`` runs the failed ones again. Jobs that were interrupted,
 stopped by a server outage, never reached, or changed since, always run again.
+
+Several servers (``--url`` more than once) share one queue of jobs: each server runs ``per_server``
+jobs at a time (one client connection each, in a thread), uploads go to the server that runs the job,
+and a job whose server dies or restarts while it runs goes back to the queue for any server. The batch
+stops early only when every server is gone. With one server the jobs run one after the other in the
+calling thread, exactly as before.
 """
 
 from __future__ import annotations
@@ -13,12 +19,15 @@ import json
 import os
 import sys
 import tempfile
+import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from . import best_of
 from .client import (
     ComfyClient,
     ComfyError,
@@ -72,6 +81,7 @@ def load_workflow(path: str | Path, object_info: dict) -> Workflow:
 class Results:
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        self._lock = threading.RLock()  # several servers' workers record into one file
         self.jobs: dict[str, dict] = {}
         self.meta: dict[str, Any] = {}
         if self.path.exists():
@@ -93,12 +103,17 @@ class Results:
         return None
 
     def record(self, job_id: str, **fields: Any) -> None:
-        rec = self.jobs.setdefault(job_id, {})
-        rec.update(fields)
-        rec["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S")
-        self.save()
+        with self._lock:
+            rec = self.jobs.setdefault(job_id, {})
+            rec.update(fields)
+            rec["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+            self.save()
 
     def save(self) -> None:
+        with self._lock:
+            self._write()
+
+    def _write(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         body = json.dumps({**self.meta, "jobs": self.jobs}, indent=2, sort_keys=False)
         fd, tmp = tempfile.mkstemp(prefix=self.path.name + ".", suffix=".tmp", dir=self.path.parent)
@@ -160,6 +175,10 @@ class BatchOptions:
     free_between: bool = False
     dry_run: bool = False
     retry_failed: bool = False
+    per_server: int = 1  # jobs running at once on each server
+    best_of: int = 1  # seeds per job
+    rank_by: str = "sync_c"  # metric that picks the best of a job's variants
+    score_workflow: dict | None = None  # API prompt scoring one output video (see best_of.score_prompt)
 
 
 @dataclass
@@ -199,24 +218,77 @@ def plan_all(
     return plans, invalid
 
 
+class _ServerLost(Exception):
+    """The worker's server stopped answering, or forgot the prompt, while a job ran on it."""
+
+
+@dataclass
+class _Slot:
+    """One worker: a client connection to one server (a server has ``per_server`` of them)."""
+
+    client: ComfyClient
+    progress: ProgressLine
+
+
+class _Queue:
+    """The jobs left to run, shared by the workers of every server."""
+
+    def __init__(self, plans: list[JobPlan], workers: int):
+        self.pending: deque[JobPlan] = deque(plans)
+        self.running = 0
+        self.alive = workers
+        self.attempts: dict[str, int] = {}
+        self.cond = threading.Condition()
+
+    def take(self) -> JobPlan | None:
+        """The next job, or None when none is left and none is running (nothing can come back)."""
+        with self.cond:
+            while not self.pending and self.running:
+                self.cond.wait(0.5)
+            if not self.pending:
+                return None
+            self.running += 1
+            return self.pending.popleft()
+
+    def finished(self, plan: JobPlan, requeue: bool = False) -> None:
+        with self.cond:
+            self.running -= 1
+            if requeue:
+                self.pending.appendleft(plan)
+            self.cond.notify_all()
+
+    def idle(self) -> bool:
+        with self.cond:
+            return not self.pending and not self.running
+
+
 class BatchRunner:
     def __init__(
         self,
-        client: ComfyClient,
+        client: ComfyClient | list[ComfyClient],
         workflow: Workflow,
         results: Results,
         options: BatchOptions,
         log: Callable[[str], None] = lambda s: print(s, file=sys.stderr),
         progress: ProgressLine | None = None,
     ):
-        self.client, self.workflow, self.results, self.opt = client, workflow, results, options
+        self.clients = list(client) if isinstance(client, list | tuple) else [client]
+        self.client = self.clients[0]  # checks the jobs against its /object_info
+        self.workflow, self.results, self.opt = workflow, results, options
         self.log = log
         self.progress = progress or ProgressLine(enabled=False)
-        self._uploaded: dict[str, str] = {}  # file digest -> name on the server
+        self._uploaded: dict[str, dict[str, str]] = {}  # server -> file digest -> name on that server
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._running: dict[str, tuple[str, str]] = {}  # job id -> (server url, prompt id)
 
+    # -- public ----------------------------------------------------------------------------------------
     def run(self, jobs: list[Job], base_dir: Path) -> BatchSummary:
         summary = BatchSummary(total=len(jobs))
-        plans, invalid = plan_all(self.workflow, self.client.object_info(), jobs, base_dir)
+        object_info = self.client.object_info()
+        plans, invalid = plan_all(self.workflow, object_info, jobs, base_dir)
+        plans, groups, more_invalid = best_of.expand(plans, self.opt.best_of, object_info)
+        invalid.update(more_invalid)
         for job_id, problem in invalid.items():
             summary.invalid += 1
             summary.problems[job_id] = problem
@@ -226,7 +298,10 @@ class BatchRunner:
                 ups = f", uploads {[str(u.path) for u in plan.uploads]}" if plan.uploads else ""
                 self.log(f"ok      job {plan.job.id} ({plan.job.source}){ups}")
             return summary
-        self.results.meta.update(workflow=str(self.workflow.path), server=self.client.url)
+        urls = [c.url for c in self.clients]
+        self.results.meta.update(workflow=str(self.workflow.path), server=urls[0])
+        if len(set(urls)) > 1:
+            self.results.meta["servers"] = sorted(set(urls), key=urls.index)
         for job_id, problem in invalid.items():
             self.results.record(job_id, status=STATUS_INVALID, error=problem, attempts=0, outputs=[], seconds=0.0)
 
@@ -244,78 +319,201 @@ class BatchRunner:
                 todo.append(plan)
         if summary.skipped:
             self.log(f"resuming: {summary.skipped} job(s) finished in an earlier run, {len(todo)} to run")
-        current = None
+        self._total = len(todo)
+        self._started = 0
+        slots = self._slots()
+        queue = _Queue(todo, len(slots))
         try:
-            for n, plan in enumerate(todo, start=1):
-                current = plan
-                try:
-                    self._run_job(plan, f"[{n}/{len(todo)}] {plan.job.id}", summary)
-                except BatchAborted as e:
-                    summary.aborted = str(e)
-                    summary.problems[plan.job.id] = str(e)
-                    self.log(f"batch stopped: {e}; re-run to resume")
-                    break
+            if len(slots) == 1:
+                self._work(slots[0], queue, summary)
+            else:
+                self._work_in_threads(slots, queue, summary)
         except KeyboardInterrupt:
             summary.interrupted = True
-            if current is not None and self.results.jobs.get(current.job.id, {}).get("status") != STATUS_OK:
-                self.results.record(current.job.id, status=STATUS_INTERRUPTED, error="interrupted by the user")
-            self.log("interrupted: the running job was stopped on the server; re-run to resume")
+            self._stop.set()
+            self._stop_running()
+            self.log("interrupted: the running job(s) were stopped on the server; re-run to resume")
+        if not summary.interrupted and queue.pending:
+            summary.aborted = "every server is gone"
+            for plan in queue.pending:
+                if queue.attempts.get(plan.job.id):
+                    summary.problems[plan.job.id] = self.results.jobs.get(plan.job.id, {}).get("error", "")
+            self.log(f"batch stopped: {summary.aborted}; re-run to resume")
+        if groups:
+            self._pick_best(groups)
         return summary
 
-    def _run_job(self, plan: JobPlan, label: str, summary: BatchSummary) -> None:
+    # -- workers ---------------------------------------------------------------------------------------
+    def _slots(self) -> list[_Slot]:
+        from .client import ComfyClient as _Client
+
+        slots = []
+        several = len(self.clients) * max(self.opt.per_server, 1) > 1
+        for client in self.clients:
+            for k in range(max(self.opt.per_server, 1)):
+                c = client if k == 0 else _Client(client.url, http_timeout=client.http_timeout)
+                # several jobs at once: one plain line per event, never a redrawn line
+                line = ProgressLine(self.progress.stream, enabled=self.progress.enabled) if several else self.progress
+                if several:
+                    line.tty = False
+                slots.append(_Slot(c, line))
+        return slots
+
+    def _work_in_threads(self, slots: list[_Slot], queue: _Queue, summary: BatchSummary) -> None:
+        threads = [
+            threading.Thread(target=self._work, args=(slot, queue, summary), name=f"hv_batch-{n}", daemon=True)
+            for n, slot in enumerate(slots)
+        ]
+        for t in threads:
+            t.start()
+        try:
+            while any(t.is_alive() for t in threads):
+                for t in threads:
+                    t.join(0.2)
+        finally:
+            for slot in slots[1:]:
+                if slot.client not in self.clients:
+                    slot.client.close()
+
+    def _work(self, slot: _Slot, queue: _Queue, summary: BatchSummary) -> None:
+        """One worker: takes jobs until none is left; when its server is lost, hands the job back and waits
+        for the server (up to --server-wait, or until the other servers have finished everything)."""
+        server = slot.client.url
+        try:
+            while not self._stop.is_set():
+                plan = queue.take()
+                if plan is None:
+                    return
+                with self._lock:
+                    self._started += 1
+                    label = f"[{self._started}/{self._total}] {plan.job.id}"
+                if len(self.clients) > 1:
+                    label += f" on {server}"
+                try:
+                    self._run_job(plan, slot, label, summary, queue)
+                except _ServerLost:
+                    queue.finished(plan, requeue=True)
+                    if not self._wait_for_server(slot.client, queue):
+                        self.log(f"server {server} gone: its jobs go to the other servers")
+                        return
+                    with self._lock:
+                        self._uploaded.pop(server, None)  # a restarted server may have a fresh input folder
+                    continue
+                except KeyboardInterrupt:
+                    queue.finished(plan)
+                    raise
+                queue.finished(plan)
+        finally:
+            with queue.cond:
+                queue.alive -= 1
+                queue.cond.notify_all()
+
+    def _wait_for_server(self, client: ComfyClient, queue: _Queue) -> bool:
+        if len(self.clients) == 1:
+            try:
+                client.wait_ready(self.opt.server_wait)
+                return True
+            except ServerUnavailable:
+                return False
+        deadline = time.monotonic() + self.opt.server_wait
+        while time.monotonic() < deadline and not self._stop.is_set():
+            if client.is_ready():
+                return True
+            with queue.cond:
+                others = queue.alive > 1
+            if others and queue.idle():
+                return False  # the others finished everything: nothing to come back for
+            time.sleep(0.5)
+        return False
+
+    def _stop_running(self) -> None:
+        from .client import ComfyClient as _Client
+
+        with self._lock:
+            running = dict(self._running)
+        for job_id, (url, prompt_id) in running.items():
+            with _Client(url, http_timeout=10) as c:
+                try:
+                    c.cancel([prompt_id])
+                    c.interrupt(prompt_id)
+                except ComfyError:
+                    pass
+            if self.results.jobs.get(job_id, {}).get("status") != STATUS_OK:
+                self.results.record(job_id, status=STATUS_INTERRUPTED, error="interrupted by the user")
+
+    # -- one job -----------------------------------------------------------------------------------------
+    def _run_job(self, plan: JobPlan, slot: _Slot, label: str, summary: BatchSummary, queue: _Queue) -> None:
         job_id = plan.job.id
+        client, progress = slot.client, slot.progress
         fingerprint = plan.fingerprint()
-        attempts, last_error, transient = 0, "", False
-        while attempts <= self.opt.retries:
-            attempts += 1
-            self.progress.start(label + (f" (attempt {attempts})" if attempts > 1 else ""))
+        last_error = self.results.jobs.get(job_id, {}).get("error") or ""
+        transient = False
+        while queue.attempts.get(job_id, 0) <= self.opt.retries:
+            with self._lock:
+                queue.attempts[job_id] = attempts = queue.attempts.get(job_id, 0) + 1
+            progress.start(label + (f" (attempt {attempts})" if attempts > 1 else ""))
             started = time.monotonic()
             prompt_id, transient = None, False
             try:
-                prompt = self._with_uploads(plan)
+                prompt = self._with_uploads(plan, client)
                 extra = {"extra_pnginfo": {"workflow": self.workflow.ui}} if self.workflow.ui else None
-                prompt_id = self.client.submit(prompt, extra_data=extra)
-                summary.submitted += 1
-                result = self.client.wait(
+                prompt_id = client.submit(prompt, extra_data=extra)
+                with self._lock:
+                    summary.submitted += 1
+                    self._running[job_id] = (client.url, prompt_id)
+                result = client.wait(
                     prompt_id,
                     timeout=self.opt.timeout,
-                    on_progress=self.progress.update,
-                    unreachable_grace=self.opt.server_wait,
+                    on_progress=progress.update,
+                    unreachable_grace=self.opt.server_wait
+                    if len(self.clients) == 1
+                    else min(self.opt.server_wait, 5.0),
                 )
             except KeyboardInterrupt:
-                self._stop(prompt_id)
+                self._stop_prompt(client, prompt_id)
+                self.results.record(job_id, status=STATUS_INTERRUPTED, error="interrupted by the user")
                 raise
             except PromptRejected as e:
                 # The server's validation is deterministic: retrying cannot help.
                 last_error = f"rejected by the server: {e}"
                 break
             except WaitTimeout as e:
-                self._stop(prompt_id)
+                self._stop_prompt(client, prompt_id)
                 last_error = str(e)
                 continue
             except (ServerUnavailable, PromptLost) as e:
                 last_error, transient = str(e), True
-                self.progress.done(f"server problem: {e}; waiting up to {self.opt.server_wait:.0f} s")
-                try:
-                    self.client.wait_ready(self.opt.server_wait)
-                except ServerUnavailable as gone:
-                    self.results.record(
-                        job_id,
-                        status=STATUS_PENDING,
-                        error=last_error,
-                        attempts=attempts,
-                        fingerprint=fingerprint,
-                        source=plan.job.source,
-                    )
-                    raise BatchAborted(str(gone)) from e
-                self._uploaded.clear()  # a restarted server may have a fresh input folder
-                continue
+                progress.done(f"server problem: {e}")
+                self.results.record(
+                    job_id,
+                    status=STATUS_PENDING,
+                    error=last_error,
+                    attempts=attempts,
+                    fingerprint=fingerprint,
+                    source=plan.job.source,
+                )
+                if attempts <= self.opt.retries:
+                    raise _ServerLost(str(e)) from e
+                break
             except (ComfyError, OSError) as e:
                 last_error = f"{type(e).__name__}: {e}"
                 continue
+            finally:
+                with self._lock:
+                    self._running.pop(job_id, None)
+            if self._stop.is_set():
+                return
             if result.ok:
-                outputs = self._collect(result, job_id)
+                outputs = self._collect(result, job_id, client)
                 seconds = result.seconds or (time.monotonic() - started)
+                fields: dict[str, Any] = {}
+                scores = best_of.scores_from_outputs(result.outputs)
+                if scores is None and self.opt.score_workflow is not None:
+                    scores, score_error = self._score(client, outputs)
+                    if score_error:
+                        fields["score_error"] = score_error
+                if scores is not None:
+                    fields["scores"] = scores
                 self.results.record(
                     job_id,
                     status=STATUS_OK,
@@ -324,58 +522,92 @@ class BatchRunner:
                     outputs=outputs,
                     seconds=round(seconds, 3),
                     prompt_id=prompt_id,
+                    server=client.url,
                     fingerprint=fingerprint,
                     source=plan.job.source,
+                    **fields,
                 )
-                self.progress.done(f"ok in {seconds:.1f} s, {len(outputs)} file(s)")
-                summary.ok += 1
+                shown = f", {self.opt.rank_by} {scores[self.opt.rank_by]:.3f}" if scores else ""
+                progress.done(f"ok in {seconds:.1f} s, {len(outputs)} file(s){shown}")
+                with self._lock:
+                    summary.ok += 1
                 if self.opt.free_between:
-                    self.client.free(unload_models=True)
+                    client.free(unload_models=True)
                 return
             last_error = result.error_message
-            self.progress.done(f"failed: {last_error}")
+            progress.done(f"failed: {last_error}")
         # A job that only met server outages is not the job's fault: a re-run tries it again.
         self.results.record(
             job_id,
             status=STATUS_PENDING if transient else STATUS_FAILED,
             error=last_error,
-            attempts=attempts,
+            attempts=queue.attempts.get(job_id, 0),
             outputs=[],
             fingerprint=fingerprint,
             source=plan.job.source,
         )
-        self.progress.done(f"FAILED after {attempts} attempt(s): {last_error}")
-        summary.failed += 1
-        summary.problems[job_id] = last_error
+        progress.done(f"FAILED after {queue.attempts.get(job_id, 0)} attempt(s): {last_error}")
+        with self._lock:
+            summary.failed += 1
+            summary.problems[job_id] = last_error
 
-    def _stop(self, prompt_id: str | None) -> None:
+    def _stop_prompt(self, client: ComfyClient, prompt_id: str | None) -> None:
         if prompt_id is None:
             return
         try:
-            self.client.cancel([prompt_id])
-            self.client.interrupt(prompt_id)
+            client.cancel([prompt_id])
+            client.interrupt(prompt_id)
         except ComfyError:
             pass  # the server is gone: nothing left to stop
 
-    def _with_uploads(self, plan: JobPlan) -> dict:
+    def _with_uploads(self, plan: JobPlan, client: ComfyClient) -> dict:
         prompt = json.loads(json.dumps(plan.prompt))
         for up in plan.uploads:
             digest = file_digest(up.path)
-            name = self._uploaded.get(digest)
+            with self._lock:
+                name = self._uploaded.get(client.url, {}).get(digest)
             if name is None:
                 # Content-addressed names: two local files called face.png never overwrite each other.
-                name = self.client.upload(up.path, name=f"hvb_{digest}_{up.path.name}")
-                self._uploaded[digest] = name
+                name = client.upload(up.path, name=f"hvb_{digest}_{up.path.name}")
+                with self._lock:
+                    self._uploaded.setdefault(client.url, {})[digest] = name
             prompt[up.node_id]["inputs"][up.input] = name
         return prompt
 
-    def _collect(self, result: RunResult, job_id: str) -> list[dict]:
+    def _collect(self, result: RunResult, job_id: str, client: ComfyClient) -> list[dict]:
         outputs = []
         for info in result.files():
             if info.get("type", "output") != "output":
                 continue  # previews in temp/ are not results
             rec = {k: info.get(k, "") for k in ("filename", "subfolder", "type")}
             if self.opt.download_dir is not None:
-                rec["local"] = str(self.client.download(info, Path(self.opt.download_dir) / job_id))
+                rec["local"] = str(client.download(info, Path(self.opt.download_dir) / job_id))
             outputs.append(rec)
         return outputs
+
+    # -- scores and the best of N --------------------------------------------------------------------
+    def _score(self, client: ComfyClient, outputs: list[dict]) -> tuple[dict | None, str | None]:
+        """Runs the scoring workflow on the first output video, on the server that holds it."""
+        videos = best_of.video_outputs(outputs)
+        if not videos:
+            return None, "no video output to score"
+        try:
+            prompt = best_of.score_prompt(self.opt.score_workflow, client.object_info(), videos[0])
+            result = client.run(prompt, timeout=self.opt.timeout)
+        except (ComfyError, JobError) as e:
+            return None, f"scoring failed: {e}"
+        if not result.ok:
+            return None, f"scoring failed: {result.error_message}"
+        scores = best_of.scores_from_outputs(result.outputs)
+        return scores, None if scores else "the scoring workflow reported no lip-sync score"
+
+    def _pick_best(self, groups: dict[str, list[str]]) -> None:
+        best = dict(self.results.meta.get("best") or {})
+        for job_id, variant_ids in groups.items():
+            variants = {v: self.results.jobs.get(v, {}) for v in variant_ids}
+            best[job_id] = best_of.best_record(job_id, variants, self.opt.rank_by, self.opt.download_dir)
+            chosen = best[job_id]["variant"]
+            self.log(f"best of {job_id}: {chosen or 'none'} ({best[job_id]['why']})")
+        with self.results._lock:
+            self.results.meta["best"] = best
+            self.results.save()

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 
 import torch
 
-from ..models import humo_mask_predictor as mask_predictor
 from .checkpoint_files import describe_state_dict, load_state_dict, strip_common_prefix
 
 # Audio path constants of the released checkpoints (humo/models/audio/audio_proj.py and model_humo.py):
@@ -236,8 +235,7 @@ def check_humo_state_dict(sd: dict[str, torch.Tensor], source: str = "checkpoint
 def load_humo_model(path: str | os.PathLike, weight_dtype: str = "default"):
     """Loads a HuMo DiT checkpoint of any published layout into core's ModelPatcher (MODEL).
 
-    Returns ``(model_patcher, config)``. Focus-by-predicting mask-predictor heads (``mask_predictor.{k}.*``,
-    absent from the released checkpoints) are kept and attached to the model when the file carries them.
+    Returns ``(model_patcher, config)``.
     """
     import comfy.sd
 
@@ -245,10 +243,8 @@ def load_humo_model(path: str | os.PathLike, weight_dtype: str = "default"):
         raise ValueError(f"weight_dtype {weight_dtype!r} is not one of {', '.join(WEIGHT_DTYPES)}")
     source = os.path.basename(os.path.normpath(str(path)))
     sd, metadata = load_state_dict(path, return_metadata=True)
-    sd, heads_sd = mask_predictor.split_state_dict(to_core_layout(sd))
+    sd = to_core_layout(sd)
     cfg = check_humo_state_dict(sd, source)
-    if heads_sd:  # validated before the (slow) model build
-        mask_predictor.infer_config(heads_sd, cfg.dim, cfg.num_layers, source)
     model_options = {}
     if WEIGHT_DTYPES[weight_dtype] is not None:
         model_options["dtype"] = WEIGHT_DTYPES[weight_dtype]
@@ -258,6 +254,4 @@ def load_humo_model(path: str | os.PathLike, weight_dtype: str = "default"):
         raise ValueError(
             f"{source}: ComfyUI core could not build a model from this HuMo DiT ({describe_state_dict(sd)})"
         )
-    if heads_sd:
-        mask_predictor.attach(model, heads_sd, source)
     return model, cfg

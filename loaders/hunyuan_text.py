@@ -260,9 +260,26 @@ def semantic_image_tokens(clip_vision, image: torch.Tensor) -> torch.Tensor:
 
 
 def encode_i2v(clip, clip_vision, image: torch.Tensor, prompt: str, interleave: int) -> I2VTextEmbedding:
-    """The official MLLM + CLIP-L encode of one prompt with one reference image."""
+    """The official MLLM + CLIP-L encode of one prompt with one reference image.
+
+    Runs under `torch.inference_mode()` as the server runs nodes: newer core's Llama writes into
+    preallocated tensors (`torch.add(..., out=...)`), which fails when autograd is recording. The results
+    are cloned outside inference mode so callers may use them anywhere.
+    """
     if interleave < 1:
         raise ValueError(f"image_interleave: must be >= 1, got {interleave}")
+    with torch.inference_mode():
+        emb = _encode_i2v(clip, clip_vision, image, prompt, interleave)
+    return I2VTextEmbedding(
+        context=emb.context.clone(),
+        pooled=emb.pooled.clone(),
+        image_tokens=emb.image_tokens,
+        text_tokens=emb.text_tokens,
+        truncated=emb.truncated,
+    )
+
+
+def _encode_i2v(clip, clip_vision, image: torch.Tensor, prompt: str, interleave: int) -> I2VTextEmbedding:
     embeds = semantic_image_tokens(clip_vision, image)
     layout = tpl.layout_from_ids(tpl.template_ids(llama_tokenizer(), prompt))
     pairs: list = [(t, 1.0) for t in layout.ids]

@@ -112,6 +112,12 @@ class FocusedAudioCrossAttention(torch.nn.Module):
         self.cfg = cfg
         self._cache: tuple | None = None
 
+    def set_config(self, cfg: FocusConfig) -> None:
+        if cfg.speakers != self.cfg.speakers:
+            raise ValueError(f"focus: {cfg.speakers} speaker region(s) for a model set up for {self.cfg.speakers}")
+        self.cfg = cfg
+        self._cache = None
+
     def _weights(self, grid: tuple[int, int, int, int], device, dtype) -> torch.Tensor:
         key = (grid, device, dtype)
         if self._cache is None or self._cache[0] != key:
@@ -160,10 +166,13 @@ def record_grid(executor, x, timestep, context, clip_fea=None, time_dim_concat=N
     return executor(x, timestep, context, clip_fea, time_dim_concat, transformer_options, **kwargs)
 
 
-def apply_focus(model_patcher, cfg: FocusConfig):
-    """A clone of a HuMo MODEL whose audio cross-attention follows ``cfg``; the input is left untouched."""
+def apply_focus(model_patcher, cfg: FocusConfig, updatable: bool = False):
+    """A clone of a HuMo MODEL whose audio cross-attention follows ``cfg``; the input is left untouched.
+
+    ``updatable`` patches the blocks even for an identity focus, so :func:`set_focus` can change it later.
+    """
     m = model_patcher.clone()
-    if cfg.is_identity:
+    if cfg.is_identity and not updatable:
         return m
     dm = m.get_model_object("diffusion_model")
     if not hasattr(dm, "audio_proj"):
@@ -174,3 +183,15 @@ def apply_focus(model_patcher, cfg: FocusConfig):
     m.remove_wrappers_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, WRAPPER_KEY)
     m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, WRAPPER_KEY, record_grid)
     return m
+
+
+def set_focus(model_patcher, cfg: FocusConfig) -> int:
+    """Changes, in place, the focus of a MODEL patched by :func:`apply_focus`; it holds from the next forward.
+
+    The patched blocks are the objects the loaded model runs, so this works mid-sampling. Returns how many
+    blocks were updated (0: the model carries no focus patch).
+    """
+    blocks = [p for p in model_patcher.object_patches.values() if isinstance(p, FocusedAudioCrossAttention)]
+    for block in blocks:
+        block.set_config(cfg)
+    return len(blocks)

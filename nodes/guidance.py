@@ -45,8 +45,8 @@ class HVGuidanceSchedule(io.ComfyNode):
                     options=PRESET_NAMES,
                     default=PRESET_NAMES[0],
                     tooltip="HuMo-17B official: text 5.0, audio 5.5; image kept in the null pass while "
-                    "t > 980, then text 5.0 - 2. HuMo-1.7B official: text 7.5, audio 7.5, image 4.0. "
-                    "custom: the chains below.",
+                    "t > 980, then text 5.0 - 2. HuMo-1.7B official: text 7.5, audio 7.5, image 4.0 (text 7.5 is "
+                    "the official generate_1_7B.yaml; the official 1.7B scripts pass 7.0). custom: the chains below.",
                 ),
                 io.Float.Input(
                     "scale_t",
@@ -55,7 +55,8 @@ class HVGuidanceSchedule(io.ComfyNode):
                     max=100.0,
                     step=0.1,
                     round=0.01,
-                    tooltip="Text guidance for the presets; -1 keeps the official value.",
+                    tooltip="Text guidance for the presets; -1 keeps the official value: 5.0 (17B), 7.5 (1.7B, from "
+                    "generate_1_7B.yaml; the official infer_t(i)a_1_7B.sh scripts use 7.0, set 7.0 to match them).",
                 ),
                 io.Float.Input(
                     "scale_a",

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 import comfy.model_management
 import torch
 from comfy_api.latest import io
@@ -164,6 +162,37 @@ class HVHuMoConditioning(io.ComfyNode):
         )
 
 
+INTEGER_TIMESTEPS_TOOLTIP = (
+    "On (official): the DiT gets the integer timestep the official loop feeds it (1000 x sigma truncated) and the "
+    "17B guidance switches while that integer is > 980, so every step count switches where the official code does "
+    "(80 steps: after step 7, not 8). Off: core's float timestep, switch on sigma > 0.98."
+)
+FOCUS_BY_PREDICTION_TOOLTIP = (
+    "Off (official): no focus by prediction. On: after focus_prediction_step the x0 estimate is decoded with the "
+    "VAE, each speaker's face is found (dlib, 68-point model from models/face_detection) and a soft, dilated face "
+    "mask confines that speaker's audio for the remaining steps, at the conditioning's focus_strength (1 when it "
+    "is 0). Speakers take the faces their focus masks cover; one speaker without a mask takes the largest face. "
+    "Costs one VAE decode and a face detection on every 4th frame."
+)
+FOCUS_STEP_TOOLTIP = (
+    "Step (0-based) whose x0 estimate is decoded for focus by prediction; the focus holds from the next step on. "
+    "Early steps give blurry frames where faces may not be found (then the focus stays as it was)."
+)
+
+
+def _focus_options(focus_by_prediction: bool, focus_prediction_step: int) -> hg.FocusOptions | None:
+    if not focus_by_prediction:
+        return None
+    return hg.FocusOptions(prediction=hg.FocusPrediction(step=focus_prediction_step))
+
+
+def _focus_inputs() -> list:
+    return [
+        io.Boolean.Input("focus_by_prediction", default=False, tooltip=FOCUS_BY_PREDICTION_TOOLTIP),
+        io.Int.Input("focus_prediction_step", default=10, min=1, max=999, tooltip=FOCUS_STEP_TOOLTIP),
+    ]
+
+
 class HVHuMoGuider(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
@@ -174,12 +203,15 @@ class HVHuMoGuider(io.ComfyNode):
             description=(
                 "A GUIDER for SamplerCustomAdvanced running HuMo's multi-condition guidance (separate text, image "
                 "and audio scales, time-adaptive). Identical passes run once, zero-scale passes are skipped and "
-                "the rest are batched into one forward when memory allows."
+                "the rest are batched into one forward when memory allows. Pair it with the flow_unipc sampler "
+                "(KSamplerSelect) for the official solver."
             ),
             inputs=[
                 io.Model.Input("model", tooltip="A HuMo model (17B or 1.7B), LoRAs and patches welcome."),
                 io.Conditioning.Input("positive", tooltip="positive from HuMo Conditioning."),
                 io.Conditioning.Input("negative", tooltip="negative from HuMo Conditioning."),
+                io.Boolean.Input("official_integer_timesteps", default=True, tooltip=INTEGER_TIMESTEPS_TOOLTIP),
+                *_focus_inputs(),
                 HV_GUIDANCE.Input(
                     "guidance",
                     optional=True,
@@ -190,8 +222,22 @@ class HVHuMoGuider(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, model, positive, negative, guidance=None) -> io.NodeOutput:
-        guider = hg.HuMoGuider(model, guidance or default_plan(model))
+    def execute(
+        cls,
+        model,
+        positive,
+        negative,
+        official_integer_timesteps=True,
+        focus_by_prediction=False,
+        focus_prediction_step=10,
+        guidance=None,
+    ) -> io.NodeOutput:
+        guider = hg.HuMoGuider(
+            model,
+            guidance or default_plan(model),
+            _focus_options(focus_by_prediction, focus_prediction_step),
+            integer_timesteps=official_integer_timesteps,
+        )
         guider.set_conds(positive, negative)
         return io.NodeOutput(guider)
 
@@ -204,9 +250,9 @@ class HVHuMoSampler(io.ComfyNode):
             display_name="HuMo Sampler",
             category=CATEGORY,
             description=(
-                "Samples a HuMo video with the official settings: 50 steps, shift 5.0, UniPC (bh2), the official "
-                "guidance of the model's size unless a schedule is connected. Returns the video frames' latent only, "
-                "and the face mask predicted by focus-by-predicting heads when the checkpoint has them."
+                "Samples a HuMo video with the official settings: 50 steps, shift 5.0, FlowUniPC (the official "
+                "solver), integer timesteps, the official guidance of the model's size unless a schedule is "
+                "connected. Returns the video frames' latent (reference frames dropped)."
             ),
             inputs=[
                 io.Model.Input("model", tooltip="A HuMo model (17B or 1.7B)."),
@@ -233,9 +279,12 @@ class HVHuMoSampler(io.ComfyNode):
                 io.Combo.Input(
                     "solver",
                     options=list(hg.SOLVERS),
-                    default="uni_pc",
-                    tooltip="uni_pc: core UniPC bh2 (the official solver family); euler: flow Euler.",
+                    default=hg.DEFAULT_SOLVER,
+                    tooltip="flow_unipc: the official FlowUniPC (UniPC bh2, order 2, flow log-SNR). uni_pc: core's "
+                    "UniPC bh2 (order 3, another lambda: drifts from the official trajectory). euler: flow Euler.",
                 ),
+                io.Boolean.Input("official_integer_timesteps", default=True, tooltip=INTEGER_TIMESTEPS_TOOLTIP),
+                *_focus_inputs(),
                 HV_GUIDANCE.Input(
                     "guidance",
                     optional=True,
@@ -244,18 +293,26 @@ class HVHuMoSampler(io.ComfyNode):
             ],
             outputs=[
                 io.Latent.Output(display_name="latent", tooltip="Denoised video latent (reference frames dropped)."),
-                io.Mask.Output(
-                    display_name="predicted_mask",
-                    tooltip="Face mask per video frame [frames, H, W] from the model's mask-predictor heads "
-                    "(the fully conditioned pass of the last step), usable as focus_mask. All zeros when "
-                    "the checkpoint has no heads: the released HuMo checkpoints have none.",
-                ),
             ],
         )
 
     @classmethod
-    def execute(cls, model, positive, negative, latent, seed, steps, shift, solver, guidance=None) -> io.NodeOutput:
-        out, guider = hg.sample_humo(
+    def execute(
+        cls,
+        model,
+        positive,
+        negative,
+        latent,
+        seed,
+        steps,
+        shift,
+        solver,
+        official_integer_timesteps=True,
+        focus_by_prediction=False,
+        focus_prediction_step=10,
+        guidance=None,
+    ) -> io.NodeOutput:
+        out, _ = hg.sample_humo(
             model,
             positive,
             negative,
@@ -265,16 +322,10 @@ class HVHuMoSampler(io.ComfyNode):
             steps=steps,
             shift=shift,
             solver=solver,
+            focus=_focus_options(focus_by_prediction, focus_prediction_step),
+            integer_timesteps=official_integer_timesteps,
         )
-        mask = guider.predicted_mask()
-        if mask is None:
-            cond = guider.condition
-            logging.info(
-                "HumanVideo: this HuMo checkpoint has no mask-predictor heads (released ones have none); "
-                "predicted_mask is all zeros"
-            )
-            mask = torch.zeros(out["samples"].shape[0] * cond.frames, cond.height, cond.width)
-        return io.NodeOutput(out, mask.to(comfy.model_management.intermediate_device()))
+        return io.NodeOutput(out)
 
 
 NODES = [HVHuMoConditioning, HVHuMoGuider, HVHuMoSampler]

@@ -85,7 +85,8 @@ class HVHunyuanVAELoader(io.ComfyNode):
             category=LOADERS,
             description=(
                 "Loads the HunyuanVideo 884-16c VAE as a core VAE from the official vae/pytorch_model.pt or the "
-                "Comfy-Org hunyuan_video_vae_bf16.safetensors, with the official frame-causal mid-block attention."
+                "Comfy-Org hunyuan_video_vae_bf16.safetensors, as the official code runs it: frame-causal "
+                "mid-block attention, the whole clip in one pass, decode in the official tiles."
             ),
             inputs=[
                 io.Combo.Input(
@@ -93,13 +94,33 @@ class HVHunyuanVAELoader(io.ComfyNode):
                     options=folder_paths.get_filename_list("vae"),
                     tooltip="File in models/vae (sub-folders allowed).",
                 ),
+                io.Combo.Input(
+                    "decode_tiling",
+                    optional=True,  # API prompts saved before this input existed keep working
+                    options=list(hv.DECODE_TILINGS),
+                    default=hv.TILES_OFFICIAL,
+                    tooltip="official tiles (default, as the official --vae-tiling): decode in 256 px x 64-frame "
+                    "tiles overlapping by a quarter, blended linearly; memory stays at one tile. off: the whole "
+                    "video in one decode (no tile blending, much more memory).",
+                ),
+                io.Combo.Input(
+                    "temporal_pass",
+                    optional=True,  # API prompts saved before this input existed keep working
+                    options=list(hv.TEMPORAL_PASSES),
+                    default=hv.PASS_WHOLE,
+                    tooltip="whole clip (official): every layer sees all frames of the clip (or tile) at once. "
+                    "rolling chunks: newer ComfyUI's low-memory mode, a few frames at a time with carried "
+                    "state; its results differ slightly from the official VAE (not available on ComfyUI 0.3.75).",
+                ),
             ],
             outputs=[io.Vae.Output(display_name="vae", tooltip="Core VAE: 16 latent channels, 4x time, 8x space.")],
         )
 
     @classmethod
-    def execute(cls, vae_name: str) -> io.NodeOutput:
-        return io.NodeOutput(hv.load_hunyuan_vae(resolve_model_path("vae", vae_name)))
+    def execute(
+        cls, vae_name: str, decode_tiling: str = hv.TILES_OFFICIAL, temporal_pass: str = hv.PASS_WHOLE
+    ) -> io.NodeOutput:
+        return io.NodeOutput(hv.load_hunyuan_vae(resolve_model_path("vae", vae_name), temporal_pass, decode_tiling))
 
 
 class HVHunyuanTextEncoderLoader(io.ComfyNode):
@@ -261,7 +282,8 @@ class HVHunyuanI2VConditioning(io.ComfyNode):
                     min=1,
                     max=1025,
                     step=4,
-                    tooltip="Frames, 4n+1 (others are rounded up); official 129 (5.4 s at 24 fps).",
+                    tooltip="Frames, 4n+1 (others are rounded up); official 129 (5.4 s at 24 fps). Above 192 the "
+                    "sampler applies the official RIFLEx RoPE fix against repeating motion.",
                 ),
                 io.Boolean.Input(
                     "stability",
@@ -320,8 +342,9 @@ class HVHunyuanI2VSampler(io.ComfyNode):
                 "The official sampler: flow-matching Euler on linspace(1, 0) sigmas with the flow shift (7 with "
                 "stability, 17 dynamic), 50 steps, optional real CFG with the negative (cfg > 1), then VAE decode. "
                 "v1 output drops the first 4 frames as the official pipeline does. For v2 it keeps the embedded "
-                "guidance off the first-frame tokens (as official; core adds it there) and runs real CFG passes "
-                "one at a time (core's batched v2 token replace fails)."
+                "guidance off the first-frame tokens and the first-frame modulation on the video tokens (as "
+                "official; core gets both wrong) and runs real CFG passes one at a time (core's batched v2 token "
+                "replace fails). Above 192 frames it applies the official RIFLEx RoPE fix."
             ),
             inputs=[
                 io.Model.Input("model", tooltip="HunyuanVideo-I2V model (LoRAs applied)."),
@@ -380,6 +403,9 @@ class HVHunyuanI2VSampler(io.ComfyNode):
         frames = hi.decode_frames(vae, out, release)
         guide = guidance.name if guidance is not None else (f"real CFG {cfg:g}" if cfg > 1 else "no real CFG")
         info = f"{release.name}: {steps} Euler steps, shift {shift:g}, {guide}, {frames.shape[0]} frames"
+        k = hi.riflex_index(out[hi.LATENT_KEY]["length"])
+        if k is not None:
+            info += f", RIFLEx (temporal RoPE frequency {k} stretched, as official above 192 frames)"
         if release.drop_first_frames:
             info += f" (first {release.drop_first_frames} dropped as official)"
         return io.NodeOutput(frames, out, OUTPUT_FPS, info)

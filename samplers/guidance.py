@@ -267,7 +267,7 @@ def humo_17b_plan(
     switch_sigma: float = HUMO_17B_SWITCH_SIGMA,
     late_text_offset: float = 2.0,
 ) -> GuidancePlan:
-    """generate.py forward_tia / forward_ta.
+    """Phantom-video/HuMo@17094e9 humo/generate.py:440-469 (forward_tia) and 471-487 (forward_ta).
 
     TIA, while t > 980: null keeps the image, text scale_t; after: null drops the image, text
     scale_t - 2. TA has no switch.
@@ -289,7 +289,11 @@ def humo_17b_plan(
 
 
 def humo_1_7b_plan(scale_t: float = 7.5, scale_a: float = 7.5, scale_i: float = 4.0) -> GuidancePlan:
-    """generate_1_7B.py: image outermost, no switch; TA is the same chain with the image pass folded away."""
+    """generate_1_7B.py: image outermost, no switch; TA is the same chain with the image pass folded away.
+
+    Scales from humo/configs/inference/generate_1_7B.yaml (scale_t 7.5, scale_a 7.5, scale_i 4.0); the official
+    scripts/infer_tia_1_7B.sh and infer_ta_1_7B.sh override scale_t with 7.0.
+    """
     sched = GuidanceSchedule(
         (GuidanceSegment(GuidanceChain((_NULL, _T, _TA, _TIA), (scale_t, scale_a, scale_i))),),
         "sigma",

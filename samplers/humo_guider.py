@@ -5,10 +5,25 @@ passes with a non-zero contribution through core's ``calc_cond_batch`` (which ba
 forward when memory allows), and combines them with the chain formula. For HuMo-17B it also extends
 the noise by the reference frames (the official code denoises them along) and drops them at the end,
 and swaps core's hard-coded c_concat for the official y.
+
+Official integer timesteps: the official loop feeds the DiT the scheduler's int64 timesteps, i.e.
+1000 x sigma truncated (Phantom-video/HuMo@17094e9 humo/models/utils/fm_solvers_unipc.py:205-211, used
+at humo/generate.py:589 and 618-626), and its guidance switch compares that integer, ``t > 980``
+(generate.py:451). With the option on, the guider feeds the DiT the same integer and switches on it;
+the sampler's own update still uses the float sigma, as the official scheduler's does.
+
+A generation from a zero latent starts from the noise itself, as the official loop does, not from core's
+sigma_0 x noise.
+
+Focus by prediction (an option; the official inference has no focus): at a chosen step the guider
+decodes its x0 estimate, finds each speaker's face in the frames and makes soft, dilated face masks
+the focus regions of the audio cross-attention for the remaining steps.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import comfy.model_management
@@ -16,10 +31,12 @@ import comfy.patcher_extension
 import comfy.sample
 import comfy.samplers
 import comfy.utils
+import numpy as np
 import torch
 
-from ..models import humo_mask_predictor as mp
-from ..models.humo_focus import FocusConfig, apply_focus, mask_per_latent_frame
+from ..media import face_focus
+from ..models.humo_focus import FocusConfig, apply_focus, mask_per_latent_frame, set_focus
+from . import flow_unipc
 from . import guidance as gd
 from .humo_conditioning import (
     Y_KEY,
@@ -30,6 +47,9 @@ from .humo_conditioning import (
 )
 
 APPLY_WRAPPER_KEY = "humanvideo_humo_y"
+TIMESTEP_WRAPPER_KEY = "humanvideo_humo_integer_timestep"
+MODEL_TIMESTEP_KEY = "hv_humo_model_timestep"  # transformer option: the integer timestep of this step
+VAE_STRIDE_S = 8
 
 
 def _apply_official_y(executor, x, t, c_concat=None, c_crossattn=None, control=None, transformer_options={}, **kwargs):
@@ -41,29 +61,128 @@ def _apply_official_y(executor, x, t, c_concat=None, c_crossattn=None, control=N
     return executor(x, t, c_concat, c_crossattn, control, transformer_options, **kwargs)
 
 
+def _feed_model_timestep(
+    executor, x, timestep, context, clip_fea=None, time_dim_concat=None, transformer_options={}, **kwargs
+):
+    # Diffusion-model wrapper: the DiT gets the integer the guider chose for this step (core passes the
+    # float 1000 x sigma); everything around the DiT keeps the float sigma.
+    t = transformer_options.get(MODEL_TIMESTEP_KEY)
+    if t is not None:
+        timestep = torch.full_like(timestep, float(t))
+    return executor(x, timestep, context, clip_fea, time_dim_concat, transformer_options, **kwargs)
+
+
+def model_timestep(sigma: float, official: Mapping[float, int] | None = None) -> int:
+    """The integer timestep the official loop feeds the DiT at ``sigma``.
+
+    ``official`` maps the float32 sigmas of an official schedule to its timesteps, which the official code
+    truncates from the float64 sigma before storing it as float32 (fm_solvers_unipc.py:205-211); other sigmas
+    take core's float32 timestep 1000 x sigma truncated. The two agree except where 1000 x sigma lies within
+    float32 rounding of an integer (2 of 316 050 steps over 1..300 steps at shifts 1..10).
+    """
+    if official:
+        t = official.get(sigma)
+        if t is not None:
+            return int(t)
+    return int(torch.tensor(sigma, dtype=torch.float32) * flow_unipc.NUM_TRAIN_TIMESTEPS)
+
+
 def pass_name(p: frozenset) -> str:
     return "hv_" + ("_".join(sorted(p)) or "null")
+
+
+@dataclass
+class FocusPrediction:
+    """Focus by prediction: after step ``step`` decode the x0 estimate, find the faces, focus on them.
+
+    ``strength`` None takes the focus strength of the conditioning, or 1 when that is 0. ``detector``
+    None is dlib's HOG detector with the first 68-point landmark model found; ``decode`` None decodes
+    with the conditioning's VAE (raw latents [1, 16, T, h, w] -> IMAGE [frames, H, W, 3]).
+    """
+
+    step: int = 10
+    strength: float | None = None
+    dilation: float = face_focus.DEFAULT_DILATION
+    feather: float = face_focus.DEFAULT_FEATHER
+    stride: int = 4  # detect on every 4th frame: one per latent frame of Wan's 4x temporal VAE
+    detector: object | None = None
+    decode: Callable[[torch.Tensor], torch.Tensor] | None = None
+
+    def __post_init__(self) -> None:
+        if self.step < 0:
+            raise ValueError(f"focus prediction step: must be >= 0, got {self.step}")
+        if self.strength is not None and not 0.0 <= self.strength <= 1.0:
+            raise ValueError(f"focus prediction strength: must be within 0..1, got {self.strength}")
 
 
 @dataclass
 class FocusOptions:
     strength: float | None = None  # None = from the conditioning
     masks: list[torch.Tensor | None] | None = None  # MASK per speaker; None = from the conditioning
+    prediction: FocusPrediction | None = None  # None = no focus by prediction
+
+
+class _Uint8Frames:
+    """IMAGE [N, H, W, C] in 0..1 as a sequence of uint8 RGB frames made on access (detection reads a few)."""
+
+    def __init__(self, images: torch.Tensor) -> None:
+        self.images = images
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        frame = self.images[i, ..., :3].float().clamp(0, 1).mul(255.0).round().to(torch.uint8)
+        return frame.cpu().numpy()
+
+
+def default_face_detector():
+    from ..media import face_detect
+
+    choices = face_detect.landmark_model_choices()
+    if not choices:
+        raise ValueError(
+            "focus_by_prediction: needs dlib's 68-point face model "
+            f"({face_detect.LANDMARKS_68}) in models/face_detection, or the face_recognition_models package"
+        )
+    return face_detect.DlibFaceDetector(choices[0])
 
 
 class HuMoGuider(comfy.samplers.CFGGuider):
-    def __init__(self, model_patcher, plan: gd.GuidancePlan, focus: FocusOptions | None = None) -> None:
+    def __init__(
+        self,
+        model_patcher,
+        plan: gd.GuidancePlan,
+        focus: FocusOptions | None = None,
+        integer_timesteps: bool = True,
+        official_start: bool = True,
+    ) -> None:
         spec = ModelSpec.from_model(model_patcher.model)
         m = model_patcher.clone()
         m.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, APPLY_WRAPPER_KEY, _apply_official_y)
+        m.remove_wrappers_with_key(comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, TIMESTEP_WRAPPER_KEY)
+        m.add_wrapper_with_key(
+            comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, TIMESTEP_WRAPPER_KEY, _feed_model_timestep
+        )
         super().__init__(m)
         self.spec = spec
         self.plan = plan
         self.focus = focus or FocusOptions()
+        self.integer_timesteps = integer_timesteps
+        self.official_start = official_start
+        self.official_timesteps: dict[float, int] = {}
         self.condition: HuMoCondition | None = None
         self.schedule: gd.GuidanceSchedule | None = None
-        self.pass_calls = 0  # forwards requested (for tests and logs)
-        self.mask_recorder: mp.MaskRecorder | None = None
+        # Of the latest run, for tests and logs: forwards requested, integers fed to the DiT, (sigma, DiT timestep,
+        # chain) per guider call, and what focus by prediction did.
+        self.pass_calls = 0
+        self.model_timesteps: list[int] = []
+        self.trace: list[tuple[float, int | None, gd.GuidanceChain]] = []
+        self.notes: list[str] = []
+        self.focus_config: FocusConfig | None = None  # the focus in force
+        self._base_strength = 0.0
+        self._prediction_done = False
+        self._detector = None
 
     # -- set-up ---------------------------------------------------------------------------------
     def set_conds(self, positive, negative) -> None:
@@ -79,6 +198,10 @@ class HuMoGuider(comfy.samplers.CFGGuider):
         )
         self._install_focus(cond)
 
+    def use_official_timesteps(self, sigmas: torch.Tensor, timesteps: torch.Tensor) -> None:
+        """Feeds the DiT exactly these integers at these sigmas (an official schedule, see model_timestep)."""
+        self.official_timesteps = {float(s): int(t) for s, t in zip(sigmas.tolist(), timesteps.tolist(), strict=False)}
+
     def _install_focus(self, cond: HuMoCondition) -> None:
         masks = self.focus.masks if self.focus.masks is not None else cond.speaker_masks
         speakers = max(1, len(cond.speakers))
@@ -88,44 +211,116 @@ class HuMoGuider(comfy.samplers.CFGGuider):
         strength = self.focus.strength if self.focus.strength is not None else cond.focus_strength
         if speakers > 1 and self.focus.strength is None and strength == 0.0:
             strength = 1.0  # several tracks need regions, otherwise every token hears the average
+        self._base_strength = strength
         grouped = [None if mk is None else mask_per_latent_frame(mk, cond.frames) for mk in masks]
         cfg = FocusConfig(grouped, strength, cond.latent_frames)
-        if not cfg.is_identity:
-            self.model_patcher = apply_focus(self.model_patcher, cfg)
+        self.focus_config = cfg
+        updatable = self.focus.prediction is not None
+        if updatable and not cond.speakers:
+            raise ValueError("focus_by_prediction: needs audio; without audio there is nothing to focus")
+        if updatable or not cfg.is_identity:
+            self.model_patcher = apply_focus(self.model_patcher, cfg, updatable=updatable)
             self.model_options = self.model_patcher.model_options
 
-    def enable_mask_prediction(self) -> bool:
-        """Records the focus-by-predicting face mask when the model carries the heads; call after set_conds
-        (the capture wraps the focus patch). Returns whether the model has heads."""
-        predictor = mp.predictor_of(self.model_patcher)
-        if predictor is None:
-            return False
-        self.mask_recorder = mp.MaskRecorder(predictor.cfg)
-        self.model_patcher = mp.apply_mask_capture(self.model_patcher, self.mask_recorder)
-        self.model_options = self.model_patcher.model_options
-        return True
-
-    def predicted_mask(self) -> torch.Tensor | None:
-        """MASK [frames, H, W]: the heads' face probability in the most-conditioned pass of the last step."""
-        rec, cond = self.mask_recorder, self.condition
-        if rec is None or rec.latest is None:
-            return None
-        return mp.tokens_to_mask(rec.latest, rec.grid, cond.latent_frames, cond.width, cond.height)
-
     # -- per step -------------------------------------------------------------------------------
+    def select(self, sigma: float, step: int | None) -> tuple[gd.GuidanceChain, int | None]:
+        """The guidance chain of this step and the integer timestep the DiT gets (None: core's float timestep)."""
+        if not self.integer_timesteps:
+            return self.schedule.chain_at(sigma, step), None
+        t = model_timestep(sigma, self.official_timesteps)
+        # generate.py:451 switches on the integer: t > 980 <=> t / 1000 > 0.98.
+        return self.schedule.chain_at(t / flow_unipc.NUM_TRAIN_TIMESTEPS, step), t
+
     def predict_noise(self, x, timestep, model_options={}, seed=None):
         comfy.model_management.throw_exception_if_processing_interrupted()
         sigma = float(timestep.flatten()[0])
-        step = gd.step_index(sigma, model_options.get("transformer_options", {}).get("sample_sigmas"))
-        chain = self.schedule.chain_at(sigma, step)
+        options = model_options.get("transformer_options", {})
+        step = gd.step_index(sigma, options.get("sample_sigmas"))
+        chain, t = self.select(sigma, step)
+        self.trace.append((sigma, t, chain))
+        if t is not None:
+            self.model_timesteps.append(t)
+            model_options = {**model_options, "transformer_options": {**options, MODEL_TIMESTEP_KEY: t}}
         passes = chain.needed_passes()
         self.pass_calls += len(passes)
-        if self.mask_recorder is not None:
-            self.mask_recorder.target = len(passes) - 1  # the chain's last pass is its most conditioned
         out = comfy.samplers.calc_cond_batch(
             self.inner_model, [self.conds[pass_name(p)] for p in passes], x, timestep, model_options
         )
-        return chain.combine(dict(zip(passes, out, strict=True)))
+        denoised = chain.combine(dict(zip(passes, out, strict=True)))
+        prediction = self.focus.prediction
+        if prediction is not None and not self._prediction_done and step == prediction.step:
+            self._prediction_done = True
+            self.predict_focus(denoised)
+        return denoised
+
+    # -- focus by prediction --------------------------------------------------------------------
+    def _decode(self, x0: torch.Tensor) -> torch.Tensor:
+        """Model-space x0 of the video frames [1, 16, T, h, w] -> IMAGE [frames, H, W, 3]."""
+        raw = self.inner_model.process_latent_out(x0.float())
+        prediction = self.focus.prediction
+        if prediction.decode is not None:
+            images = prediction.decode(raw)
+        else:
+            vae = self.condition.vae
+            if vae is None:
+                raise ValueError("focus_by_prediction: the conditioning carries no VAE to decode the x0 estimate")
+            images = vae.decode(raw)
+            # The VAE may have pushed the DiT out of memory; sampling goes on with it.
+            comfy.model_management.load_models_gpu([self.model_patcher] + list(getattr(self, "loaded_models", [])))
+        return images.reshape(-1, *images.shape[-3:])
+
+    def predict_focus(self, denoised: torch.Tensor) -> FocusConfig | None:
+        """Decodes the x0 estimate, finds each speaker's face and focuses on it from the next forward on.
+
+        Returns the new focus, or None when no face was found (the focus stays as it was).
+        """
+        cond, prediction = self.condition, self.focus.prediction
+        x0 = denoised[:1, :, : cond.latent_frames]  # the first sample's video frames (17B: references dropped)
+        frames = self._decode(x0)
+        old = self.focus_config
+        hints = [None if m is None else m.float().cpu().numpy() for m in self._speaker_masks()]
+        if self._detector is None:
+            self._detector = prediction.detector or default_face_detector()
+        faces = face_focus.find_speaker_faces(
+            _Uint8Frames(frames),
+            self._detector,
+            old.speakers,
+            hints if all(h is not None for h in hints) else None,
+            prediction.stride,
+            on_frame=lambda _: comfy.model_management.throw_exception_if_processing_interrupted(),
+        )
+        if not any(faces.found(s) for s in range(faces.speakers)):
+            self.notes.append(f"focus by prediction: no face in the x0 estimate of step {prediction.step}; unchanged")
+            logging.info("HumanVideo: %s", self.notes[-1])
+            return None
+        size = (cond.height // VAE_STRIDE_S, cond.width // VAE_STRIDE_S)
+        grouped = []
+        for s in range(faces.speakers):
+            if not faces.found(s):
+                grouped.append(old.masks[s])  # this speaker keeps the region it had
+                continue
+            per_frame = face_focus.soft_box_masks(
+                faces.boxes[s], faces.width, faces.height, size, prediction.dilation, prediction.feather
+            )
+            grouped.append(mask_per_latent_frame(torch.from_numpy(per_frame), cond.frames))
+        if prediction.strength is not None:
+            strength = prediction.strength
+        else:
+            strength = self._base_strength if self._base_strength > 0 else 1.0
+        cfg = FocusConfig(grouped, strength, cond.latent_frames)
+        set_focus(self.model_patcher, cfg)
+        self.focus_config = cfg
+        found = [s + 1 for s in range(faces.speakers) if faces.found(s)]
+        self.notes.append(
+            f"focus by prediction at step {prediction.step}: face(s) of speaker(s) {found} found on "
+            f"{len(faces.detected_frames)} checked frames, strength {strength:g}"
+        )
+        logging.info("HumanVideo: %s", self.notes[-1])
+        return cfg
+
+    def _speaker_masks(self) -> list[torch.Tensor | None]:
+        masks = self.focus.masks if self.focus.masks is not None else self.condition.speaker_masks
+        return list(masks) if masks else [None] * self.focus_config.speakers
 
     # -- whole run ------------------------------------------------------------------------------
     def sample(
@@ -142,6 +337,20 @@ class HuMoGuider(comfy.samplers.CFGGuider):
                 f"latent: shape {tuple(latent_image.shape)} does not match the HuMo conditioning "
                 f"(frames, h, w) = {want}; use the latent output of HV HuMo Conditioning"
             )
+        self.pass_calls, self.model_timesteps, self.trace, self.notes = 0, [], [], []  # per run
+        prediction = self.focus.prediction
+        if prediction is not None:
+            steps = len(sigmas) - 1
+            if prediction.step >= steps - 1:
+                raise ValueError(
+                    f"focus_prediction_step: {prediction.step} leaves no step to use the predicted focus "
+                    f"in {steps} steps; pick a step below {max(steps - 1, 0)}"
+                )
+            if self._detector is None:  # fail before sampling, not halfway
+                self._detector = prediction.detector or default_face_detector()
+            self._prediction_done = False
+            if self.focus_config is not None:  # a repeated run starts from the conditioning's focus again
+                self._install_initial_focus()
         extra = cond.n_ref if self.spec.concat_y else 0
         if extra:
             gen = torch.Generator().manual_seed((seed or 0) + 1)
@@ -154,20 +363,35 @@ class HuMoGuider(comfy.samplers.CFGGuider):
                     denoise_mask = torch.cat(
                         [dm, torch.ones_like(dm[:, :, :1]).expand(*dm.shape[:2], extra, *dm.shape[3:])], dim=2
                     )
+        if self.official_start and denoise_mask is None and not latent_image.any() and 0 < float(sigmas[0]) < 1:
+            # A generation from scratch starts from the noise itself (generate.py:592 and generate_1_7B.py:576,
+            # latents = noise); core starts from sigma_0 noise + (1 - sigma_0) latent, so give it noise / sigma_0.
+            noise = noise / sigmas[0].to(noise)
         out = super().sample(noise, latent_image, sampler, sigmas, denoise_mask, callback, disable_pbar, seed)
         return out[:, :, : cond.latent_frames]
 
+    def _install_initial_focus(self) -> None:
+        cond = self.condition
+        grouped = [None if m is None else mask_per_latent_frame(m, cond.frames) for m in self._speaker_masks()]
+        self.focus_config = FocusConfig(grouped, self._base_strength, cond.latent_frames)
+        set_focus(self.model_patcher, self.focus_config)
 
-# Official FlowUniPC: sigma_max = 1 - 1/num_train_timesteps.
-OFFICIAL_SIGMA_MAX = 0.999
-SOLVERS = {"uni_pc": "uni_pc_bh2", "euler": "euler"}  # official FlowUniPC uses the bh2 variant
+
+SOLVERS = {"flow_unipc": flow_unipc.SAMPLER_NAME, "uni_pc": "uni_pc_bh2", "euler": "euler"}
+DEFAULT_SOLVER = "flow_unipc"  # the official FlowUniPCMultistepScheduler
 
 
 def humo_sigmas(steps: int, shift: float) -> torch.Tensor:
-    """Official schedule: linspace(0.999, 0, steps + 1)[:-1], shifted s' = shift s / (1 + (shift - 1) s), then 0."""
-    sigmas = torch.linspace(OFFICIAL_SIGMA_MAX, 0.0, steps + 1, dtype=torch.float64)[:-1]
-    shifted = shift * sigmas / (1.0 + (shift - 1.0) * sigmas)
-    return torch.cat([shifted, torch.zeros(1, dtype=torch.float64)]).float()
+    """Official sigmas: float32(0.999) .. 0 in ``steps`` equal parts, shifted, then 0 (see flow_unipc)."""
+    return flow_unipc.official_schedule(steps, shift)[0]
+
+
+def solver_object(solver: str) -> comfy.samplers.KSAMPLER:
+    if solver not in SOLVERS:
+        raise ValueError(f"solver: {solver!r} is not one of {sorted(SOLVERS)}")
+    if solver == "flow_unipc":  # independent of the name being registered in core's lists
+        return comfy.samplers.KSAMPLER(flow_unipc.sample_flow_unipc)
+    return comfy.samplers.sampler_object(SOLVERS[solver])
 
 
 def sample_humo(
@@ -179,24 +403,19 @@ def sample_humo(
     seed: int,
     steps: int = 50,
     shift: float = 5.0,
-    solver: str = "uni_pc",
+    solver: str = DEFAULT_SOLVER,
     focus: FocusOptions | None = None,
     progress: bool = True,
+    integer_timesteps: bool = True,
 ) -> tuple[dict, HuMoGuider]:
-    """All-in-one: official sigmas, the HuMo guider, a core sampler; returns (LATENT of video frames, guider)."""
-    if steps < 1:
-        raise ValueError(f"steps: must be at least 1, got {steps}")
-    if shift <= 0:
-        raise ValueError(f"shift: must be positive, got {shift}")
-    guider = HuMoGuider(model_patcher, plan, focus)
+    """All-in-one: official sigmas, the HuMo guider, a sampler; returns (LATENT of video frames, guider)."""
+    sigmas, timesteps = flow_unipc.official_schedule(steps, shift)
+    sampler = solver_object(solver)
+    guider = HuMoGuider(model_patcher, plan, focus, integer_timesteps)
     guider.set_conds(positive, negative)
-    guider.enable_mask_prediction()
+    guider.use_official_timesteps(sigmas, timesteps)
     samples = latent["samples"]
     noise = comfy.sample.prepare_noise(samples, seed, latent.get("batch_index"))
-    if solver not in SOLVERS:
-        raise ValueError(f"solver: {solver!r} is not one of {sorted(SOLVERS)}")
-    sigmas = humo_sigmas(steps, shift)
-    sampler = comfy.samplers.sampler_object(SOLVERS[solver])
     pbar = comfy.utils.ProgressBar(steps) if progress else None
 
     def callback(step, x0, x, total):

@@ -11,9 +11,11 @@ Official pipeline (`hyvideo/inference.py`, `pipeline_hunyuan_video.py`), on core
   embedded guidance 6.0 (v2), real CFG only when cfg > 1 (negative prompt + black image);
 - v1 output drops the first 4 decoded frames.
 
-Two deviations of core 0.3.75's v2 path are corrected on our model clone: core also adds the embedded
-guidance to the first-frame (token replace) modulation, and it crashes when cond and uncond are batched
-(real CFG); see `official_token_replace` and `one_sample_per_forward`.
+Deviations of core's v2 path are corrected on our model clone: core also adds the embedded guidance to
+the first-frame (token replace) modulation; core 0.33 puts the text before the video tokens in the
+single-stream blocks but keeps the first-frame modulation range at position 0; and 0.3.75 crashes when
+cond and uncond are batched (real CFG); see `official_token_replace` and `one_sample_per_forward`.
+Past 192 frames the official inference stretches one temporal RoPE frequency (RIFLEx); `with_riflex`.
 """
 
 from __future__ import annotations
@@ -353,8 +355,51 @@ class GuidanceOnVideoTokens(torch.nn.Module):
         return torch.stack([torch.zeros_like(g), g], dim=1)
 
 
+def text_first_modulation_dims(dims, transformer_options: dict):
+    """Token-replace modulation ranges for a single-stream sequence laid out [text, video].
+
+    Core 0.33 concatenates text before the video tokens in the single-stream blocks and records where the
+    video starts (`transformer_options["img_slice"]`), but passes the ranges built for [video, text]
+    (ComfyUI 0.33.0 `comfy/ldm/hunyuan_video/model.py:339, 416, 420`: first frame from position 0), so the
+    text and part of frame 0 get the wrong vector. Officially (`hyvideo/modules/models.py:395-397, 766`,
+    single stream `[video, text]`) only the first-frame video tokens take the timestep-0 vector (index 0);
+    text and every other token take the sample's vector (index 1). Ranges that already start past the text
+    are left alone.
+    """
+    img_slice = transformer_options.get("img_slice")
+    if not dims or not img_slice or img_slice[0] <= 0:
+        return dims  # [video, text] order (core 0.3.75): the ranges are right
+    start, _, index = dims[0]
+    if start != 0 or index != 0:
+        return dims
+    text = img_slice[0]
+    return [(0, text, 1)] + [(s + text, None if e is None else e + text, i) for s, e, i in dims]
+
+
+class TextFirstModulation:
+    """Single-block replace patch applying `text_first_modulation_dims`; chains an existing patch."""
+
+    def __init__(self, previous=None) -> None:
+        while isinstance(previous, TextFirstModulation):
+            previous = previous.previous
+        self.previous = previous
+
+    def __call__(self, args: dict, extra: dict) -> dict:
+        args = dict(args)
+        args["modulation_dims"] = text_first_modulation_dims(
+            args.get("modulation_dims"), args.get("transformer_options") or {}
+        )
+        if self.previous is not None:
+            return self.previous(args, extra)
+        return extra["original_block"](args)
+
+
 def official_token_replace(model):
-    """Clone of a v2 MODEL whose embedded guidance modulates as the official code (see GuidanceOnVideoTokens)."""
+    """Clone of a v2 MODEL whose token-replace modulation is the official one.
+
+    - embedded guidance only on the video tokens' vector (`GuidanceOnVideoTokens`);
+    - single-stream first-frame ranges past the text on hosts that put text first (`TextFirstModulation`).
+    """
     dm = model.model.diffusion_model
     if not getattr(dm.params, "guidance_embed", False):
         return model
@@ -363,6 +408,75 @@ def official_token_replace(model):
         inner = inner.inner
     m = model.clone()
     m.add_object_patch("diffusion_model.guidance_in", GuidanceOnVideoTokens(inner))
+    replaced = m.model_options.get("transformer_options", {}).get("patches_replace", {}).get("dit", {})
+    for i in range(len(dm.single_blocks)):
+        m.set_model_patch_replace(TextFirstModulation(replaced.get(("single_block", i))), "dit", "single_block", i)
+    return m
+
+
+# ----------------------------------------------------------------------------------------------- RIFLEx
+# `hyvideo/inference.py:641-688` (HunyuanVideoSampler.get_rotary_pos_embed) and `:51-103`
+# (get_1d_rotary_pos_embed_riflex): above 192 frames, the temporal RoPE frequency with index k - 1 is
+# replaced by 0.9 * 2 pi / L_test, L_test = latent frames, k = clamp(2 + (frames + 3) // (4 * 25), 4, 8).
+RIFLEX_ABOVE_FRAMES = 192
+RIFLEX_TRAIN_LATENT_FRAMES = 25  # official `L_train`
+RIFLEX_PERIOD_FRACTION = 0.9
+
+
+def riflex_index(video_length: int) -> int | None:
+    """The official intrinsic frequency index k (1-based), or None at <= 192 frames (plain RoPE)."""
+    if video_length <= RIFLEX_ABOVE_FRAMES:
+        return None
+    return max(4, min(8, 2 + (video_length + 3) // (4 * RIFLEX_TRAIN_LATENT_FRAMES)))
+
+
+def riflex_frequency(latent_frames: int) -> float:
+    return RIFLEX_PERIOD_FRACTION * 2 * math.pi / latent_frames
+
+
+class RIFLExEmbedND(torch.nn.Module):
+    """Core's RoPE embedder with the official RIFLEx temporal frequency (axis 0, column k - 1).
+
+    Core's embedder returns per token and frequency the rotation [[cos, -sin], [sin, cos]]
+    (`comfy/ldm/flux/math.py` rope); column k - 1 of the temporal axis is recomputed in float32 from the
+    frame index, as the official code does (float32 positions times float32 frequencies).
+    """
+
+    def __init__(self, inner: torch.nn.Module, k: int, latent_frames: int) -> None:
+        super().__init__()
+        if not 1 <= k <= inner.axes_dim[0] // 2:
+            raise ValueError(f"RIFLEx index {k} outside the {inner.axes_dim[0] // 2} temporal frequencies")
+        self.inner = inner
+        self.k = k
+        self.latent_frames = latent_frames
+
+    @property
+    def axes_dim(self):
+        return self.inner.axes_dim
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        pe = self.inner(ids)  # [B, 1, tokens, sum(axes_dim) / 2, 2, 2]
+        freq = torch.tensor(riflex_frequency(self.latent_frames), dtype=torch.float32, device=ids.device)
+        angle = ids[..., 0].to(torch.float32) * freq
+        cos, sin = angle.cos().to(pe.dtype), angle.sin().to(pe.dtype)
+        column = pe[:, 0, :, self.k - 1]
+        column[..., 0, 0] = cos
+        column[..., 0, 1] = -sin
+        column[..., 1, 0] = sin
+        column[..., 1, 1] = cos
+        return pe
+
+
+def with_riflex(model, video_length: int, latent_frames: int):
+    """Clone with the official RIFLEx RoPE when the video is longer than 192 frames; else the model itself."""
+    k = riflex_index(video_length)
+    if k is None:
+        return model
+    inner = model.model.diffusion_model.pe_embedder
+    while isinstance(inner, RIFLExEmbedND):
+        inner = inner.inner
+    m = model.clone()
+    m.add_object_patch("diffusion_model.pe_embedder", RIFLExEmbedND(inner, k, latent_frames))
     return m
 
 
@@ -438,6 +552,8 @@ def sample_i2v(
     if release is RELEASE_V2:
         patched = one_sample_per_forward(official_token_replace(patched))
     samples = comfy.sample.fix_empty_latent_channels(patched, latent["samples"])
+    patch_t = model.model.diffusion_model.patch_size[0]
+    patched = with_riflex(patched, info["length"], samples.shape[2] // patch_t)
     noise = initial_noise(samples, seed, info["stability"], info["image_latent"], patched.model.process_latent_in)
     sigmas = flow_sigmas(steps, shift)
     guider = make_guider(patched, positive, negative, cfg, guidance_plan)

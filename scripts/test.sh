@@ -1,9 +1,69 @@
 #!/usr/bin/env bash
-# README command 2: set up if needed, then run the whole test suite (unit, integration, browser).
-# Extra arguments go to pytest, e.g. `scripts/test.sh tests/unit -k audio`.
-set -euo pipefail
+# README command 2: set up if needed, then run the whole test suite (unit, integration, browser) on every
+# ComfyUI host of the matrix, one pytest session per host in that host's own venv.
+#
+#   scripts/test.sh [pytest arguments]        e.g. `scripts/test.sh tests/unit -k audio -q`
+#
+# Hosts: ComfyUI 0.3.75 from PyPI (or HV_COMFYUI=<checkout>), then every ComfyUI snapshot
+# (*.tar.gz unpacking to ComfyUI/) in HV_EXTRA_HOSTS=<folder>, by default ../shared/hosts next to the
+# clone (HV_REQUIRE_EXTRA_HOSTS=1, as in .ci/run: fail when there is none). HV_TEST_HOSTS=0.33.0 (a
+# comma-separated list of versions) runs only those. The exit status is non-zero when the suite fails on
+# any host.
+set -uo pipefail
 PACK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-eval "$(bash "$PACK_DIR/scripts/setup.sh" --print-env)"
-export COMFYUI_PATH
 cd "$PACK_DIR"
-exec "$HV_VENV/bin/python" -m pytest "$@"
+
+say() { printf '[test] %s\n' "$*"; }
+
+hosts=("${HV_COMFYUI:-pypi}")
+extra_dir="${HV_EXTRA_HOSTS:-$PACK_DIR/../shared/hosts}"
+shopt -s nullglob
+snapshots=("$extra_dir"/*.tar.gz)
+shopt -u nullglob
+if [ "${#snapshots[@]}" -gt 0 ]; then
+  hosts+=("${snapshots[@]}")
+elif [ "${HV_REQUIRE_EXTRA_HOSTS:-0}" = "1" ]; then
+  say "no ComfyUI snapshot (*.tar.gz) in $extra_dir (HV_EXTRA_HOSTS), and this run needs one"; exit 1
+else
+  say "no further ComfyUI snapshot in $extra_dir (HV_EXTRA_HOSTS): testing on ComfyUI 0.3.75 only"
+fi
+
+# Set every host up first: a host that cannot be set up fails the run before any test starts.
+labels=() venvs=() paths=()
+for host in "${hosts[@]}"; do
+  env_lines="$(bash "$PACK_DIR/scripts/setup.sh" --host "$host" --print-env)" || {
+    say "setting up $host failed"; exit 1
+  }
+  eval "$env_lines"
+  if [ -n "${HV_TEST_HOSTS:-}" ] && [[ ",$HV_TEST_HOSTS," != *",${HV_HOST_LABEL#ComfyUI },"* ]]; then
+    continue
+  fi
+  if [[ " ${labels[*]} " == *" $HV_HOST_LABEL "* ]]; then
+    say "$HV_HOST_LABEL from $host: already tested from another tree, skipped"; continue
+  fi
+  labels+=("$HV_HOST_LABEL") venvs+=("$HV_VENV") paths+=("$COMFYUI_PATH")
+done
+[ "${#labels[@]}" -gt 0 ] || { say "HV_TEST_HOSTS=$HV_TEST_HOSTS matches none of the hosts"; exit 2; }
+
+results=() status=0
+for i in "${!labels[@]}"; do
+  label="${labels[$i]}"
+  slug="comfyui-${label#ComfyUI }"
+  artifacts="$PACK_DIR/.artifacts/$slug"
+  mkdir -p "$artifacts"
+  printf '\n%s\n[test] host %d/%d: %s (%s)\n%s\n' "$(printf '=%.0s' {1..100})" $((i + 1)) "${#labels[@]}" \
+    "$label" "${paths[$i]}" "$(printf '=%.0s' {1..100})"
+  start=$SECONDS
+  COMFYUI_PATH="${paths[$i]}" HV_HOST_LABEL="$label" HV_ARTIFACTS_DIR="$artifacts" \
+    "${venvs[$i]}/bin/python" -m pytest "$@" 2>&1 | tee "$artifacts/pytest.log"
+  rc="${PIPESTATUS[0]}"
+  # pytest's last line is the tally ("== 3 failed, 300 passed in 512.1s ==").
+  tally="$(tail -n 1 "$artifacts/pytest.log" | sed -e 's/^=* *//' -e 's/ *=*$//')"
+  if [ "$rc" = "0" ]; then verdict="passed"; else verdict="FAILED (exit $rc)"; status=1; fi
+  results+=("$(printf '%-16s %-18s %s; %d s wall' "$label" "$verdict" "$tally" $((SECONDS - start)))")
+done
+
+printf '\n%s\n' "$(printf '=%.0s' {1..100})"
+for line in "${results[@]}"; do say "$line"; done
+say "total $SECONDS s wall; $([ "$status" = 0 ] && echo "every host passed" || echo "FAILED on at least one host")"
+exit "$status"

@@ -7,7 +7,9 @@ official guidance recipe of the model's size, 50 UniPC steps at shift 5, seed 66
 
 from __future__ import annotations
 
-from build_workflows import Node, Workflow
+from dataclasses import replace
+
+from build_workflows import Guide, Node, Stage, Workflow
 
 HF = "https://huggingface.co"
 COMFY_HUMO = f"{HF}/Comfy-Org/HuMo_ComfyUI/resolve/main/split_files"
@@ -58,7 +60,7 @@ TWO_SPEAKERS_PROMPT = (
     "speaks first, then the person on the right answers, natural gestures, warm indoor light."
 )
 
-OFFICIAL = {"seed": 666666, "steps": 50, "shift": 5.0, "solver": "uni_pc"}
+OFFICIAL = {"seed": 666666, "steps": 50, "shift": 5.0, "solver": "flow_unipc"}
 FPS = 25.0
 LENGTH = 97
 
@@ -69,19 +71,17 @@ def _loaders(model_file: str, prompt: str = PROMPT) -> list[Node]:
             1,
             "HVLoadHuMoModel",
             {"model_name": model_file, "weight_dtype": "default"},
-            pos=(0, 0),
             models=[MODELS[model_file]],
         ),
-        Node(2, "HVLoadWanVAE", {"vae_name": WAN_VAE, "dtype": "default"}, pos=(0, 150), models=[MODELS[WAN_VAE]]),
-        Node(3, "HVLoadUMT5", {"text_encoder_name": UMT5}, pos=(0, 300), models=[MODELS[UMT5], MODELS["spiece.model"]]),
-        Node(4, "HVLoadWhisper", {"model": WHISPER, "precision": "auto"}, pos=(0, 480), models=[MODELS[WHISPER]]),
-        Node(5, "CLIPTextEncode", {"text": prompt}, links={"clip": (3, 0)}, pos=(380, 0), title="Prompt"),
+        Node(2, "HVLoadWanVAE", {"vae_name": WAN_VAE, "dtype": "default"}, models=[MODELS[WAN_VAE]]),
+        Node(3, "HVLoadUMT5", {"text_encoder_name": UMT5}, models=[MODELS[UMT5], MODELS["spiece.model"]]),
+        Node(4, "HVLoadWhisper", {"model": WHISPER, "precision": "auto"}, models=[MODELS[WHISPER]]),
+        Node(5, "CLIPTextEncode", {"text": prompt}, links={"clip": (3, 0)}, title="Prompt"),
         Node(
             6,
             "CLIPTextEncode",
             {"text": NEGATIVE_PROMPT},
             links={"clip": (3, 0)},
-            pos=(380, 220),
             title="Negative prompt (official)",
         ),
     ]
@@ -91,56 +91,141 @@ def _tail(preset: str, prefix: str, audio: tuple[int, int], first_id: int = 20) 
     """Guidance preset -> sampler -> VAE decode -> mp4 with the speech."""
     g, s, d, v = first_id, first_id + 1, first_id + 2, first_id + 3
     return [
-        Node(g, "HVGuidanceSchedule", {"preset": preset}, pos=(1160, 420)),
+        Node(g, "HVGuidanceSchedule", {"preset": preset}),
         Node(
             s,
             "HVHuMoSampler",
             OFFICIAL,
             links={"model": (1, 0), "positive": (10, 0), "negative": (10, 1), "latent": (10, 2), "guidance": (g, 0)},
-            pos=(1160, 0),
         ),
-        Node(d, "VAEDecode", links={"samples": (s, 0), "vae": (2, 0)}, pos=(1540, 0)),
+        Node(d, "VAEDecode", links={"samples": (s, 0), "vae": (2, 0)}),
         Node(
             v,
             "HVSaveVideo",
             {"fps": FPS, "filename_prefix": f"HumanVideo/{prefix}"},
             links={"images": (d, 0), "audio": audio},
-            pos=(1540, 160),
         ),
     ]
 
 
-def humo_single(name: str, model_file: str, size: str, image: bool, preset: str, note: str) -> Workflow:
+def preset_dimensions(size: str) -> dict[str, int]:
+    """width / height of a preset size named "<height>x<width>": what the page shows for it (web/js)."""
+    height, width = (int(v) for v in size.split("x"))
+    return {"width": width, "height": height}
+
+
+FILES_COMMON = (
+    "`vae/Wan2.1_VAE.pth` and `text_encoders/models_t5_umt5-xxl-enc-bf16.pth` with "
+    "`text_encoders/google/umt5-xxl/spiece.model` (Wan-AI/Wan2.1-T2V-1.3B), and "
+    "`audio_encoders/whisper_large_v3_fp16.safetensors` (Comfy-Org/HuMo_ComfyUI, `split_files/audio_encoders`)"
+)
+FILES_DIT = {
+    HUMO_1_7B: "`diffusion_models/HuMo-1.7B/ema.pth` (bytedance-research/HuMo)",
+    HUMO_17B: "`diffusion_models/humo_17B_fp8_e4m3fn.safetensors` (Comfy-Org/HuMo_ComfyUI, "
+    "`split_files/diffusion_models`; the fp16 repack or the official `HuMo-17B` shard folder load in the same node)",
+}
+GUIDANCE = {
+    "HuMo-1.7B official": "text 7.5 / image 4.0 / audio 7.5",
+    "HuMo-17B official": "text 5.0 / audio 5.5, the image kept in the null pass while t > 980",
+}
+# Published figures: Phantom-video/HuMo README.md:27 (at 17094e9) for 1.7B; the HuMo authors in
+# github.com/Phantom-video/HuMo/issues/29 for 17B.
+COST = {
+    HUMO_1_7B: [
+        "The HuMo README: HuMo-1.7B makes a 480p video in **about 8 minutes on a 32 GB GPU** (official code).",
+        "No official figure for ComfyUI; memory grows with the size and the length.",
+    ],
+    HUMO_17B: [
+        "The HuMo authors: the official 17B code is not optimised for memory; they recommend **two or more 80 GB "
+        "A100 GPUs or one 96 GB GPU** (github.com/Phantom-video/HuMo/issues/29).",
+        "No official figure for time, or for ComfyUI (which keeps in RAM what does not fit in GPU memory); "
+        "720x1280 costs much more than 480x832.",
+    ],
+}
+SETTINGS = [
+    "**size** (HuMo Conditioning): height x width; `480x832` and `720x1280` are the trained sizes, `832x480` and "
+    "`1280x720` their portrait twins, and `custom` makes width and height editable.",
+    "**length**: frames at 25 fps; 97 (3.9 s) is what HuMo was trained on, -1 follows the speech (longer "
+    "videos may degrade).",
+    "**seed** / **steps** (HuMo Sampler): another seed gives another take; fewer steps are faster and less detailed.",
+    "**scale_t** / **scale_a** (Guidance Schedule): how strongly the prompt and the voice steer; -1 keeps the "
+    "official value of the preset.",
+]
+
+
+def humo_guide(model_file: str, size: str, image: bool, preset: str) -> Guide:
+    model = "HuMo-1.7B" if model_file == HUMO_1_7B else "HuMo-17B"
+    inputs = "a prompt, a photo of a person and a voice" if image else "a prompt and a voice (no photo)"
+    steps = [
+        "Put the model files into `ComfyUI/models/` (the loaders' download links appear under *Missing Models* "
+        f"when a file is absent): {FILES_DIT[model_file]}, {FILES_COMMON}.",
+    ]
+    if image:
+        steps.append(
+            "**Reference image**: upload a photo of the person (it is fitted into the frame with white padding; "
+            "a face and upper body work best)."
+        )
+    steps += [
+        "**Speech**: upload the voice (any audio file, or a video's sound track).",
+        "**Prompt**: describe the person"
+        + ("" if image else " (there is no photo, so say what they look like)")
+        + ", what they do and the scene.",
+        "Press **Run**. The mp4 appears in *Save Video mp4* and in `ComfyUI/output/HumanVideo/`.",
+    ]
+    return Guide(
+        what=(
+            f"**{model}** turns {inputs} into a talking video: {LENGTH} frames at 25 fps, {size} (height x width), "
+            "with the voice as its sound track. Every setting is the official recipe: "
+            f"{GUIDANCE[preset]} guidance, 50 steps, shift 5, seed 666666."
+        ),
+        steps=steps,
+        settings=SETTINGS,
+        cost=COST[model_file],
+    )
+
+
+STAGES_SINGLE = [
+    Stage("Load the models", [[1, 2, 3, 4]]),
+    Stage("Prompt, photo and voice", [[5, 6], [9, 7]]),
+    Stage("Conditioning", [[8, 10]]),
+    Stage("Sample", [[20, 21]]),
+    Stage("Decode and save", [[22, 23]]),
+]
+
+
+def humo_single(name: str, model_file: str, size: str, image: bool, preset: str) -> Workflow:
     nodes = _loaders(model_file) + [
-        Node(7, "HVLoadAudio", {"audio": "speech.wav"}, pos=(380, 480), title="Speech"),
-        Node(8, "HVWhisperFeatures", links={"audio": (7, 0), "whisper": (4, 0)}, pos=(380, 700)),
+        Node(7, "HVLoadAudio", {"audio": "speech.wav"}, title="Speech"),
+        Node(8, "HVWhisperFeatures", links={"audio": (7, 0), "whisper": (4, 0)}),
     ]
     cond_links = {"positive": (5, 0), "negative": (6, 0), "vae": (2, 0), "audio_features": (8, 0)}
     if image:
-        nodes.append(Node(9, "LoadImage", {"image": "face.png"}, pos=(760, 480), title="Reference image"))
+        nodes.append(Node(9, "LoadImage", {"image": "face.png"}, title="Reference image"))
         cond_links["reference_images"] = (9, 0)
-    nodes.append(Node(10, "HVHuMoConditioning", {"size": size, "length": LENGTH}, links=cond_links, pos=(760, 0)))
+    nodes.append(
+        Node(10, "HVHuMoConditioning", {"size": size, **preset_dimensions(size), "length": LENGTH}, links=cond_links)
+    )
     nodes += _tail(preset, name, (7, 0))
-    return Workflow(name=name, note=note, nodes=nodes)
+    stages = [Stage(s.title, [[i for i in column if image or i != 9] for column in s.columns]) for s in STAGES_SINGLE]
+    return Workflow(name=name, nodes=nodes, stages=stages, guide=humo_guide(model_file, size, image, preset))
 
 
 def humo_two_speakers() -> Workflow:
     """Two voices, each heard only in its half of the frame (left / right masks from core mask nodes)."""
     nodes = _loaders(HUMO_17B, TWO_SPEAKERS_PROMPT) + [
-        Node(7, "HVLoadAudio", {"audio": "speech.wav"}, pos=(380, 480), title="Left speaker's voice"),
-        Node(8, "HVWhisperFeatures", links={"audio": (7, 0), "whisper": (4, 0)}, pos=(380, 700)),
-        Node(11, "HVLoadAudio", {"audio": "speech.wav"}, pos=(380, 900), title="Right speaker's voice"),
-        Node(12, "HVWhisperFeatures", links={"audio": (11, 0), "whisper": (4, 0)}, pos=(380, 1120)),
-        Node(13, "HVLoadAudio", {"audio": "speech.wav"}, pos=(1540, 420), title="Both voices (sound track)"),
-        Node(9, "LoadImage", {"image": "face.png"}, pos=(760, 480), title="Reference image (both people)"),
-        Node(14, "SolidMask", {"value": 0.0, "width": 832, "height": 480}, pos=(0, 700), title="Empty frame"),
-        Node(15, "SolidMask", {"value": 1.0, "width": 416, "height": 480}, pos=(0, 860), title="Half frame"),
+        Node(7, "HVLoadAudio", {"audio": "speech.wav"}, title="Left speaker's voice"),
+        Node(8, "HVWhisperFeatures", links={"audio": (7, 0), "whisper": (4, 0)}),
+        Node(11, "HVLoadAudio", {"audio": "speech.wav"}, title="Right speaker's voice"),
+        Node(12, "HVWhisperFeatures", links={"audio": (11, 0), "whisper": (4, 0)}),
+        Node(13, "HVLoadAudio", {"audio": "speech.wav"}, title="Both voices (sound track)"),
+        Node(9, "LoadImage", {"image": "face.png"}, title="Reference image (both people)"),
+        Node(14, "SolidMask", {"value": 0.0, "width": 832, "height": 480}, title="Empty frame"),
+        Node(15, "SolidMask", {"value": 1.0, "width": 416, "height": 480}, title="Half frame"),
         Node(
             16,
             "MaskComposite",
             {"x": 0, "y": 0, "operation": "add"},
             links={"destination": (14, 0), "source": (15, 0)},
-            pos=(0, 1020),
             title="Left half",
         ),
         Node(
@@ -148,13 +233,12 @@ def humo_two_speakers() -> Workflow:
             "MaskComposite",
             {"x": 416, "y": 0, "operation": "add"},
             links={"destination": (14, 0), "source": (15, 0)},
-            pos=(0, 1200),
             title="Right half",
         ),
         Node(
             10,
             "HVHuMoConditioning",
-            {"size": "480x832", "length": LENGTH, "focus_strength": 1.0},
+            {"size": "480x832", **preset_dimensions("480x832"), "length": LENGTH, "focus_strength": 1.0},
             links={
                 "positive": (5, 0),
                 "negative": (6, 0),
@@ -165,58 +249,46 @@ def humo_two_speakers() -> Workflow:
                 "audio_features_2": (12, 0),
                 "mask_2": (17, 0),
             },
-            pos=(760, 0),
         ),
     ]
     nodes.sort(key=lambda n: n.id)
     nodes += _tail("HuMo-17B official", "humo_two_speakers_focus", (13, 0))
+    official = humo_guide(HUMO_17B, "480x832", True, "HuMo-17B official")
+    guide = replace(
+        official,
+        what=(
+            "**HuMo-17B with two speakers**: each voice moves only the lips in its region of the frame (the left "
+            "and the right half here), from a prompt and one photo of both people; the mixed conversation is the "
+            f"sound track. {LENGTH} frames at 25 fps, 480x832, the official 17B recipe otherwise."
+        ),
+        steps=[
+            official.steps[0],
+            "**Reference image (both people)**: upload one photo showing both speakers.",
+            "**Left speaker's voice** / **Right speaker's voice**: one track per speaker, silent while the other "
+            "speaks; **Both voices (sound track)**: the whole conversation.",
+            "**Left half** / **Right half**: where each speaker is. Any MASK works instead (painted, or from a "
+            "face detector), one per speaker.",
+            *official.steps[-2:],
+        ],
+    )
     return Workflow(
         name="humo_two_speakers_focus",
-        note=(
-            "HuMo-17B, two speakers: each voice drives only its region (left / right half here; any MASK works, "
-            "e.g. from a face detector or painted). Give each speaker their own track with silence while the other "
-            "speaks, and the mixed conversation as the sound track. Reference image: a photo of both people."
-        ),
         nodes=nodes,
+        stages=[
+            Stage("Load the models", [[1, 2, 3, 4]]),
+            Stage("Prompt, photo and voices", [[5, 6, 9], [7, 11, 13]]),
+            Stage("Where each voice acts", [[14, 15], [16, 17]]),
+            Stage("Conditioning", [[8, 12], [10]]),
+            Stage("Sample", [[20, 21]]),
+            Stage("Decode and save", [[22, 23]]),
+        ],
+        guide=guide,
     )
 
 
-NOTE_TIA = (
-    "{size}: text + reference image + speech -> a talking video (official recipe: 97 frames at 25 fps, 50 "
-    "UniPC steps, shift 5, seed 666666, {guidance}). Replace the photo, the prompt and the speech; the video "
-    "takes 97 frames (3.9 s), set length -1 to follow the audio (longer than 97 frames may degrade)."
-)
 WORKFLOWS = [
-    humo_single(
-        "humo_1.7b_tia_480p",
-        HUMO_1_7B,
-        "480x832",
-        True,
-        "HuMo-1.7B official",
-        NOTE_TIA.format(size="HuMo-1.7B at 480x832", guidance="text 7.5 / image 4.0 / audio 7.5 guidance"),
-    ),
-    humo_single(
-        "humo_17b_tia_720p",
-        HUMO_17B,
-        "720x1280",
-        True,
-        "HuMo-17B official",
-        NOTE_TIA.format(
-            size="HuMo-17B at 720x1280",
-            guidance="text 5.0 / audio 5.5 guidance, image kept in the null pass while t > 980",
-        )
-        + " fp8 weights; the fp16 repack "
-        "(humo_17B_fp16.safetensors) or the official shard folder (HuMo-17B) load in the same node.",
-    ),
-    humo_single(
-        "humo_17b_ta_480p",
-        HUMO_17B,
-        "480x832",
-        False,
-        "HuMo-17B official",
-        "HuMo-17B at 480x832, text + speech only (no reference image, official TA mode: text 5.0 / audio 5.5 "
-        "guidance, 97 frames at 25 fps, 50 UniPC steps, shift 5, seed 666666). Describe the person in the "
-        "prompt.",
-    ),
+    humo_single("humo_1.7b_tia_480p", HUMO_1_7B, "480x832", True, "HuMo-1.7B official"),
+    humo_single("humo_17b_tia_720p", HUMO_17B, "720x1280", True, "HuMo-17B official"),
+    humo_single("humo_17b_ta_480p", HUMO_17B, "480x832", False, "HuMo-17B official"),
     humo_two_speakers(),
 ]

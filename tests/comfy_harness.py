@@ -161,6 +161,7 @@ def prepare_base(base: Path) -> Path:
     (base / "custom_nodes" / PACK_FOLDER_NAME).symlink_to(PACK_ROOT, target_is_directory=True)
     wanted = os.environ.get("HV_FIXTURES")
     hv_fixtures.generate(base / "models", [n for n in wanted.split(",") if n] if wanted else None)
+    link_real_model_names(base / "models")
     speech = media.make_speech(base / "input" / "speech.wav", seconds=3.0)
     media.make_face_clip(base / "input" / "face.mp4", seconds=2.0, audio=speech)
     media.make_face_clip(base / "input" / "face_short.mp4", seconds=0.4, audio=speech)
@@ -170,6 +171,30 @@ def prepare_base(base: Path) -> Path:
 
     Image.fromarray(media.face_photo()).save(base / "input" / "face.png")
     return base
+
+
+def link_real_model_names(models_dir: Path) -> list[Path]:
+    """Gives each tiny fixture the name the shipped workflows use for the real file (a link beside it), so the
+    workflows open with every model present and run as shipped. A real name that is already a file (a
+    fixture made under it) stays; one whose tiny stand-in is another kind of file (a shard index for a
+    single-file repack) is not linked."""
+    from humanvideo.media import face_detect
+    from workflow_specs import TEST_FILES  # scripts/ is on sys.path (tests/conftest.py)
+
+    linked = []
+    for real, tiny in TEST_FILES.items():
+        if tiny.startswith(face_detect.PACKAGE_PREFIX):  # found in the face_recognition_models package
+            sources = [(models_dir / "face_detection", Path(face_detect.resolve_model_file(tiny)))]
+        else:
+            sources = [(folder, folder / tiny) for folder in models_dir.iterdir() if (folder / tiny).exists()]
+        for folder, source in sources:
+            target = folder / real
+            if target.exists() or source.suffix != target.suffix:
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.symlink_to(source.resolve(), target_is_directory=source.is_dir())
+            linked.append(target)
+    return linked
 
 
 def shipped_api_workflow(name: str) -> dict:

@@ -24,6 +24,42 @@ humanvideo = load_pack(str(COMFYUI_PATH), cpu=True)
 import pytest  # noqa: E402
 
 
+class _PackRootIsAFolder:
+    """The repository root holds the pack's ``__init__.py``, so pytest would collect it as a package and
+    import that file on its own (as a top-level module when the clone's folder name, e.g.
+    ``ComfyUI-HumanVideo``, is no Python identifier, where its relative imports fail). The pack is loaded
+    above, the way ComfyUI loads it; the root is collected as a plain folder."""
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collect_directory(self, path, parent):
+        if Path(path).resolve() == PACK_ROOT:
+            return pytest.Dir.from_parent(parent, path=path)
+        return None
+
+
+def pytest_configure(config):
+    # A plugin object, not a conftest hook: conftest hooks do not apply to folders above their own.
+    config.pluginmanager.register(_PackRootIsAFolder(), "humanvideo-pack-root")
+
+
+def pytest_report_header(config):
+    """Which host this session tests (scripts/test.sh runs one session per host of the matrix)."""
+    import importlib.metadata
+
+    import comfyui_version
+
+    def version(dist: str) -> str:
+        try:
+            return importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            return "absent"
+
+    return (
+        f"host: ComfyUI {comfyui_version.__version__} at {COMFYUI_PATH}; frontend "
+        f"{version('comfyui-frontend-package')}, torch {version('torch')}, torchaudio {version('torchaudio')}"
+    )
+
+
 @pytest.fixture(scope="session")
 def comfy(tmp_path_factory):
     """One real ComfyUI server per test session (integration and browser tests share it)."""

@@ -3,6 +3,8 @@
 - ``humo_1_7b``: ``diffusion_models/HuMo-1.7B/ema.pth`` (torch pickle of a flat state dict, fp32, in_dim 16)
 - ``humo_17b``: ``diffusion_models/HuMo-17B/humo-0000i-of-00003.safetensors`` + ``humo.safetensors.index.json``
   (fp32, in_dim 36: 16 noisy + 4 mask + 16 condition channels)
+- ``humo_17b_fp8``: ``diffusion_models/humo_17B_fp8_e4m3fn.safetensors``, the same weights as one safetensors file
+  with the blocks' weight matrices in float8_e4m3fn and the rest in bf16 (an fp8 repack's kind of file)
 - ``wan21_vae``: ``vae/Wan2.1_VAE.pth`` (base width 8 instead of 96; core reads the width off the weights)
 - ``umt5_xxl``: ``text_encoders/models_t5_umt5-xxl-enc-bf16.pth`` (official Wan T5 names, bf16) +
   ``text_encoders/google/umt5-xxl/spiece.model`` (a small sentencepiece model trained here)
@@ -187,6 +189,22 @@ def gen_humo_1_7b(models_dir: Path) -> list[Path]:
 @register("humo_17b")
 def gen_humo_17b(models_dir: Path) -> list[Path]:
     return write_sharded(humo_state_dict(in_dim=36, seed=170), Path(models_dir) / "diffusion_models" / "HuMo-17B")
+
+
+@register("humo_17b_fp8")
+def gen_humo_17b_fp8(models_dir: Path) -> list[Path]:
+    from safetensors.torch import save_file
+
+    sd = {
+        k: v.to(
+            torch.float8_e4m3fn if k.startswith("blocks.") and k.endswith(".weight") and v.ndim >= 2 else torch.bfloat16
+        )
+        for k, v in humo_state_dict(in_dim=36, seed=170).items()
+    }
+    out = Path(models_dir) / "diffusion_models" / "humo_17B_fp8_e4m3fn.safetensors"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_file(sd, str(out), metadata={"format": "pt"})
+    return [out]
 
 
 @register("wan21_vae")

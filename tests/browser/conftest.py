@@ -3,7 +3,8 @@ ComfyUI server with the pack installed.
 
 The server is the session's shared one (fixture ``comfy`` in tests/conftest.py: tiny checkpoints and
 test media made before it starts).
-Tests skip cleanly when chromium or the playwright package is missing.
+When chromium or the playwright package is missing the tests skip on a developer's machine and fail in
+CI (``CI=true``), where a skipped browser suite would pass unnoticed.
 """
 
 from __future__ import annotations
@@ -33,19 +34,29 @@ def _missing_browser() -> str | None:
     return None
 
 
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
 def pytest_collection_modifyitems(config, items):
     reason = _missing_browser()
-    if reason:
+    if reason and not in_ci():
         for item in items:
             if "browser" in item.keywords:
                 item.add_marker(pytest.mark.skip(reason=reason))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _browser_required_in_ci():
+    """In CI a missing browser fails every browser test (before the server or the page is set up)."""
+    reason = _missing_browser()
+    if reason and in_ci():
+        pytest.fail(f"CI=true and the browser suite cannot run: {reason}", pytrace=False)
+
+
 @pytest.fixture(scope="session")
 def page_server(comfy):
     """The session's ComfyUI server (tests/conftest.py), as a returning user sees it."""
-    if _missing_browser():
-        pytest.skip(_missing_browser())
     # A first visit opens the template browser over the canvas; a returning user has none.
     requests.post(comfy.url + "/api/settings", json={"Comfy.TutorialCompleted": True}, timeout=30).raise_for_status()
     return comfy

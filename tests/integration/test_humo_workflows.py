@@ -43,8 +43,9 @@ def test_shipped_workflow_runs_with_tiny_checkpoints(comfy, name):
         50,
         5.0,
         666666,
-        "uni_pc",
+        "flow_unipc",
     )
+    assert sampler["official_integer_timesteps"] is True and sampler["focus_by_prediction"] is False
     assert conditioning["size"] == ("720x1280" if "720p" in name else "480x832")
     assert ("reference_images" in conditioning) == ("_ta_" not in name)
     assert prompt[conditioning["negative"][0]]["inputs"]["text"] == NEGATIVE_PROMPT
@@ -74,6 +75,22 @@ def test_wrong_audio_encoder_is_a_clear_error(comfy):
     assert result.error["node_type"] == "HVHuMoConditioning"
     message = result.error["exception_message"]
     assert "whisper-large-v3" in message and "384 channels" in message
+
+
+def test_prompt_linking_the_removed_predicted_mask_is_reported_clearly(comfy):
+    """A prompt saved when the sampler still had predicted_mask: the link is dropped with a logged reason, so the
+    consumer reports its input missing (not an index error) and an optional consumer just goes without it."""
+    from humanvideo.batch.client import PromptRejected
+
+    prompt = shrink(shipped_api_workflow("humo_1.7b_tia_480p"))
+    sampler = next(k for k, v in prompt.items() if v["class_type"] == "HVHuMoSampler")
+    prompt["90"] = {"class_type": "MaskToImage", "inputs": {"mask": [sampler, 1]}}
+    prompt["91"] = {"class_type": "PreviewImage", "inputs": {"images": ["90", 0]}}
+    with pytest.raises(PromptRejected) as rejected:
+        comfy.client.submit({k: v for k, v in prompt.items() if k in (sampler, "90", "91")})
+    [error] = rejected.value.node_errors["90"]["errors"]
+    assert error["type"] == "required_input_missing" and error["details"] == "mask"
+    assert "removed output 'predicted_mask'" in comfy.log_tail(200) and "focus_by_prediction" in comfy.log_tail(200)
 
 
 def test_length_is_rounded_to_4n_plus_1_and_reported_server_still_fine(comfy):

@@ -1,11 +1,18 @@
 """The shipped workflow files are what the specs build against the live server, and the UI files
-convert to exactly their API twins."""
+convert to exactly their API twins.
 
+The files are built against ComfyUI 0.3.75. A newer core may append outputs to its own nodes
+(``GetVideoComponents`` gained ``bit_depth`` and ``color_space``); links to the earlier outputs stay
+valid, so on such a host the check builds with those nodes' outputs as the files list them.
+"""
+
+import copy
 import json
 from pathlib import Path
 
 import build_workflows  # scripts/ is on sys.path (tests/conftest.py)
 import pytest
+from comfy_harness import PACK_FOLDER_NAME
 from humanvideo.batch.ui_to_api import convert
 from workflow_specs import WORKFLOWS
 
@@ -21,12 +28,50 @@ def test_every_shipped_workflow_has_a_spec_and_an_api_twin():
     assert {p.stem for p in (WORKFLOW_DIR / "api").glob("*.json")} == names
 
 
+OUTPUT_FIELDS = ("output", "output_name", "output_is_list", "output_tooltips")
+
+
+def with_committed_outputs(object_info: dict, committed: dict) -> dict:
+    """``object_info`` with each core node's outputs cut back to those the committed file lists, where the
+    server only appended outputs after them (none of which the file can link)."""
+    info = copy.deepcopy(object_info)
+    for node in committed["nodes"]:
+        spec = info.get(node["type"])
+        if spec is None or PACK_FOLDER_NAME in (spec.get("python_module") or ""):
+            continue
+        listed = [(o["name"], o["type"]) for o in node["outputs"]]
+        served = list(zip(spec.get("output_name") or spec["output"], spec["output"], strict=True))
+        if len(served) > len(listed) and served[: len(listed)] == listed:
+            for name in OUTPUT_FIELDS:
+                if isinstance(spec.get(name), list):
+                    spec[name] = spec[name][: len(listed)]
+    return info
+
+
+def test_appended_core_outputs_are_accepted_and_nothing_else():
+    committed = {"nodes": [{"type": "GetVideoComponents", "outputs": [{"name": "images", "type": "IMAGE"}]}]}
+    served = {
+        "GetVideoComponents": {
+            "python_module": "comfy_extras.nodes_video",
+            "output": ["IMAGE", "INT"],
+            "output_name": ["images", "bit_depth"],
+            "output_is_list": [False, False],
+        }
+    }
+    assert with_committed_outputs(served, committed)["GetVideoComponents"]["output"] == ["IMAGE"]
+    renamed = copy.deepcopy(served)
+    renamed["GetVideoComponents"]["output_name"][0] = "frames"
+    assert with_committed_outputs(renamed, committed) == renamed
+    ours = copy.deepcopy(served)
+    ours["GetVideoComponents"]["python_module"] = f"custom_nodes.{PACK_FOLDER_NAME}"
+    assert with_committed_outputs(ours, committed) == ours
+
+
 @pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda w: w.name)
 def test_committed_files_equal_a_fresh_build(comfy, workflow):
-    ui, api = build_workflows.build(workflow, comfy.client.object_info(refresh=True))
-    assert json.loads((WORKFLOW_DIR / f"{workflow.name}.json").read_text()) == json.loads(json.dumps(ui)), (
-        "run scripts/build_workflows.py --url <server> to refresh"
-    )
+    committed = json.loads((WORKFLOW_DIR / f"{workflow.name}.json").read_text())
+    ui, api = build_workflows.build(workflow, with_committed_outputs(comfy.client.object_info(refresh=True), committed))
+    assert committed == json.loads(json.dumps(ui)), "run scripts/build_workflows.py --url <server> to refresh"
     assert json.loads((WORKFLOW_DIR / "api" / f"{workflow.name}.json").read_text()) == json.loads(json.dumps(api))
 
 

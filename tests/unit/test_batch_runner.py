@@ -305,3 +305,93 @@ def test_cli_reports_server_down_and_bad_files(tmp_path, capsys):
     assert "is not reachable" in capsys.readouterr().err
     assert cli.main([str(wf), str(tmp_path / "missing.jsonl"), "--url", "127.0.0.1:9"]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+# -- several servers, best of N -------------------------------------------------------------------------
+class ThreadedScripted(ScriptedClient):
+    """A scripted server for the multi-server runner: one per server URL, shared by its worker slots."""
+
+    def __init__(self, url, script, ready=True):
+        super().__init__(script, ready)
+        self.url = url
+        self.http_timeout = 60.0
+
+    def is_ready(self):
+        return self.ready
+
+
+def test_several_servers_share_the_jobs_and_a_dead_one_hands_its_job_back(tmp_path, monkeypatch):
+    import threading
+    import time
+
+    from humanvideo.batch import runner as runner_mod
+
+    lock = threading.Lock()
+    ran_on: dict[str, list[str]] = {}
+
+    def script_for(name):
+        def script(prompt, pid):
+            prefix = prompt["3"]["inputs"]["filename_prefix"]
+            time.sleep(0.05)
+            if name == "dead" and len(ran_on.get("dead", [])) >= 1:
+                servers["dead"].ready = False
+                raise ServerUnavailable("ComfyUI at http://dead is not reachable (ConnectionError)")
+            with lock:
+                ran_on.setdefault(name, []).append(prefix)
+            return ok(prompt, pid)
+
+        return script
+
+    servers = {n: ThreadedScripted(f"http://{n}", script_for(n)) for n in ("a", "b", "dead")}
+    # extra worker slots of a server reuse its scripted stand-in
+    monkeypatch.setattr(runner_mod, "ComfyClient", lambda url, **kw: servers[url.split("//")[1]], raising=False)
+    jobs = make_jobs(tmp_path, n=9)
+    results = Results(tmp_path / "results.json")
+    opts = BatchOptions(server_wait=1.0)
+    summary = BatchRunner(
+        list(servers.values()), Workflow(PROMPT, None, tmp_path / "wf.json"), results, opts, log=lambda s: None
+    ).run(jobs, tmp_path)
+    assert summary.exit_code == 0 and summary.ok == 9
+    done = [p for prefixes in ran_on.values() for p in prefixes]
+    assert sorted(done) == sorted(f"out_{chr(97 + i)}" for i in range(9))  # each job exactly once
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert {v["status"] for v in saved["jobs"].values()} == {"ok"}
+    assert {v["server"] for v in saved["jobs"].values()} <= {"http://a", "http://b", "http://dead"}
+    handed_back = [k for k, v in saved["jobs"].items() if v["attempts"] == 2]
+    assert len(handed_back) == 1 and saved["jobs"][handed_back[0]]["server"] in ("http://a", "http://b")
+    assert saved["servers"] == ["http://a", "http://b", "http://dead"]
+
+
+def scored(prompt, pid):
+    result = ok(prompt, pid)
+    seed = prompt["4"]["inputs"]["seed"]
+    result.outputs["5"] = {"hv_sync": [{"sync_c": float(seed % 7), "sync_d": float(10 - seed % 7), "av_offset": 0}]}
+    return result
+
+
+def test_best_of_n_keeps_every_score_and_marks_the_best(tmp_path):
+    seeded = dict(PROMPT, **{"4": {"class_type": "SeedNode", "inputs": {"seed": 5}, "_meta": {"title": "Sampler"}}})
+    info = dict(OBJECT_INFO, SeedNode={"input": {"required": {"seed": ["INT", {"default": 0, "min": 0}]}}})
+    client = ScriptedClient(scored)
+    client.object_info = lambda refresh=False: info
+    jobs = parse_csv("id,prefix\nx,out_x\n")
+    results = Results(tmp_path / "results.json")
+    opts = BatchOptions(best_of=4, rank_by="sync_c")
+    summary = BatchRunner(client, Workflow(seeded, None, tmp_path / "wf.json"), results, opts, log=lambda s: None).run(
+        jobs, tmp_path
+    )
+    assert summary.ok == 4 and [p["4"]["inputs"]["seed"] for p in client.submitted] == [5, 6, 7, 8]
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert {k: v["scores"]["sync_c"] for k, v in saved["jobs"].items()} == {"x@1": 5, "x@2": 6, "x@3": 0, "x@4": 1}
+    assert saved["best"]["x"]["variant"] == "x@2" and saved["best"]["x"]["rank_by"] == "sync_c"
+    # by Sync-D (lower is better) the same scores pick the same variant; a re-run submits nothing
+    again = ScriptedClient(scored)
+    again.object_info = client.object_info
+    opts = BatchOptions(best_of=4, rank_by="sync_d")
+    BatchRunner(again, Workflow(seeded, None, tmp_path / "wf.json"), Results(tmp_path / "results.json"), opts).run(
+        jobs, tmp_path
+    )
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert (
+        again.submitted == [] and saved["best"]["x"]["variant"] == "x@2" and saved["best"]["x"]["rank_by"] == "sync_d"
+    )

@@ -1,27 +1,12 @@
 """HuMo conditioning: official reference preprocessing, audio windows, zero-VAE latents, per-pass inputs."""
 
-import comfy.ldm.wan.vae
-import comfy.sd
 import numpy as np
 import pytest
 import torch
 from humanvideo.samplers import humo_conditioning as hc
 from humanvideo.samplers.guidance import AUDIO, IMAGE, TEXT
+from humo_tiny import tiny_wan_vae
 from PIL import Image, ImageOps
-
-
-def tiny_wan_vae(seed: int = 0) -> comfy.sd.VAE:
-    torch.manual_seed(seed)
-    net = comfy.ldm.wan.vae.WanVAE(
-        dim=8,
-        z_dim=16,
-        dim_mult=[1, 2, 4, 4],
-        num_res_blocks=2,
-        attn_scales=[],
-        temperal_downsample=[False, True, True],
-    )
-    sd = {k: torch.randn_like(v) * 0.2 for k, v in net.state_dict().items()}
-    return comfy.sd.VAE(sd=sd)
 
 
 @pytest.fixture(scope="module")

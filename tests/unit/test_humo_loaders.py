@@ -35,6 +35,14 @@ def model_tensors(patcher) -> dict[str, torch.Tensor]:
     return {k: v.detach().float() for k, v in patcher.model.diffusion_model.state_dict().items()}
 
 
+def fp8_layer(module: torch.nn.Module) -> tuple[torch.dtype, torch.Tensor]:
+    """(stored dtype, dequantized float32 weight) of a scaled-fp8 linear layer as core built it."""
+    weight = module.weight
+    if hasattr(weight, "storage_dtype") and hasattr(weight, "dequantize"):  # mixed-precision QuantizedTensor
+        return weight.storage_dtype, weight.dequantize().float()
+    return weight.dtype, weight.float() * module.scale_weight.float()
+
+
 def assert_same_tensors(a: dict, b: dict) -> None:
     assert sorted(a) == sorted(b)
     for k in a:
@@ -156,8 +164,14 @@ def test_fp8_scaled_repack_goes_through_core(models_dir, tmp_path):
 
     ours, _ = humo_dit.load_humo_model(path)
     core = comfy.sd.load_diffusion_model(str(path))
-    assert ours.model.model_config.scaled_fp8 == torch.float8_e4m3fn
-    assert ours.model.diffusion_model.blocks[0].self_attn.q.weight.dtype == torch.float8_e4m3fn
+    # Every scaled layer keeps its fp8 weights and its scale, whatever core's representation of them
+    # (0.3.75: fp8 weight + scale_weight; newer cores: a mixed-precision QuantizedTensor).
+    for k, v in scaled.items():
+        if k.endswith(".scale_weight"):
+            layer = k[: -len(".scale_weight")]
+            stored_dtype, weight = fp8_layer(ours.model.diffusion_model.get_submodule(layer))
+            assert stored_dtype == torch.float8_e4m3fn, layer
+            assert torch.equal(weight, scaled[layer + ".weight"].float() * v.float()), layer
     assert_same_tensors(model_tensors(ours), model_tensors(core))
 
 

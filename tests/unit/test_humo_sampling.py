@@ -2,58 +2,16 @@
 switch, 17B TA, 1.7B TIA / TA) against a direct re-computation with the official inputs; focus strength
 0 is bit-identical to the official block; several speakers route each region to its own track."""
 
-import comfy.ldm.wan.model
-import comfy.ldm.wan.vae
-import comfy.ops
 import comfy.samplers
-import comfy.sd
 import pytest
 import torch
 from humanvideo.models import humo_focus as hf
 from humanvideo.samplers import guidance as gd
 from humanvideo.samplers import humo_conditioning as hc
 from humanvideo.samplers import humo_guider as hg
-
-
-def tiny_wan_vae(seed: int = 0) -> comfy.sd.VAE:
-    torch.manual_seed(seed)
-    net = comfy.ldm.wan.vae.WanVAE(
-        dim=8,
-        z_dim=16,
-        dim_mult=[1, 2, 4, 4],
-        num_res_blocks=2,
-        attn_scales=[],
-        temperal_downsample=[False, True, True],
-    )
-    return comfy.sd.VAE(sd={k: torch.randn_like(v) * 0.2 for k, v in net.state_dict().items()})
-
+from humo_tiny import tiny_humo, tiny_wan_vae
 
 W, H, FRAMES = 32, 32, 5  # 2 latent frames of 4x4 -> 2x2 tokens
-
-
-def tiny_humo(in_dim: int, seed: int = 0):
-    with torch.device("meta"):
-        net = comfy.ldm.wan.model.HumoWanModel(
-            in_dim=in_dim,
-            dim=128,
-            ffn_dim=256,
-            num_heads=1,
-            num_layers=2,
-            text_dim=4096,
-            out_dim=16,
-            operations=comfy.ops.disable_weight_init,
-        )
-    g = torch.Generator().manual_seed(seed)
-    # audio_proj alone has ~39M weights (fixed HuMo sizes): tile a 1M random pool to keep set-up fast on CPU.
-    pool = torch.randn(1 << 20, generator=g) * 0.05
-
-    def rand(shape):
-        n = torch.Size(shape).numel()
-        if n <= pool.numel():
-            return torch.randn(shape, generator=g) * 0.05
-        return pool.repeat(n // pool.numel() + 1)[:n].roll(int(torch.randint(0, n, (1,), generator=g))).reshape(shape)
-
-    return comfy.sd.load_diffusion_model_state_dict({k: rand(v.shape) for k, v in net.state_dict().items()})
 
 
 @pytest.fixture(scope="module")
@@ -264,7 +222,7 @@ def test_nodes_conditioning_schedule_sampler(model_1_7b, vae):
     assert latent["samples"].shape == (1, 16, 2, H // 8, W // 8)
     assert "mode TI" in info and "rounded down to 5" in info
     assert hc.find_condition(p).ref_latents.shape[2] == 1 and hc.COND_KEY not in pos[0][1]
-    out = nh.HVHuMoSampler.execute(model_1_7b, p, n, latent, 1, 1, 5.0, "euler", plan).result[0]
+    out = nh.HVHuMoSampler.execute(model_1_7b, p, n, latent, 1, 1, 5.0, "euler", guidance=plan).result[0]
     assert out["samples"].shape == latent["samples"].shape and torch.isfinite(out["samples"]).all()
     guider = nh.HVHuMoGuider.execute(model_1_7b, p, n).result[0]
     assert guider.schedule.name == "HuMo-1.7B official"

@@ -1,0 +1,122 @@
+"""Loading ``syncnet_v2.model``, the SyncNet weights of the Sync-C / Sync-D evaluation.
+
+The file (syncnet_python's ``data/syncnet_v2.model``, shipped again by LatentSync as
+``checkpoints/auxiliary/syncnet_v2.model``) is a plain ``torch.save`` of the network's state dict:
+both official loaders iterate over its items and copy them by name
+(joonson/syncnet_python:SyncNetInstance.py:201-208, bytedance/LatentSync:eval/syncnet/syncnet_eval.py:212-220,
+which reads it with ``weights_only=True``). It is read here with ``weights_only=True`` only (either torch
+serialisation: the legacy one of older torch releases or the zip one), so opening it never runs code.
+A file that needs full unpickling (a whole pickled module, or any other Python object) is refused with
+an explanation rather than unpickled.
+
+The load is strict: every weight the network has must be in the file with its shape, and nothing else.
+BatchNorm's ``num_batches_tracked`` counters (absent from files written before torch 0.4.1, and unused
+in evaluation) are the only optional entries.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from collections.abc import Mapping
+
+import torch
+
+from ..models.syncnet import EMBED_DIM, SyncNet
+
+OPTIONAL_SUFFIX = ".num_batches_tracked"
+_LIST_LIMIT = 10
+
+
+def _read(path: str) -> object:
+    name = os.path.basename(path)
+    if not os.path.isfile(path):
+        raise ValueError(f"syncnet file not found: {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        if "Unsupported global" not in str(e) and "GLOBAL" not in str(e):
+            raise ValueError(f"{name}: cannot be read as a torch weights file ({str(e).splitlines()[-1][:200]})") from e
+        raise ValueError(
+            f"{name}: holds pickled Python objects (for example a whole pickled network), not a plain state "
+            f"dict; weights-only loading refuses it ({str(e).splitlines()[0][:200]}). Unpickling it fully "
+            "could run arbitrary code, so it is not loaded. syncnet_v2.model as released by syncnet_python "
+            "and LatentSync is a plain state dict; use that file, or re-save the weights as a state dict "
+            "where you trust the file: torch.save(model.state_dict(), 'syncnet_v2.model')"
+        ) from e
+    except Exception as e:  # truncated, corrupt or not a torch file at all
+        raise ValueError(f"{name}: cannot be read as a torch weights file ({type(e).__name__}: {e})") from e
+
+
+def describe_foreign(sd: Mapping) -> str | None:
+    """What a tensor dict that is not syncnet_v2.model is, when it is recognisable."""
+    keys = [k for k in sd if isinstance(k, str)]
+    if any(k.startswith(("audio_encoder.", "visual_encoder.")) for k in keys):
+        return (
+            "LatentSync's StableSyncNet (stable_syncnet.pt, the SyncNet used to train the UNet), not the "
+            "evaluation SyncNet syncnet_v2.model"
+        )
+    if any(k.startswith("__S__.") for k in keys):
+        return "a SyncNetInstance wrapper's state dict ('__S__.' prefix); the official loaders expect the bare network"
+    if any(k.startswith(("conv_in.", "down_blocks.")) for k in keys):
+        return "a UNet"
+    if any(k.startswith(("encoder.conv1.", "encoder.blocks.")) for k in keys):
+        return "a Whisper encoder"
+    return None
+
+
+def _listing(title: str, items: list[str]) -> str:
+    shown = ", ".join(items[:_LIST_LIMIT])
+    more = f" ... and {len(items) - _LIST_LIMIT} more" if len(items) > _LIST_LIMIT else ""
+    return f"{len(items)} {title}: {shown}{more}"
+
+
+def state_dict_from(obj: object, name: str) -> dict[str, torch.Tensor]:
+    if isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
+        what = describe_foreign(obj["state_dict"]) or "a training checkpoint ({'state_dict': ...})"
+        raise ValueError(f"{name}: is {what}; choose syncnet_v2.model")
+    if not isinstance(obj, Mapping) or not obj or not all(torch.is_tensor(v) for v in obj.values()):
+        raise ValueError(f"{name}: holds {type(obj).__name__}, not a state dict of tensors; choose syncnet_v2.model")
+    return dict(obj)
+
+
+def check_strict(sd: Mapping[str, torch.Tensor], model: SyncNet, name: str) -> None:
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    missing = [k for k in expected if k not in sd and not k.endswith(OPTIONAL_SUFFIX)]
+    unexpected = [k for k in sd if k not in expected]
+    misshaped = [
+        f"{k} (file {tuple(sd[k].shape)}, expected {expected[k]})"
+        for k in expected
+        if k in sd and tuple(sd[k].shape) != expected[k]
+    ]
+    not_float = [
+        k for k, v in sd.items() if k in expected and not k.endswith(OPTIONAL_SUFFIX) and not v.is_floating_point()
+    ]
+    if not (missing or unexpected or misshaped or not_float):
+        return
+    foreign = describe_foreign(sd)
+    if foreign and (len(missing) > len(expected) // 2):
+        raise ValueError(f"{name}: is {foreign}; choose syncnet_v2.model")
+    problems = [
+        _listing(title, items)
+        for title, items in (
+            ("missing weights", missing),
+            ("unexpected weights", unexpected),
+            ("mis-shaped weights", misshaped),
+            ("non-float weights", not_float),
+        )
+        if items
+    ]
+    raise ValueError(f"{name}: is not syncnet_v2.model (the SyncNet of syncnet_python): " + "; ".join(problems))
+
+
+def load_syncnet(path: str) -> SyncNet:
+    """The evaluation SyncNet from ``syncnet_v2.model`` (float32, CPU, eval mode)."""
+    name = os.path.basename(path)
+    sd = state_dict_from(_read(path), name)
+    head = sd.get("netfcaud.3.weight")
+    embed_dim = int(head.shape[0]) if torch.is_tensor(head) and head.ndim == 2 else EMBED_DIM
+    model = SyncNet(embed_dim)
+    check_strict(sd, model, name)
+    model.load_state_dict({k: v.to(torch.float32) if v.is_floating_point() else v for k, v in sd.items()}, strict=False)
+    return model.eval().requires_grad_(False)
