@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import comfy.utils
 import folder_paths
-import torch
 from comfy_api.latest import io
 
 from ..loaders.sd_vae import load_sd_vae
@@ -124,8 +123,9 @@ def lip_sync_inputs() -> list:
     ]
 
 
-def audio_windows(audio_features, length: str) -> torch.Tensor:
-    """One Whisper-tiny window per 25 fps frame the lip sync produces, [frames, 50, 384]."""
+def audio_windows(audio_features, length: str, lazy: bool = False):
+    """One Whisper-tiny window per 25 fps frame the lip sync produces, [frames, 50, 384] (``lazy``: a
+    `LatentSyncAudioWindows` that gathers rows on demand, for videos of any length)."""
     if audio_features.d_model != 384:
         raise ValueError(
             f"audio_features come from {audio_features.model_name} (width {audio_features.d_model}); LatentSync "
@@ -139,7 +139,7 @@ def audio_windows(audio_features, length: str) -> torch.Tensor:
         n_audio = audio_frame_count(audio_features.num_samples, audio_features.sample_rate, OFFICIAL_FPS)
     if n_audio < 1 or audio_features.num_positions < 1:
         raise ValueError(f"the audio ({audio_features.duration:.3f} s) is shorter than one 25 fps frame")
-    return latentsync_audio_windows(audio_features, OFFICIAL_FPS, n_audio)
+    return latentsync_audio_windows(audio_features, OFFICIAL_FPS, n_audio, lazy=lazy)
 
 
 class HVLatentSync(io.ComfyNode):

@@ -173,7 +173,7 @@ class HVLatentSyncVideo(io.ComfyNode):
             raise ValueError(f"resolution must be one of {list(RESOLUTIONS)}, got {resolution!r}")
         if frame_rate not in FRAME_RATES:
             raise ValueError(f"frame_rate must be one of {list(FRAME_RATES)}, got {frame_rate!r}")
-        tokens = audio_windows(audio_features, length)
+        tokens = audio_windows(audio_features, length, lazy=True)  # a chunk's rows at a time
         sound = sound_track(audio)
         heard, featured = sound[0].shape[-1] / sound[1], audio_features.duration
         if abs(heard - featured) > 0.1:

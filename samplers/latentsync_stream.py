@@ -40,6 +40,7 @@ from ..media.paste_back import paste_face_region
 from ..media.video_io import quantize
 from ..media.video_stream import FrameEdit, PixelLayout, Planes, VideoReader, align_box
 from ..media.watermark import LabelStamp
+from ..models.audio_features import LatentSyncAudioWindows
 from .latentsync_denoise import DenoiseSettings, denoise_latents, initial_noise
 from .latentsync_pipeline import (
     check_lip_sync_inputs,
@@ -159,7 +160,7 @@ def _finish_frame(
 def sync_video(
     reader: VideoReader,
     track: FaceTrack,
-    audio_tokens: torch.Tensor,
+    audio_tokens: torch.Tensor | LatentSyncAudioWindows,
     unet,
     vae,
     settings: DenoiseSettings,
@@ -288,7 +289,7 @@ def sync_video(
 def lip_sync_video(
     reader: VideoReader,
     tracker: FaceTracker,
-    audio_tokens: torch.Tensor,
+    audio_tokens: torch.Tensor | LatentSyncAudioWindows,
     unet,
     vae,
     settings: DenoiseSettings,
@@ -304,7 +305,8 @@ def lip_sync_video(
     progress: ProgressCallback | None = None,
 ) -> StreamedLipSync:
     """Both passes: track the video, plan its frames (`plan_timeline`, one 25 fps frame per row of
-    ``audio_tokens``), then ``open_sink(output frame count, fps)`` and sync into it."""
+    ``audio_tokens``, a tensor or the lazy `LatentSyncAudioWindows`, of which one chunk's rows are taken at
+    a time), then ``open_sink(output frame count, fps)`` and sync into it."""
     started = time.monotonic()
     track = track_video(reader, tracker, region_masks, progress)
     tracked = time.monotonic()
