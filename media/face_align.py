@@ -153,14 +153,21 @@ def sample_affine(
     return out + (1.0 - inside) * fill
 
 
-def crop_face(frame: torch.Tensor, matrix: np.ndarray, resolution: int) -> torch.Tensor:
-    """Warp one (H, W, C) float frame into the (resolution, resolution, C) crop of ``matrix``.
+def as_float(pixels: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels -> float32 in [0, 1] (the values an IMAGE batch of the same frame holds); float as is."""
+    return pixels.float() / 255.0 if pixels.dtype == torch.uint8 else pixels
 
-    Only the frame region the crop can see is touched, so a 4K frame costs about as much as a
-    small one. A face much larger than the crop is box-filtered first, since bilinear sampling at a
-    step over 2 px aliases (the official code skips this and shimmers on close-ups).
+
+def crop_face(frame: torch.Tensor, matrix: np.ndarray, resolution: int) -> torch.Tensor:
+    """Warp one (H, W, C) frame into the (resolution, resolution, C) float crop of ``matrix``.
+
+    ``frame`` is float in [0, 1] or uint8 (a decoded video frame); only the frame region the crop can
+    see is touched (and, for uint8, converted to float), so a 4K frame costs about as much as a small
+    one. A face much larger than the crop is box-filtered first, since bilinear sampling at a step over
+    2 px aliases (the official code skips this and shimmers on close-ups).
     """
     h, w, _ = frame.shape
+    dtype = torch.float32 if frame.dtype == torch.uint8 else frame.dtype
     crop_to_frame = invert_affine(matrix)
     corners = np.array(
         [[0, 0, 1], [resolution - 1, 0, 1], [0, resolution - 1, 1], [resolution - 1, resolution - 1, 1]],
@@ -170,8 +177,8 @@ def crop_face(frame: torch.Tensor, matrix: np.ndarray, resolution: int) -> torch
     x0, y0 = (max(int(math.floor(v)) - 2, 0) for v in seen.min(0))
     x1, y1 = min(int(math.ceil(seen[:, 0].max())) + 3, w), min(int(math.ceil(seen[:, 1].max())) + 3, h)
     if x0 >= x1 or y0 >= y1:  # the crop lies entirely outside the frame
-        return torch.full((resolution, resolution, frame.shape[2]), FILL_VALUE, dtype=frame.dtype)
-    region = frame[y0:y1, x0:x1].permute(2, 0, 1)
+        return torch.full((resolution, resolution, frame.shape[2]), FILL_VALUE, dtype=dtype)
+    region = as_float(frame[y0:y1, x0:x1]).permute(2, 0, 1)
     dst_to_src = compose_affine(translation(-x0, -y0), crop_to_frame)
     step = math.sqrt(abs(np.linalg.det(crop_to_frame[:, :2])))  # frame px per crop px
     k = int(step)

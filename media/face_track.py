@@ -21,7 +21,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from .face_align import alignment_matrix, crop_face, nose_offset, smoothed_offset
+from .face_align import FILL_VALUE, alignment_matrix, crop_face, nose_offset, smoothed_offset
 from .face_detect import Face, alignment_points
 from .paste_back import paste_face
 
@@ -248,6 +248,105 @@ def check_region_masks(masks, n: int, h: int, w: int, name: str = "speaker_mask"
     return masks
 
 
+class FaceTracker:
+    """Detect, choose and align one face per frame, frames given one at a time (a decoded video stream).
+
+    ``add`` each frame in order, then ``finish`` for the track; :func:`track_faces` does the same for an
+    IMAGE batch, so a streamed video and its frames in memory give the same track. ``stabilize`` picks
+    the temporal steadying (see the module notes); ``smoothing`` is the Gaussian sigma in frames for
+    "gaussian", which runs in ``finish`` over the whole track (only a few numbers per frame are kept).
+    """
+
+    def __init__(
+        self,
+        detector: Detector,
+        resolution: int = 256,
+        select: str = "largest",
+        index: int = 0,
+        smoothing: float = 1.0,
+        stabilize: str = "official",
+    ):
+        if select not in SELECT_MODES:
+            raise ValueError(f"face selection must be one of {SELECT_MODES}, got {select!r}")
+        if stabilize not in STABILIZE_MODES:
+            raise ValueError(f"stabilize must be one of {STABILIZE_MODES}, got {stabilize!r}")
+        if select == "index" and index < 0:
+            raise ValueError(f"face_index must be >= 0, got {index}")
+        if smoothing < 0:
+            raise ValueError(f"smoothing must be >= 0 frames, got {smoothing}")
+        self.detector, self.resolution = detector, resolution
+        self.select, self.index, self.smoothing, self.stabilize = select, index, float(smoothing), stabilize
+        self.width = self.height = 0
+        self._faces: list[Face | None] = []
+        self._previous = None
+
+    @property
+    def num_frames(self) -> int:
+        return len(self._faces)
+
+    def add(self, frame: np.ndarray, region: np.ndarray | None = None) -> bool:
+        """One (H, W, 3) uint8 RGB frame (and the speaker region for select=mask); True when the face was found."""
+        h, w = frame.shape[:2]
+        if not self._faces:
+            self.height, self.width = h, w
+        elif (w, h) != (self.width, self.height):
+            raise ValueError(f"frame {len(self._faces)} is {w}x{h}, the earlier ones {self.width}x{self.height}")
+        if self.select == "mask" and region is None:
+            raise ValueError("speaker_mask: face selection 'mask' needs a speaker mask")
+        faces = self.detector.detect(frame)
+        face = select_face(faces, self.select, self.index, region, self._previous)
+        self._faces.append(face)
+        if face is not None:
+            self._previous = face.box
+        return face is not None
+
+    def finish(self) -> FaceTrack:
+        """The track of every frame added; ValueError when no frame has the chosen face."""
+        n, w, h = len(self._faces), self.width, self.height
+        found = [i for i, f in enumerate(self._faces) if f is not None]
+        if not found:
+            how = {"largest": "", "index": f" with index {self.index}", "mask": " inside the speaker mask"}[self.select]
+            raise ValueError(
+                f"images: no face{how} found in any of the {n} frames ({w}x{h}, detector "
+                f"{getattr(self.detector, 'name', '?')}); use a video with a visible frontal face, or "
+                f"lower the detector's min_score / raise upsample for small faces"
+            )
+        boxes = np.full((n, 4), np.nan, np.float32)
+        scores = np.full((n,), np.nan, np.float32)
+        landmarks = np.full((n,) + self._faces[found[0]].landmarks.shape, np.nan, np.float32)
+        points = np.full((n, 3, 2), np.nan, np.float64)
+        has_face = np.zeros((n,), bool)
+        for i in found:
+            face = self._faces[i]
+            boxes[i], scores[i], landmarks[i] = face.box, face.score, face.landmarks
+            points[i] = alignment_points(face.landmarks)
+            if self.stabilize == "official":
+                points[i] = np.round(points[i])  # image_processor.py:65 (numpy's round: ties to even)
+            has_face[i] = True
+        if self.stabilize == "official":
+            smoothed = points
+            affines, _ = official_affines(points, has_face, self.resolution)
+        else:
+            smoothed = smooth_points(points, has_face, self.smoothing)
+            affines = np.full((n, 2, 3), np.nan, np.float64)
+            for i in np.flatnonzero(has_face):
+                affines[i] = alignment_matrix(smoothed[i], self.resolution)
+        return FaceTrack(
+            w,
+            h,
+            self.resolution,
+            boxes,
+            landmarks,
+            scores,
+            smoothed,
+            affines,
+            has_face,
+            getattr(self.detector, "name", ""),
+            self.smoothing,
+            self.stabilize,
+        )
+
+
 def track_faces(
     frames,
     detector: Detector,
@@ -265,71 +364,24 @@ def track_faces(
     sigma in frames for "gaussian". ``on_frame(i)`` runs after each frame (the node's progress bar and
     interrupt check). Raises ValueError when no frame has the chosen face.
     """
-    if select not in SELECT_MODES:
-        raise ValueError(f"face selection must be one of {SELECT_MODES}, got {select!r}")
-    if stabilize not in STABILIZE_MODES:
-        raise ValueError(f"stabilize must be one of {STABILIZE_MODES}, got {stabilize!r}")
-    if select == "index" and index < 0:
-        raise ValueError(f"face_index must be >= 0, got {index}")
-    if smoothing < 0:
-        raise ValueError(f"smoothing must be >= 0 frames, got {smoothing}")
+    tracker = FaceTracker(detector, resolution, select, index, smoothing, stabilize)
     n, h, w = check_images(frames)
     if select == "mask":
         if region_masks is None:
             raise ValueError("speaker_mask: face selection 'mask' needs a speaker mask")
         region_masks = check_region_masks(region_masks, n, h, w)
-    boxes = np.full((n, 4), np.nan, np.float32)
-    scores = np.full((n,), np.nan, np.float32)
-    landmarks: np.ndarray | None = None
-    points = np.full((n, 3, 2), np.nan, np.float64)
-    has_face = np.zeros((n,), bool)
-    previous = None
     for i in range(n):
-        faces = detector.detect(frame_uint8(frames, i))
-        region = None
-        if select == "mask":
-            region = region_masks[i if region_masks.shape[0] > 1 else 0].float().cpu().numpy()
-        face = select_face(faces, select, index, region, previous)
-        if face is not None:
-            if landmarks is None:
-                landmarks = np.full((n,) + face.landmarks.shape, np.nan, np.float32)
-            boxes[i], scores[i], landmarks[i] = face.box, face.score, face.landmarks
-            points[i] = alignment_points(face.landmarks)
-            if stabilize == "official":
-                points[i] = np.round(points[i])  # image_processor.py:65 (numpy's round: ties to even)
-            has_face[i] = True
-            previous = face.box
+        tracker.add(frame_uint8(frames, i), speaker_region(region_masks, i) if select == "mask" else None)
         if on_frame is not None:
             on_frame(i)
-    if not has_face.any():
-        how = {"largest": "", "index": f" with index {index}", "mask": " inside the speaker mask"}[select]
-        raise ValueError(
-            f"images: no face{how} found in any of the {n} frames ({w}x{h}, detector "
-            f"{getattr(detector, 'name', '?')}); use a video with a visible frontal face, or "
-            f"lower the detector's min_score / raise upsample for small faces"
-        )
-    if stabilize == "official":
-        smoothed = points
-        affines, _ = official_affines(points, has_face, resolution)
-    else:
-        smoothed = smooth_points(points, has_face, smoothing)
-        affines = np.full((n, 2, 3), np.nan, np.float64)
-        for i in np.flatnonzero(has_face):
-            affines[i] = alignment_matrix(smoothed[i], resolution)
-    return FaceTrack(
-        w,
-        h,
-        resolution,
-        boxes,
-        landmarks,
-        scores,
-        smoothed,
-        affines,
-        has_face,
-        getattr(detector, "name", ""),
-        float(smoothing),
-        stabilize,
-    )
+    return tracker.finish()
+
+
+def speaker_region(region_masks: torch.Tensor, i: int) -> np.ndarray:
+    """Frame i's (H, W) speaker region from a checked MASK batch of 1 or one mask per frame."""
+    if region_masks.shape[0] > 1 and i >= region_masks.shape[0]:
+        raise ValueError(f"speaker_mask: {region_masks.shape[0]} masks, but the video has more frames")
+    return region_masks[i if region_masks.shape[0] > 1 else 0].float().cpu().numpy()
 
 
 def _check_track(frames, track: FaceTrack) -> None:
@@ -343,11 +395,15 @@ def _check_track(frames, track: FaceTrack) -> None:
 
 def crop_frame(frames: torch.Tensor, track: FaceTrack, i: int) -> torch.Tensor:
     """(R, R, 3) float crop of frame i; grey where the track has no face."""
-    if not track.has_face[i]:
-        from .face_align import FILL_VALUE
+    return crop_tracked(frames[i], track, i)
 
+
+def crop_tracked(frame: torch.Tensor, track: FaceTrack, i: int) -> torch.Tensor:
+    """(R, R, 3) float crop of one (H, W, 3) frame (float, or uint8 as decoded) with entry i of the track;
+    grey where the track has no face."""
+    if not track.has_face[i]:
         return torch.full((track.resolution, track.resolution, 3), FILL_VALUE, dtype=torch.float32)
-    return crop_face(frames[i].float(), track.affines[i], track.resolution)
+    return crop_face(frame if frame.dtype == torch.uint8 else frame.float(), track.affines[i], track.resolution)
 
 
 def crop_frames(frames: torch.Tensor, track: FaceTrack, on_frame: Callable[[int], None] | None = None) -> torch.Tensor:

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .face_align import compose_affine, invert_affine, sample_affine, translation
+from .face_align import as_float, compose_affine, invert_affine, sample_affine, translation
 from .mouth_mask import regenerate_mask
 
 REGIONS = ("mouth", "face")
@@ -85,27 +85,47 @@ def paste_face(
     ``region_mask`` (R, R), 1 = paste, overrides the region preset. Returns a new tensor; pixels
     where the feathered mask is 0 are bit-identical to ``frame``.
     """
+    out = frame.clone()
+    pasted = paste_face_region(frame, face, matrix, region, region_mask)
+    if pasted is not None:
+        (x0, y0, x1, y1), roi = pasted
+        out[y0:y1, x0:x1] = roi
+    return out
+
+
+def paste_face_region(
+    frame: torch.Tensor,
+    face: torch.Tensor,
+    matrix: np.ndarray,
+    region: str = "mouth",
+    region_mask: torch.Tensor | None = None,
+) -> tuple[tuple[int, int, int, int], torch.Tensor] | None:
+    """The part of the frame that :func:`paste_face` changes: ((x0, y0, x1, y1), blended float pixels),
+    or None when the crop falls outside the frame.
+
+    ``frame`` may be uint8 (a decoded video frame): only the returned box is converted to float, with
+    the values an IMAGE batch of the same frame holds, so the result equals :func:`paste_face`'s there.
+    """
     if frame.ndim != 3 or face.ndim != 3 or face.shape[0] != face.shape[1] or face.shape[2] != frame.shape[2]:
         raise ValueError(
             f"face {tuple(face.shape)} must be a square crop with the channels of frame {tuple(frame.shape)}"
         )
     if region not in REGIONS:
         raise ValueError(f"region must be one of {REGIONS}, got {region!r}")
+    dtype = torch.float32 if frame.dtype == torch.uint8 else frame.dtype
     resolution = face.shape[0]
     if region_mask is None:
         region_mask = regenerate_mask(resolution) if region == "mouth" else torch.ones(resolution, resolution)
-    region_mask = region_mask.to(frame.dtype)
-    out = frame.clone()
+    region_mask = region_mask.to(dtype)
     crop_to_frame = invert_affine(matrix)
     box = _support_box(region_mask > 0, crop_to_frame, frame.shape[:2])
     if box is None:
-        return out
+        return None
     x0, y0, x1, y1 = box
     roi_to_crop = compose_affine(matrix, translation(x0, y0))
     size = (y1 - y0, x1 - x0)
-    warped_face = sample_affine(face.to(frame.dtype).permute(2, 0, 1), roi_to_crop, size, fill=None)
+    warped_face = sample_affine(face.to(dtype).permute(2, 0, 1), roi_to_crop, size, fill=None)
     soft = feather(sample_affine(region_mask[None], roi_to_crop, size, fill=None)[0])
-    roi = frame[y0:y1, x0:x1]
+    roi = as_float(frame[y0:y1, x0:x1])
     # Where soft == 0 the blend below is exactly roi (x * 1 + y * 0), never a resampled value.
-    out[y0:y1, x0:x1] = roi * (1.0 - soft[..., None]) + warped_face.permute(1, 2, 0) * soft[..., None]
-    return out
+    return box, roi * (1.0 - soft[..., None]) + warped_face.permute(1, 2, 0) * soft[..., None]

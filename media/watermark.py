@@ -24,13 +24,22 @@ class LabelStamp:
     top: int
     left: int
 
+    @property
+    def box(self) -> tuple[int, int, int, int]:
+        """(x0, y0, x1, y1) of the frame pixels the label covers."""
+        h, w = self.rgb.shape[:2]
+        return self.left, self.top, self.left + w, self.top + h
+
+    def blend(self, region: torch.Tensor) -> torch.Tensor:
+        """The label blended into the float pixels under it ([h, w, 3], the frame cut to ``box``)."""
+        alpha = self.alpha.to(region)
+        return region * (1 - alpha) + self.rgb.to(region) * alpha
+
     def apply(self, frame: torch.Tensor) -> torch.Tensor:
         """Blend into one [H, W, C>=3] frame; returns a new tensor."""
         out = frame.clone()
-        h, w = self.rgb.shape[:2]
-        region = out[self.top : self.top + h, self.left : self.left + w, :3]
-        alpha = self.alpha.to(region)
-        out[self.top : self.top + h, self.left : self.left + w, :3] = region * (1 - alpha) + self.rgb.to(region) * alpha
+        x0, y0, x1, y1 = self.box
+        out[y0:y1, x0:x1, :3] = self.blend(out[y0:y1, x0:x1, :3])
         return out
 
 

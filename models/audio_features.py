@@ -359,10 +359,36 @@ def latentsync_window_indices(num_positions: int, fps: float, n_frames: int) -> 
     return (centres[:, None] + offsets[None, :]).clamp(0, num_positions - 1)
 
 
+class LatentSyncAudioWindows:
+    """The [n_frames, 50, 384] LatentSync windows, gathered on demand (``windows[a:b]``).
+
+    Neighbouring windows overlap (10 positions each, 2 apart at 25 fps), so the whole [n_frames, 50, 384]
+    tensor is five times the features themselves; a streamed lip sync takes one chunk's rows at a time.
+    """
+
+    def __init__(self, states: torch.Tensor, index: torch.Tensor):
+        self.states, self.index = states, index  # [T50, 5, d], [n_frames, 10]
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (self.index.shape[0], self.index.shape[1] * self.states.shape[1], self.states.shape[-1])
+
+    def __len__(self) -> int:
+        return self.index.shape[0]
+
+    def __getitem__(self, rows: slice) -> torch.Tensor:
+        index = self.index[rows]
+        return self.states[index].reshape(index.shape[0], -1, self.states.shape[-1]).float()
+
+
 def latentsync_audio_windows(
-    features: AudioFeatures, fps: float, n_frames: int | None = None, channels: int = LATENTSYNC_D_MODEL
-) -> torch.Tensor:
-    """[n_frames, 50, 384] whisper-tiny tokens per video frame at any fps.
+    features: AudioFeatures,
+    fps: float,
+    n_frames: int | None = None,
+    channels: int = LATENTSYNC_D_MODEL,
+    lazy: bool = False,
+) -> torch.Tensor | LatentSyncAudioWindows:
+    """[n_frames, 50, 384] whisper-tiny tokens per video frame at any fps (``lazy``: gathered on demand).
 
     Tokens are ordered position-major (10 positions x 5 states), as the official reshape. Without
     `n_frames` the official count is used (it runs 1-2 frames past the audio, which is clamped).
@@ -387,5 +413,5 @@ def latentsync_audio_windows(
         n_frames = latentsync_official_frame_count(states.shape[0], fps)
     if n_frames < 1:
         raise ValueError(f"frame count must be at least 1, got {n_frames}")
-    index = latentsync_window_indices(states.shape[0], fps, n_frames)
-    return states[index].reshape(n_frames, -1, states.shape[-1]).float()
+    windows = LatentSyncAudioWindows(states, latentsync_window_indices(states.shape[0], fps, n_frames))
+    return windows if lazy else windows[:]

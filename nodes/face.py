@@ -27,10 +27,91 @@ def _progress(total: int):
     return step
 
 
+def face_track_inputs() -> list:
+    """Which face to follow and how to align it: Face Track's settings, also on nodes that track by themselves."""
+    models = paths.face_model_choices() or [LANDMARKS_68]
+    return [
+        io.Combo.Input(
+            "face_model",
+            options=models,
+            default=models[0],
+            tooltip=f"68-point dlib landmark model: {LANDMARKS_68} in models/face_detection "
+            "(or the one shipped by the face_recognition_models package).",
+        ),
+        io.Combo.Input(
+            "resolution",
+            options=list(RESOLUTIONS),
+            default=next(iter(RESOLUTIONS)),
+            tooltip="Crop size: 256 for LatentSync 1.5, 512 for 1.6 (must match the UNet).",
+        ),
+        io.Combo.Input(
+            "select",
+            options=list(SELECT_MODES),
+            default="largest",
+            tooltip="Which face to follow: largest (then keeps following that person), index (left to "
+            "right from 0), or mask (the face most covered by speaker_mask).",
+        ),
+        io.Int.Input(
+            "face_index",
+            default=0,
+            min=0,
+            max=31,
+            tooltip="With select=index: 0 is the leftmost face in each frame.",
+        ),
+        io.Float.Input(
+            "smoothing",
+            default=1.0,
+            min=0.0,
+            max=10.0,
+            step=0.1,
+            tooltip="With stabilize = gaussian: Gaussian sigma in frames over the alignment points (0 = off). "
+            "Centred, so it removes jitter without lagging behind the head.",
+        ),
+        io.Combo.Input(
+            "detector",
+            options=list(DETECTORS),
+            default="hog",
+            tooltip="hog: fast CPU detector for frontal faces, built into dlib. cnn: more robust to "
+            "angles, slow on CPU; needs mmod_human_face_detector.dat in models/face_detection.",
+        ),
+        io.Int.Input(
+            "upsample",
+            default=1,
+            min=0,
+            max=3,
+            tooltip="Detection upsampling steps; raise to find small faces (each x2 slower).",
+        ),
+        io.Float.Input(
+            "min_score",
+            default=0.5,
+            min=-1.0,
+            max=3.0,
+            step=0.05,
+            tooltip="Detector confidence threshold; lower finds harder faces but more false ones.",
+        ),
+        io.Combo.Input(
+            "stabilize",
+            options=list(STABILIZE_MODES),
+            default="official",
+            optional=True,  # prompts saved before this input existed keep working, with the official rule
+            tooltip="official: the three alignment points rounded to whole pixels, no point smoothing, "
+            "and the crop's translation nudged by an average (0.2 previous + 0.8 current) of a small nose "
+            "offset, as the official code. gaussian: the points smoothed over time with the sigma above.",
+        ),
+    ]
+
+
+def speaker_mask_input() -> io.Mask.Input:
+    return io.Mask.Input(
+        "speaker_mask",
+        optional=True,
+        tooltip="With select=mask: paint the person who speaks (one mask, or one per frame).",
+    )
+
+
 class HVFaceTrack(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
-        models = paths.face_model_choices() or [LANDMARKS_68]
         return io.Schema(
             node_id="HVFaceTrack",
             display_name="Face Track (LatentSync)",
@@ -43,78 +124,8 @@ class HVFaceTrack(io.ComfyNode):
             ),
             inputs=[
                 io.Image.Input("images", tooltip="Video frames [frames, height, width, 3]; any size or fps."),
-                io.Combo.Input(
-                    "face_model",
-                    options=models,
-                    default=models[0],
-                    tooltip=f"68-point dlib landmark model: {LANDMARKS_68} in models/face_detection "
-                    "(or the one shipped by the face_recognition_models package).",
-                ),
-                io.Combo.Input(
-                    "resolution",
-                    options=list(RESOLUTIONS),
-                    default=next(iter(RESOLUTIONS)),
-                    tooltip="Crop size: 256 for LatentSync 1.5, 512 for 1.6 (must match the UNet).",
-                ),
-                io.Combo.Input(
-                    "select",
-                    options=list(SELECT_MODES),
-                    default="largest",
-                    tooltip="Which face to follow: largest (then keeps following that person), index (left to "
-                    "right from 0), or mask (the face most covered by speaker_mask).",
-                ),
-                io.Int.Input(
-                    "face_index",
-                    default=0,
-                    min=0,
-                    max=31,
-                    tooltip="With select=index: 0 is the leftmost face in each frame.",
-                ),
-                io.Float.Input(
-                    "smoothing",
-                    default=1.0,
-                    min=0.0,
-                    max=10.0,
-                    step=0.1,
-                    tooltip="With stabilize = gaussian: Gaussian sigma in frames over the alignment points (0 = off). "
-                    "Centred, so it removes jitter without lagging behind the head.",
-                ),
-                io.Combo.Input(
-                    "detector",
-                    options=list(DETECTORS),
-                    default="hog",
-                    tooltip="hog: fast CPU detector for frontal faces, built into dlib. cnn: more robust to "
-                    "angles, slow on CPU; needs mmod_human_face_detector.dat in models/face_detection.",
-                ),
-                io.Int.Input(
-                    "upsample",
-                    default=1,
-                    min=0,
-                    max=3,
-                    tooltip="Detection upsampling steps; raise to find small faces (each x2 slower).",
-                ),
-                io.Float.Input(
-                    "min_score",
-                    default=0.5,
-                    min=-1.0,
-                    max=3.0,
-                    step=0.05,
-                    tooltip="Detector confidence threshold; lower finds harder faces but more false ones.",
-                ),
-                io.Combo.Input(
-                    "stabilize",
-                    options=list(STABILIZE_MODES),
-                    default="official",
-                    optional=True,  # prompts saved before this input existed keep working, with the official rule
-                    tooltip="official: the three alignment points rounded to whole pixels, no point smoothing, "
-                    "and the crop's translation nudged by an average (0.2 previous + 0.8 current) of a small nose "
-                    "offset, as the official code. gaussian: the points smoothed over time with the sigma above.",
-                ),
-                io.Mask.Input(
-                    "speaker_mask",
-                    optional=True,
-                    tooltip="With select=mask: paint the person who speaks (one mask, or one per frame).",
-                ),
+                *face_track_inputs(),
+                speaker_mask_input(),
             ],
             outputs=[
                 FaceTrackType.Output(

@@ -51,6 +51,98 @@ def check_release_resolution(unet, crop_resolution: int) -> str:
     return ""
 
 
+def lip_sync_inputs() -> list:
+    """The lip-sync settings (steps, guidance, seed, DeepCache, length and frame-rate handling, paste),
+    shared by the in-memory and the video-file nodes."""
+    return [
+        io.Int.Input("steps", default=20, min=1, max=200, tooltip="DDIM steps (official 20; 20-50)."),
+        io.Float.Input(
+            "guidance",
+            default=1.5,
+            min=1.0,
+            max=10.0,
+            step=0.05,
+            tooltip="Audio guidance (official 1.5). 1.0 skips the unconditional pass (2x faster); "
+            "higher syncs harder but may jitter.",
+        ),
+        io.Int.Input(
+            "seed",
+            default=1247,
+            min=0,
+            max=0xFFFFFFFFFFFFFFFF,
+            control_after_generate=True,
+            tooltip="Noise seed (official 1247).",
+        ),
+        io.Int.Input(
+            "deepcache_interval",
+            default=0,
+            min=0,
+            max=10,
+            tooltip="Reuse the deep UNet features for this many steps (official DeepCache: 3); "
+            "0 = off. About 2x faster at a small quality cost.",
+        ),
+        io.Combo.Input(
+            "short_video",
+            options=list(SHORT_VIDEO_MODES),
+            default="pingpong",
+            tooltip="Video shorter than the audio: pingpong (official: forward, then the whole clip "
+            "reversed, and so on), loop from the start, or hold the last frame.",
+        ),
+        io.Combo.Input(
+            "long_video",
+            options=list(LONG_VIDEO_MODES),
+            default="cut",
+            tooltip="Video longer than the audio: cut it to the audio (official), or keep the remaining "
+            "frames unchanged.",
+        ),
+        io.Combo.Input(
+            "paste",
+            options=["face", "mouth"],
+            default="face",
+            tooltip="face: the whole aligned crop is pasted back (official). mouth: only the regenerated "
+            "lower face changes, so eyes, hair and background keep their exact pixels (sharper).",
+        ),
+        io.Combo.Input(
+            "frame_rate",
+            options=list(FRAME_RATES),
+            default=next(iter(FRAME_RATES)),
+            optional=True,  # prompts saved before this input existed keep working, with the official rule
+            tooltip="25 fps (official): frames picked as ffmpeg -r 25 picks them (the official pipeline "
+            "converts every video that way), result at 25 fps. 25 fps, nearest frames: the source frame "
+            "nearest each 25 fps instant. source fps: processed at 25 fps, then every source frame gets the "
+            "new mouth of the nearest processed frame; result at the video's own fps.",
+        ),
+        io.Combo.Input(
+            "length",
+            options=list(LENGTHS),
+            default=next(iter(LENGTHS)),
+            optional=True,
+            tooltip="official: one 25 fps frame per audio window as the official code counts them "
+            "(floor(T/2) + 2 for T Whisper positions, 2 frames past the speech). audio duration: the "
+            "speech's length rounded to whole frames.",
+        ),
+    ]
+
+
+def audio_windows(audio_features, length: str, lazy: bool = False):
+    """One Whisper-tiny window per 25 fps frame the lip sync produces, [frames, 50, 384] (``lazy``: a
+    `LatentSyncAudioWindows` that gathers rows on demand, for videos of any length)."""
+    if audio_features.d_model != 384:
+        raise ValueError(
+            f"audio_features come from {audio_features.model_name} (width {audio_features.d_model}); LatentSync "
+            "needs Whisper-tiny features (width 384): load tiny.pt with Load Whisper"
+        )
+    if length not in LENGTHS:
+        raise ValueError(f"length must be one of {list(LENGTHS)}, got {length!r}")
+    if LENGTHS[length] == "official":
+        n_audio = latentsync_official_frame_count(audio_features.num_positions, OFFICIAL_FPS)
+    else:
+        n_audio = audio_frame_count(audio_features.num_samples, audio_features.sample_rate, OFFICIAL_FPS)
+    if n_audio < 1 or audio_features.num_positions < 1:
+        raise ValueError(f"the audio ({audio_features.duration:.3f} s) is shorter than one 25 fps frame")
+    return latentsync_audio_windows(audio_features, OFFICIAL_FPS, n_audio, lazy=lazy)
+
+
 class HVLatentSync(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
@@ -80,72 +172,7 @@ class HVLatentSync(io.ComfyNode):
                     tooltip="The input video's frame rate (from Get Video Components); the frames are converted "
                     "from it to 25 fps.",
                 ),
-                io.Int.Input("steps", default=20, min=1, max=200, tooltip="DDIM steps (official 20; 20-50)."),
-                io.Float.Input(
-                    "guidance",
-                    default=1.5,
-                    min=1.0,
-                    max=10.0,
-                    step=0.05,
-                    tooltip="Audio guidance (official 1.5). 1.0 skips the unconditional pass (2x faster); "
-                    "higher syncs harder but may jitter.",
-                ),
-                io.Int.Input(
-                    "seed",
-                    default=1247,
-                    min=0,
-                    max=0xFFFFFFFFFFFFFFFF,
-                    control_after_generate=True,
-                    tooltip="Noise seed (official 1247).",
-                ),
-                io.Int.Input(
-                    "deepcache_interval",
-                    default=0,
-                    min=0,
-                    max=10,
-                    tooltip="Reuse the deep UNet features for this many steps (official DeepCache: 3); "
-                    "0 = off. About 2x faster at a small quality cost.",
-                ),
-                io.Combo.Input(
-                    "short_video",
-                    options=list(SHORT_VIDEO_MODES),
-                    default="pingpong",
-                    tooltip="Video shorter than the audio: pingpong (official: forward, then the whole clip "
-                    "reversed, and so on), loop from the start, or hold the last frame.",
-                ),
-                io.Combo.Input(
-                    "long_video",
-                    options=list(LONG_VIDEO_MODES),
-                    default="cut",
-                    tooltip="Video longer than the audio: cut it to the audio (official), or keep the remaining "
-                    "frames unchanged.",
-                ),
-                io.Combo.Input(
-                    "paste",
-                    options=["face", "mouth"],
-                    default="face",
-                    tooltip="face: the whole aligned crop is pasted back (official). mouth: only the regenerated "
-                    "lower face changes, so eyes, hair and background keep their exact pixels (sharper).",
-                ),
-                io.Combo.Input(
-                    "frame_rate",
-                    options=list(FRAME_RATES),
-                    default=next(iter(FRAME_RATES)),
-                    optional=True,  # prompts saved before this input existed keep working, with the official rule
-                    tooltip="25 fps (official): frames picked as ffmpeg -r 25 picks them (the official pipeline "
-                    "converts every video that way), result at 25 fps. 25 fps, nearest frames: the source frame "
-                    "nearest each 25 fps instant. source fps: processed at 25 fps, then every source frame gets the "
-                    "new mouth of the nearest processed frame; result at the video's own fps.",
-                ),
-                io.Combo.Input(
-                    "length",
-                    options=list(LENGTHS),
-                    default=next(iter(LENGTHS)),
-                    optional=True,
-                    tooltip="official: one 25 fps frame per audio window as the official code counts them "
-                    "(floor(T/2) + 2 for T Whisper positions, 2 frames past the speech). audio duration: the "
-                    "speech's length rounded to whole frames.",
-                ),
+                *lip_sync_inputs(),
             ],
             outputs=[
                 io.Image.Output(display_name="images", tooltip="The lip-synced frames."),
@@ -177,25 +204,14 @@ class HVLatentSync(io.ComfyNode):
         frame_rate="25 fps (official)",
         length="official (audio + 2 frames)",
     ) -> io.NodeOutput:
-        if audio_features.d_model != 384:
-            raise ValueError(
-                f"audio_features come from {audio_features.model_name} (width {audio_features.d_model}); LatentSync "
-                "needs Whisper-tiny features (width 384): load tiny.pt with Load Whisper"
-            )
         if frame_rate not in FRAME_RATES:
             raise ValueError(f"frame_rate must be one of {list(FRAME_RATES)}, got {frame_rate!r}")
-        if length not in LENGTHS:
-            raise ValueError(f"length must be one of {list(LENGTHS)}, got {length!r}")
         if not fps > 0:
             raise ValueError(f"fps must be > 0, got {fps}")
-        if LENGTHS[length] == "official":
-            n_audio = latentsync_official_frame_count(audio_features.num_positions, OFFICIAL_FPS)
-        else:
-            n_audio = audio_frame_count(audio_features.num_samples, audio_features.sample_rate, OFFICIAL_FPS)
-        if n_audio < 1 or audio_features.num_positions < 1:
-            raise ValueError(f"the audio ({audio_features.duration:.3f} s) is shorter than one 25 fps frame")
-        timeline = plan_timeline(int(images.shape[0]), fps, n_audio, FRAME_RATES[frame_rate], short_video, long_video)
-        tokens = latentsync_audio_windows(audio_features, OFFICIAL_FPS, n_audio)
+        tokens = audio_windows(audio_features, length)
+        timeline = plan_timeline(
+            int(images.shape[0]), fps, int(tokens.shape[0]), FRAME_RATES[frame_rate], short_video, long_video
+        )
         release_note = check_release_resolution(unet, face_track.resolution)
         settings = DenoiseSettings(steps=steps, guidance=guidance, deepcache_interval=deepcache_interval)
         settings.validate()

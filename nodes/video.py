@@ -8,6 +8,7 @@ import os
 import comfy.model_management
 import comfy.utils
 import folder_paths
+import torch
 from comfy.cli_args import args
 from comfy_api.latest import InputImpl, io, ui
 
@@ -28,6 +29,72 @@ def _cancel_point(total: int):
         bar.update_absolute(done, total)
 
     return step
+
+
+def quality_input() -> io.Int.Input:
+    return io.Int.Input(
+        "quality_crf",
+        default=19,
+        min=0,
+        max=51,
+        tooltip="x264 constant rate factor: lower is better quality and larger files (17-23 typical).",
+    )
+
+
+def label_inputs() -> list:
+    """The visible AI-label settings (the save node's, also on nodes that write their own mp4)."""
+    return [
+        io.Boolean.Input(
+            "ai_label",
+            default=True,
+            tooltip="Draw a visible 'AI-generated' label. The file is tagged as AI-generated either way.",
+        ),
+        io.Combo.Input("label_corner", options=list(CORNERS), default="bottom-right", tooltip="Where the label goes."),
+        io.Float.Input(
+            "label_size",
+            default=0.05,
+            min=0.01,
+            max=0.3,
+            step=0.005,
+            tooltip="Label text height as a fraction of the frame height.",
+        ),
+        io.Float.Input(
+            "label_opacity", default=0.7, min=0.0, max=1.0, step=0.05, tooltip="0 is invisible, 1 is opaque."
+        ),
+    ]
+
+
+def sound_track(audio: dict) -> tuple[torch.Tensor, int]:
+    """An AUDIO input as ([C, T] waveform, rate) an mp4 can carry (resampled to 48 kHz if AAC has no such rate)."""
+    waveform, rate = validate_audio(audio, "audio")
+    waveform = waveform[0]
+    if rate not in AAC_SAMPLE_RATES:
+        waveform, rate = resample(waveform.unsqueeze(0), rate, 48000)[0], 48000
+    return waveform, rate
+
+
+def output_file(filename_prefix: str, width: int, height: int) -> tuple[str, str, str]:
+    """(full path, file name, subfolder) of the next mp4 for ``filename_prefix`` in the output folder."""
+    out_dir, name, counter, subfolder, _ = folder_paths.get_save_image_path(
+        filename_prefix, folder_paths.get_output_directory(), width, height
+    )
+    file = f"{name}_{counter:05}_.mp4"
+    return os.path.join(out_dir, file), file, subfolder
+
+
+def container_tags(hidden) -> dict[str, str]:
+    """The AI-generated provenance tags, plus the workflow unless ComfyUI runs with --disable-metadata."""
+    extra = {}
+    if not args.disable_metadata:
+        if hidden.prompt is not None:
+            extra["prompt"] = hidden.prompt
+        if hidden.extra_pnginfo is not None:
+            extra.update({k: json.dumps(v) for k, v in hidden.extra_pnginfo.items()})
+    return provenance_metadata(PACK_NAME, extra)
+
+
+def preview(file: str, subfolder: str) -> ui.PreviewVideo:
+    return ui.PreviewVideo([ui.SavedResult(file, subfolder, io.FolderType.output)])
 
 
 class HVSaveVideo(io.ComfyNode):
@@ -57,13 +124,7 @@ class HVSaveVideo(io.ComfyNode):
                     default="HumanVideo/video",
                     tooltip="Output file prefix; may contain sub-folders and %date:yyyy-MM-dd%.",
                 ),
-                io.Int.Input(
-                    "quality_crf",
-                    default=19,
-                    min=0,
-                    max=51,
-                    tooltip="x264 constant rate factor: lower is better quality and larger files (17-23 typical).",
-                ),
+                quality_input(),
                 io.Combo.Input(
                     "length_from",
                     options=["video", "audio"],
@@ -71,25 +132,7 @@ class HVSaveVideo(io.ComfyNode):
                     tooltip="video: the audio is cut or padded with silence to the video. audio: a video longer "
                     "than the audio is cut to the audio's length.",
                 ),
-                io.Boolean.Input(
-                    "ai_label",
-                    default=True,
-                    tooltip="Draw a visible 'AI-generated' label. The file is tagged as AI-generated either way.",
-                ),
-                io.Combo.Input(
-                    "label_corner", options=list(CORNERS), default="bottom-right", tooltip="Where the label goes."
-                ),
-                io.Float.Input(
-                    "label_size",
-                    default=0.05,
-                    min=0.01,
-                    max=0.3,
-                    step=0.005,
-                    tooltip="Label text height as a fraction of the frame height.",
-                ),
-                io.Float.Input(
-                    "label_opacity", default=0.7, min=0.0, max=1.0, step=0.05, tooltip="0 is invisible, 1 is opaque."
-                ),
+                *label_inputs(),
                 io.Audio.Input("audio", optional=True, tooltip="Sound track (any rate and channel count)."),
             ],
             outputs=[io.Video.Output(display_name="video", tooltip="The written mp4 file, as a core VIDEO.")],
@@ -119,30 +162,15 @@ class HVSaveVideo(io.ComfyNode):
 
         sound = None
         if audio is not None:
-            waveform, rate = validate_audio(audio, "audio")
-            waveform = waveform[0]
-            if rate not in AAC_SAMPLE_RATES:
-                waveform, rate = resample(waveform.unsqueeze(0), rate, 48000)[0], 48000
+            sound = sound_track(audio)
             if length_from == "audio":
-                frames = min(frames, max(1, int(round(waveform.shape[-1] / rate * fps))))
-            sound = (waveform, rate)
+                frames = min(frames, max(1, int(round(sound[0].shape[-1] / sound[1] * fps))))
 
         label = (
             make_label(height, width, corner=label_corner, size=label_size, opacity=label_opacity) if ai_label else None
         )
         stream = (label.apply(images[i]) if label else images[i] for i in range(frames))
-
-        out_dir, name, counter, subfolder, _ = folder_paths.get_save_image_path(
-            filename_prefix, folder_paths.get_output_directory(), width, height
-        )
-        file = f"{name}_{counter:05}_.mp4"
-        extra = {}
-        if not args.disable_metadata:
-            if cls.hidden.prompt is not None:
-                extra["prompt"] = cls.hidden.prompt
-            if cls.hidden.extra_pnginfo is not None:
-                extra.update({k: json.dumps(v) for k, v in cls.hidden.extra_pnginfo.items()})
-        path = os.path.join(out_dir, file)
+        path, file, subfolder = output_file(filename_prefix, width, height)
         write_mp4(
             path,
             stream,
@@ -151,13 +179,10 @@ class HVSaveVideo(io.ComfyNode):
             fps,
             audio=sound,
             crf=quality_crf,
-            metadata=provenance_metadata(PACK_NAME, extra),
+            metadata=container_tags(cls.hidden),
             on_frame=_cancel_point(frames),
         )
-        return io.NodeOutput(
-            InputImpl.VideoFromFile(path),
-            ui=ui.PreviewVideo([ui.SavedResult(file, subfolder, io.FolderType.output)]),
-        )
+        return io.NodeOutput(InputImpl.VideoFromFile(path), ui=preview(file, subfolder))
 
 
 NODES = [HVSaveVideo]

@@ -67,6 +67,76 @@ def decode(vae, latents: torch.Tensor) -> torch.Tensor:
     return images.reshape(-1, *images.shape[-3:])[..., :3].float().clamp(0, 1)
 
 
+def decode_crops(vae, latents: torch.Tensor, resolution: int) -> torch.Tensor:
+    """Model-space latents -> [N, R, R, 3] face crops in 0..1 at the track's crop size."""
+    generated = decode(vae, latents)
+    if generated.shape[1] != resolution:
+        generated = (
+            F.interpolate(generated.movedim(-1, 1), size=(resolution, resolution), mode="bicubic", antialias=True)
+            .movedim(1, -1)
+            .clamp(0, 1)
+        )
+    return generated
+
+
+def with_new_mouth(generated: torch.Tensor, original: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """The decoded crop where the mouth mask regenerates, the original crop where it keeps (official
+    `decoded * (1 - mask) + crop * mask`). keep: [R, R], 1 = keep; crops [..., R, R, 3]."""
+    keep_px = keep[:, :, None]
+    return generated * (1 - keep_px) + original * keep_px
+
+
+def latent_keep_mask(keep: torch.Tensor, resolution: int) -> torch.Tensor:
+    """The keep mask at latent size, [1, 1, R / 8, R / 8], as the UNet's mask channel."""
+    latent_size = resolution // 8
+    return F.interpolate(keep[None, None], size=(latent_size, latent_size), mode="nearest")
+
+
+def check_lip_sync_inputs(num_frames: int, track: FaceTrack, audio_tokens: torch.Tensor, timeline: Timeline) -> None:
+    if num_frames != track.num_frames:
+        raise ValueError(
+            f"the face track has {track.num_frames} frames but the video has {num_frames}; "
+            "track the same frames you lip-sync"
+        )
+    if track.has_face.sum() == 0:
+        raise ValueError("no face was found in any frame of the video")
+    if audio_tokens.shape[0] != timeline.synced:
+        raise ValueError(f"{audio_tokens.shape[0]} audio windows for {timeline.synced} processed frames")
+
+
+def process_track_of(track: FaceTrack, timeline: Timeline) -> FaceTrack:
+    """The track of the processed (25 fps) frames, one entry per processed frame."""
+    if timeline.align_frames is not None:
+        # official: the 25 fps frames are aligned once, in order, then looped (lipsync_pipeline.py:281-310)
+        return track.realign(timeline.align_frames).select(timeline.process_align)
+    return track.select(timeline.process_source)
+
+
+def chunk_ranges(synced: int, chunk_frames: int = CHUNK_FRAMES) -> list[range]:
+    """The UNet's chunks of the processed frames (16 frames, as the official inference)."""
+    return [range(s, min(s + chunk_frames, synced)) for s in range(0, synced, chunk_frames)]
+
+
+def run_summary(
+    process_track: FaceTrack,
+    timeline: Timeline,
+    chunks: int,
+    output_frames: int,
+    settings: DenoiseSettings,
+    seed: int,
+    paste_region: str,
+) -> list[str]:
+    lines = [process_track.summary()]
+    if timeline.note:
+        lines.append(timeline.note)
+    lines.append(
+        f"lip-synced {timeline.synced} frames at 25 fps in {chunks} chunks of up to {settings.chunk_frames}; "
+        f"{output_frames} output frames at {timeline.fps:g} fps; {settings.steps} DDIM steps, "
+        f"guidance {settings.guidance}, seed {seed}, paste {paste_region}"
+    )
+    return lines
+
+
 @dataclass(frozen=True)
 class LipSyncResult:
     images: torch.Tensor
@@ -89,27 +159,12 @@ def lip_sync(
 ) -> LipSyncResult:
     """images: [N, H, W, 3] source video; track: its face track; audio_tokens: [timeline.synced, tokens, d]
     (one 25 fps audio window per processed frame); timeline: from `plan_timeline`."""
-    if images.shape[0] != track.num_frames:
-        raise ValueError(
-            f"the face track has {track.num_frames} frames but the video has {images.shape[0]}; "
-            "track the same frames you lip-sync"
-        )
-    if track.has_face.sum() == 0:
-        raise ValueError("no face was found in any frame of the video")
-    synced = timeline.synced
-    if audio_tokens.shape[0] != synced:
-        raise ValueError(f"{audio_tokens.shape[0]} audio windows for {synced} processed frames")
-    if timeline.align_frames is not None:
-        # official: the 25 fps frames are aligned once, in order, then looped (lipsync_pipeline.py:281-310)
-        process_track = track.realign(timeline.align_frames).select(timeline.process_align)
-    else:
-        process_track = track.select(timeline.process_source)
+    check_lip_sync_inputs(int(images.shape[0]), track, audio_tokens, timeline)
+    process_track = process_track_of(track, timeline)
     resolution = track.resolution
     keep = keep_mask(resolution)  # [R, R], 1 = keep
     latent_size = resolution // 8
-    latent_keep = F.interpolate(keep[None, None], size=(latent_size, latent_size), mode="nearest")
-
-    chunks = [range(s, min(s + CHUNK_FRAMES, synced)) for s in range(0, synced, CHUNK_FRAMES)]
+    chunks = chunk_ranges(timeline.synced, settings.chunk_frames)
     total = len(chunks) * (settings.steps + 2)
     done = 0
 
@@ -141,7 +196,7 @@ def lip_sync(
         unet,
         torch.cat(masked_latents),
         torch.cat(reference_latents),
-        latent_keep,
+        latent_keep_mask(keep, resolution),
         audio_tokens.float(),
         initial_noise(seed, latent_size, latent_size),
         settings,
@@ -151,15 +206,8 @@ def lip_sync(
     untouched = [j for j, k in enumerate(timeline.output_process) if k < 0]
     for j in untouched:
         out[j] = images[timeline.output_source[j]].float()
-    keep_px = keep[None, :, :, None]
     for chunk in chunks:
-        generated = decode(vae, latents[chunk.start : chunk.stop])
-        if generated.shape[1] != resolution:
-            generated = (
-                F.interpolate(generated.movedim(-1, 1), size=(resolution, resolution), mode="bicubic", antialias=True)
-                .movedim(1, -1)
-                .clamp(0, 1)
-            )
+        generated = decode_crops(vae, latents[chunk.start : chunk.stop], resolution)
         targets = [j for j, k in enumerate(timeline.output_process) if chunk.start <= k < chunk.stop]
         if targets:
             src = [timeline.output_source[j] for j in targets]
@@ -169,15 +217,8 @@ def lip_sync(
                 target_track = track.select(src)
             original = crop_frames(images[src], target_track)
             new_mouth = generated[[timeline.output_process[j] - chunk.start for j in targets]]
-            composed = new_mouth * (1 - keep_px) + original * keep_px
+            composed = with_new_mouth(new_mouth, original, keep)
             out[targets] = paste_frames(images[src], composed, target_track, region=paste_region)
         advance()
-    lines = [process_track.summary()]
-    if timeline.note:
-        lines.append(timeline.note)
-    lines.append(
-        f"lip-synced {synced} frames at 25 fps in {len(chunks)} chunks of up to {CHUNK_FRAMES}; "
-        f"{out.shape[0]} output frames at {timeline.fps:g} fps; {settings.steps} DDIM steps, "
-        f"guidance {settings.guidance}, seed {seed}, paste {paste_region}"
-    )
+    lines = run_summary(process_track, timeline, len(chunks), out.shape[0], settings, seed, paste_region)
     return LipSyncResult(out, timeline.fps, "\n".join(lines))

