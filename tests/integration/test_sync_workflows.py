@@ -3,6 +3,7 @@
 weight file, and hv_batch --best-of with a scoring workflow run on each output where it was made."""
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -29,7 +30,11 @@ def test_score_a_video(comfy):
 
 def test_wrong_weights_are_a_clear_error(comfy):
     prompt = shipped_api_workflow("sync_score_video")
-    node_of(prompt, "HVLoadSyncNet")["inputs"]["syncnet_name"] = "1.5/latentsync_unet.pt"
+    # A LatentSync UNet under a SyncNet-like name (a name outside the list is refused before any loading).
+    wrong = comfy.models_dir / "latentsync" / "wrong_weights.model"
+    if not wrong.exists():
+        shutil.copyfile(comfy.models_dir / "latentsync" / "1.5" / "latentsync_unet.pt", wrong)
+    node_of(prompt, "HVLoadSyncNet")["inputs"]["syncnet_name"] = "wrong_weights.model"
     node_of(prompt, "LoadVideo")["inputs"]["file"] = "face_short.mp4"
     result = comfy.run(prompt, timeout=300)
     assert not result.ok
