@@ -48,7 +48,7 @@ from .humo_conditioning import (
 
 APPLY_WRAPPER_KEY = "humanvideo_humo_y"
 TIMESTEP_WRAPPER_KEY = "humanvideo_humo_integer_timestep"
-MODEL_TIMESTEP_KEY = "hv_humo_model_timestep"  # transformer option: the integer timestep of this step
+MODEL_TIMESTEP_KEY = "hv_humo_model_timestep"  # transformer option: the integer timestep of this step, a 0-d tensor
 VAE_STRIDE_S = 8
 
 
@@ -68,7 +68,9 @@ def _feed_model_timestep(
     # float 1000 x sigma); everything around the DiT keeps the float sigma.
     t = transformer_options.get(MODEL_TIMESTEP_KEY)
     if t is not None:
-        timestep = torch.full_like(timestep, float(t))
+        # a tensor, not a Python number: torch.compile (core's TorchCompileModel) would bake a number into
+        # the graph and compile the DiT again at every step
+        timestep = t.to(timestep.dtype).expand(timestep.shape).contiguous()  # core's layout: no stride guard fails
     return executor(x, timestep, context, clip_fea, time_dim_concat, transformer_options, **kwargs)
 
 
@@ -240,7 +242,8 @@ class HuMoGuider(comfy.samplers.CFGGuider):
         self.trace.append((sigma, t, chain))
         if t is not None:
             self.model_timesteps.append(t)
-            model_options = {**model_options, "transformer_options": {**options, MODEL_TIMESTEP_KEY: t}}
+            t_tensor = torch.full((), float(t), device=x.device)  # made on the device: no host-to-device copy
+            model_options = {**model_options, "transformer_options": {**options, MODEL_TIMESTEP_KEY: t_tensor}}
         passes = chain.needed_passes()
         self.pass_calls += len(passes)
         out = comfy.samplers.calc_cond_batch(
