@@ -185,6 +185,7 @@ class HuMoGuider(comfy.samplers.CFGGuider):
         self._base_strength = 0.0
         self._prediction_done = False
         self._detector = None
+        self._cpu_sigmas: torch.Tensor | None = None  # the sigmas of the run in progress, on the CPU
 
     # -- set-up ---------------------------------------------------------------------------------
     def set_conds(self, positive, negative) -> None:
@@ -237,7 +238,10 @@ class HuMoGuider(comfy.samplers.CFGGuider):
         comfy.model_management.throw_exception_if_processing_interrupted()
         sigma = float(timestep.flatten()[0])
         options = model_options.get("transformer_options", {})
-        step = gd.step_index(sigma, options.get("sample_sigmas"))
+        sample_sigmas = options.get("sample_sigmas")
+        if self._cpu_sigmas is not None and sample_sigmas is not None and len(sample_sigmas) == len(self._cpu_sigmas):
+            sample_sigmas = self._cpu_sigmas  # the run's sigmas, read once: no device sync per step
+        step = gd.step_index(sigma, sample_sigmas)
         chain, t = self.select(sigma, step)
         self.trace.append((sigma, t, chain))
         if t is not None:
@@ -341,6 +345,7 @@ class HuMoGuider(comfy.samplers.CFGGuider):
                 f"(frames, h, w) = {want}; use the latent output of HV HuMo Conditioning"
             )
         self.pass_calls, self.model_timesteps, self.trace, self.notes = 0, [], [], []  # per run
+        self._cpu_sigmas = sigmas.detach().to("cpu", torch.float64)
         prediction = self.focus.prediction
         if prediction is not None:
             steps = len(sigmas) - 1
