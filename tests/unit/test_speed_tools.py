@@ -84,8 +84,9 @@ def test_torch_compile_model_is_exact_and_compiles_once_per_shape(model_17b, vae
     graphs = counters["stats"]["unique_graphs"]
     _sample(compiled, vae, plan, steps=5)  # other sigmas and integer timesteps, same shapes
     torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
-    # the integer timestep travels as a tensor: new steps compile nothing new (a number would recompile per step)
-    assert counters["stats"]["unique_graphs"] == graphs
+    # the integer timestep travels as a tensor: new steps do not recompile the DiT. A Python number would add a
+    # graph for each of the 4 new integers of the 5-step run; core 0.33 on the CPU may add one of its own.
+    assert counters["stats"]["unique_graphs"] - graphs <= 1
     torch._dynamo.reset()
 
 
