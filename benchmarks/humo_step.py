@@ -33,8 +33,9 @@ import os
 import time
 from pathlib import Path
 
+import dit_flops  # benchmarks/ is sys.path[0] when a script runs
 import torch
-from bench_common import peak_gib, reset_peak, start, sync  # benchmarks/ is sys.path[0] when a script runs
+from bench_common import peak_gib, reset_peak, start, sync
 
 SIZES = {"480p": (832, 480), "720p": (1280, 720)}  # (width, height), HuMo's two trained resolutions
 CORE_CFG = 5.0
@@ -200,10 +201,23 @@ class Clock:
         }
 
 
-def run_path(path: str, patcher, inputs: dict, plan, sigmas: torch.Tensor, device: torch.device, seed: int) -> dict:
+def run_path(
+    path: str,
+    patcher,
+    inputs: dict,
+    plan,
+    sigmas: torch.Tensor,
+    device: torch.device,
+    seed: int,
+    sampler: str = "euler",
+    keep_output: bool = False,
+) -> dict:
+    """One sampling run of ``path`` ("ours" or "core") on ``patcher``; ``sampler`` is a HuMo solver name.
+
+    ``keep_output`` adds the sampled latent under "output" (a tensor: take it out before writing JSON).
+    """
     import comfy.sample
-    import comfy.samplers
-    from humanvideo.samplers.humo_guider import HuMoGuider
+    from humanvideo.samplers.humo_guider import HuMoGuider, solver_object
 
     clock = Clock(device)
     m = patcher.clone()
@@ -218,6 +232,8 @@ def run_path(path: str, patcher, inputs: dict, plan, sigmas: torch.Tensor, devic
     if path == "ours":
         guider = HuMoGuider(m, plan)
     else:
+        import comfy.samplers
+
         guider = comfy.samplers.CFGGuider(m)
         guider.set_cfg(CORE_CFG)
     guider.set_conds(data["positive"], data["negative"])
@@ -225,19 +241,22 @@ def run_path(path: str, patcher, inputs: dict, plan, sigmas: torch.Tensor, devic
     out = guider.sample(
         noise,
         latent,
-        comfy.samplers.sampler_object("euler"),
+        solver_object(sampler),
         sigmas,
         callback=clock.on_step,
         disable_pbar=True,
         seed=seed,
     )
     sync(device)
-    return {
+    result = {
         **clock.summary(),
         "peak_gib": round(peak_gib(device), 2),
         "finite": bool(torch.isfinite(out).all()),
         "out_frames": int(out.shape[2]),
     }
+    if keep_output:
+        result["output"] = out
+    return result
 
 
 def run(opts) -> dict:
@@ -249,10 +268,8 @@ def run(opts) -> dict:
 
     if opts.tiny:
         base = dict(dim=128, ffn_dim=256, num_layers=2)
-        configs = {
-            "tiny-17B-style": humo_dit.HumoConfig(in_dim=36, **base),
-            "tiny-1.7B-style": humo_dit.HumoConfig(in_dim=16, **base),
-        }
+        tiny = {"17B": humo_dit.HumoConfig(in_dim=36, **base), "1.7B": humo_dit.HumoConfig(in_dim=16, **base)}
+        configs = {f"tiny-{name}-style": tiny[name] for name in sorted(opts.models, reverse=True)}
         sizes, frames, steps, text_tokens = {"tiny": (64, 64)}, opts.frames or 97, 2, 32
         weight_dtype = torch.float32
     else:
@@ -269,6 +286,7 @@ def run(opts) -> dict:
         "steps": steps,
         "steps_timed": steps - 1,
         "core_cfg": CORE_CFG,
+        "sampler": opts.sampler,
         "runs": [],
     }
     sigmas = humo_sigmas(steps, SHIFT)
@@ -293,8 +311,19 @@ def run(opts) -> dict:
         for size, (w, h) in sizes.items():
             tokens = (inputs[size]["latent_frames"] + inputs[size]["n_ref"]) * (h // 16) * (w // 16)
             for path in ("ours", "core"):
-                r = run_path(path, patcher, inputs[size], plan, sigmas, device, seed=5)
-                row = {"model": model_name, "size": f"{w}x{h}", "path": path, "video_tokens": tokens, **r}
+                r = run_path(path, patcher, inputs[size], plan, sigmas, device, seed=5, sampler=opts.sampler)
+                row = {
+                    "model": model_name,
+                    "size": f"{w}x{h}",
+                    "path": path,
+                    "video_tokens": tokens,
+                    "latent_frames": inputs[size]["latent_frames"] + inputs[size]["n_ref"],
+                    "text_tokens": text_tokens,
+                    "flops_per_pass": dit_flops.humo_forward_flops(
+                        cfg, tokens, text_tokens, inputs[size]["latent_frames"] + inputs[size]["n_ref"]
+                    ),
+                    **r,
+                }
                 print(json.dumps(row), flush=True)
                 result["runs"].append(row)
         del patcher
@@ -364,6 +393,12 @@ def main() -> None:
         help="DiT weight dtype; fp8_e4m3fn computes in bf16 (core's manual cast)",
     )
     p.add_argument("--fp8-fast", action="store_true", help="with fp8 weights: core's fp8 matrix multiplication")
+    p.add_argument(
+        "--sampler",
+        choices=["euler", "flow_unipc"],
+        default="euler",
+        help="solver of both paths (one model evaluation per step either way); flow_unipc is HuMo's official one",
+    )
     p.add_argument("--json", default=None, help="also write the results here")
     opts = p.parse_args()
     if opts.steps < 2:

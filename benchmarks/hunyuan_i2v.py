@@ -20,8 +20,9 @@ import os
 import time
 from pathlib import Path
 
+import dit_flops  # benchmarks/ is sys.path[0] when a script runs
 import torch
-from bench_common import load_pack  # benchmarks/ is sys.path[0] when a script runs
+from bench_common import load_pack
 
 SIZES = {"720p": (704, 1248), "544p": (544, 960)}  # (h, w): official buckets of a 16:9 image
 
@@ -148,6 +149,8 @@ def run(args) -> dict:
                 "path": path,
                 "tokens": t_tokens(frames, h, w) + text_tokens,
                 "seconds_per_step": clock.per_step(),
+                # guidance 1 (embedded guidance): one forward per step on both paths
+                "flops_per_step": dit_flops.hunyuan_forward_flops(cfg, t_tokens(frames, h, w), text_tokens),
                 "peak_gpu_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2) if cuda else None,
             }
             print(json.dumps(run), flush=True)

@@ -77,20 +77,8 @@ def timed(fn, device, repeats: int):
     return (time.perf_counter() - start) / repeats, peak_gib(device), out
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--tiny", action="store_true", help="tiny widths (32, 64, 96, 96), 64 px, CPU smoke run")
-    p.add_argument(
-        "--comfyui", default=os.environ.get("COMFYUI_PATH", ""), help="ComfyUI checkout (default $COMFYUI_PATH)"
-    )
-    p.add_argument("--resolutions", type=int, nargs="+", default=None, help="pixel sizes (default 256 512; tiny: 64)")
-    p.add_argument("--steps", type=int, default=20)
-    p.add_argument("--frames", type=int, default=16, help="frames per chunk (LatentSync: 16)")
-    p.add_argument("--guidance", type=float, default=1.5)
-    p.add_argument("--dtype", choices=["fp16", "bf16", "fp32"], default=None, help="default fp16 on CUDA, fp32 on CPU")
-    p.add_argument("--repeats", type=int, default=1)
-    p.add_argument("--json", default=None, help="also write the results here")
-    opts = p.parse_args()
+def run(opts) -> dict:
+    """Times both DeepCache settings of our loop and the per-frame reference at every resolution."""
 
     device = start(opts.comfyui, opts.tiny)
     cuda = device.type == "cuda"
@@ -154,6 +142,11 @@ def main() -> None:
                 )
             )
 
+    return dict(device=device_name, dtype=str(dtype), params=params, rows=rows)
+
+
+def print_table(result: dict) -> None:
+    rows = result["rows"]
     print()
     print("| res | run | s / 16-frame chunk | output fps | peak mem GiB | speed vs reference | finite |")
     print("|---|---|---|---|---|---|---|")
@@ -162,12 +155,28 @@ def main() -> None:
             f"| {r['resolution']} | {r['run']} | {r['seconds_per_chunk']:.3f} | {r['fps']:.2f} | {r['peak_gib']:.2f} "
             f"| {r['speed_vs_reference']:.2f}x | {r['finite']} |"
         )
-    if not cuda:
+    if result["device"] == "CPU":
         print("\n(CPU: peak memory is the process's max RSS, not per run)")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--tiny", action="store_true", help="tiny widths (32, 64, 96, 96), 64 px, CPU smoke run")
+    p.add_argument(
+        "--comfyui", default=os.environ.get("COMFYUI_PATH", ""), help="ComfyUI checkout (default $COMFYUI_PATH)"
+    )
+    p.add_argument("--resolutions", type=int, nargs="+", default=None, help="pixel sizes (default 256 512; tiny: 64)")
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--frames", type=int, default=16, help="frames per chunk (LatentSync: 16)")
+    p.add_argument("--guidance", type=float, default=1.5)
+    p.add_argument("--dtype", choices=["fp16", "bf16", "fp32"], default=None, help="default fp16 on CUDA, fp32 on CPU")
+    p.add_argument("--repeats", type=int, default=1)
+    p.add_argument("--json", default=None, help="also write the results here")
+    opts = p.parse_args()
+    result = run(opts)
+    print_table(result)
     if opts.json:
-        Path(opts.json).write_text(
-            json.dumps(dict(device=device_name, dtype=str(dtype), params=params, rows=rows), indent=2)
-        )
+        Path(opts.json).write_text(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

@@ -49,7 +49,7 @@ from .humo_conditioning import (
 
 APPLY_WRAPPER_KEY = "humanvideo_humo_y"
 TIMESTEP_WRAPPER_KEY = "humanvideo_humo_integer_timestep"
-MODEL_TIMESTEP_KEY = "hv_humo_model_timestep"  # transformer option: the integer timestep of this step
+MODEL_TIMESTEP_KEY = "hv_humo_model_timestep"  # transformer option: the integer timestep of this step, a 0-d tensor
 VAE_STRIDE_S = 8
 
 
@@ -69,7 +69,9 @@ def _feed_model_timestep(
     # float 1000 x sigma); everything around the DiT keeps the float sigma.
     t = transformer_options.get(MODEL_TIMESTEP_KEY)
     if t is not None:
-        timestep = torch.full_like(timestep, float(t))
+        # a tensor, not a Python number: torch.compile (core's TorchCompileModel) would bake a number into
+        # the graph and compile the DiT again at every step
+        timestep = t.to(timestep.dtype).expand(timestep.shape).contiguous()  # core's layout: no stride guard fails
     return executor(x, timestep, context, clip_fea, time_dim_concat, transformer_options, **kwargs)
 
 
@@ -182,6 +184,7 @@ class HuMoGuider(comfy.samplers.CFGGuider):
         self._base_strength = 0.0
         self._prediction_done = False
         self._detector = None
+        self._cpu_sigmas: torch.Tensor | None = None  # the sigmas of the run in progress, on the CPU
 
     # -- set-up ---------------------------------------------------------------------------------
     def set_conds(self, positive, negative) -> None:
@@ -234,12 +237,16 @@ class HuMoGuider(comfy.samplers.CFGGuider):
         comfy.model_management.throw_exception_if_processing_interrupted()
         sigma = float(timestep.flatten()[0])
         options = model_options.get("transformer_options", {})
-        step = gd.step_index(sigma, options.get("sample_sigmas"))
+        sample_sigmas = options.get("sample_sigmas")
+        if self._cpu_sigmas is not None and sample_sigmas is not None and len(sample_sigmas) == len(self._cpu_sigmas):
+            sample_sigmas = self._cpu_sigmas  # the run's sigmas, read once: no device sync per step
+        step = gd.step_index(sigma, sample_sigmas)
         chain, t = self.select(sigma, step)
         self.trace.append((sigma, t, chain))
         if t is not None:
             self.model_timesteps.append(t)
-            model_options = {**model_options, "transformer_options": {**options, MODEL_TIMESTEP_KEY: t}}
+            t_tensor = torch.full((), float(t), device=x.device)  # made on the device: no host-to-device copy
+            model_options = {**model_options, "transformer_options": {**options, MODEL_TIMESTEP_KEY: t_tensor}}
         passes = chain.needed_passes()
         self.pass_calls += len(passes)
         out = comfy.samplers.calc_cond_batch(
@@ -337,6 +344,7 @@ class HuMoGuider(comfy.samplers.CFGGuider):
                 f"(frames, h, w) = {want}; use the latent output of HV HuMo Conditioning"
             )
         self.pass_calls, self.model_timesteps, self.trace, self.notes = 0, [], [], []  # per run
+        self._cpu_sigmas = sigmas.detach().to("cpu", torch.float64)
         prediction = self.focus.prediction
         if prediction is not None:
             steps = len(sigmas) - 1
