@@ -355,10 +355,11 @@ def humo_long_form() -> Workflow:
     return Workflow(name="humo_long_form", nodes=nodes, stages=stages, guide=guide)
 
 
+LONG_FORM = humo_long_form()
 WORKFLOWS = [
     humo_single("humo_1.7b_tia_480p", HUMO_1_7B, "480x832", True, "HuMo-1.7B official"),
     humo_single("humo_17b_tia_720p", HUMO_17B, "720x1280", True, "HuMo-17B official"),
     humo_single("humo_17b_ta_480p", HUMO_17B, "480x832", False, "HuMo-17B official"),
     humo_two_speakers(),
-    humo_long_form(),
+    LONG_FORM,
 ]
