@@ -12,8 +12,8 @@ from .. import paths
 from ..media.face_detect import DETECTORS, LANDMARKS_68, DlibFaceDetector
 from ..media.face_track import SELECT_MODES, STABILIZE_MODES, crop_frames, paste_frames, track_faces
 from ..media.paste_back import REGIONS
+from .types import HV_FACE_TRACK
 
-FaceTrackType = io.Custom("HV_FACE_TRACK")
 RESOLUTIONS = {"256 (LatentSync 1.5)": 256, "512 (LatentSync 1.6)": 512}
 
 
@@ -128,7 +128,7 @@ class HVFaceTrack(io.ComfyNode):
                 speaker_mask_input(),
             ],
             outputs=[
-                FaceTrackType.Output(
+                HV_FACE_TRACK.Output(
                     display_name="face_track",
                     tooltip="Per-frame boxes, landmarks and crop matrices of the chosen face.",
                 ),
@@ -198,7 +198,7 @@ class HVFacePaste(io.ComfyNode):
             inputs=[
                 io.Image.Input("images", tooltip="The original frames the track was made from."),
                 io.Image.Input("faces", tooltip="Processed crops, one per frame (any square size)."),
-                FaceTrackType.Input("face_track", tooltip="The track from Face Track."),
+                HV_FACE_TRACK.Input("face_track", tooltip="The track from Face Track."),
                 io.Combo.Input(
                     "region",
                     options=list(REGIONS),

@@ -5,8 +5,8 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from ..samplers import guidance as gd
+from .types import HV_GUIDANCE
 
-HV_GUIDANCE = io.Custom("HV_GUIDANCE")
 CUSTOM = "custom"
 PRESET_NAMES = list(gd.PRESETS) + [CUSTOM]
 

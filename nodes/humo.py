@@ -11,10 +11,8 @@ from ..parallel import runtime as parallel_runtime
 from ..samplers import guidance as gd
 from ..samplers import humo_conditioning as hc
 from ..samplers import humo_guider as hg
-from .guidance import HV_GUIDANCE
-from .parallel import HV_PARALLEL
+from .types import HV_AUDIO_FEATURES, HV_GUIDANCE, HV_PARALLEL
 
-HV_AUDIO_FEATURES = io.Custom("HV_AUDIO_FEATURES")
 SIZE_OPTIONS = list(hc.PRESET_SIZES) + ["custom"]
 CATEGORY = "HumanVideo/HuMo"
 PARALLEL_TOOLTIP = "Optional: HV Parallel, to sample on several GPUs (sequence / CFG parallel, sharded weights)."

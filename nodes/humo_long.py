@@ -21,8 +21,8 @@ from ..models.audio_features import HUMO_FPS, AudioFeatures
 from ..samplers import humo_conditioning as hc
 from ..samplers import humo_guider as hg
 from ..samplers import humo_long as hl
-from .guidance import HV_GUIDANCE
-from .humo import CATEGORY, HV_AUDIO_FEATURES, INTEGER_TIMESTEPS_TOOLTIP, SIZE_OPTIONS, default_plan
+from .humo import CATEGORY, INTEGER_TIMESTEPS_TOOLTIP, SIZE_OPTIONS, default_plan
+from .types import HV_AUDIO_FEATURES, HV_GUIDANCE
 from .video import PACK_NAME
 
 CACHE_SUBFOLDER = os.path.join("HumanVideo", "long_form_cache")

@@ -12,8 +12,7 @@ from ..loaders import hunyuan_vae as hv
 from ..models import hunyuan_template as tpl
 from ..parallel import runtime as parallel_runtime
 from ..samplers import hunyuan_i2v as hi
-from .guidance import HV_GUIDANCE
-from .parallel import HV_PARALLEL
+from .types import HV_GUIDANCE, HV_PARALLEL
 
 CATEGORY = "HumanVideo/HunyuanVideo-I2V"
 LOADERS = "HumanVideo/loaders"

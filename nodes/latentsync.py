@@ -18,6 +18,7 @@ from ..samplers.latentsync_timeline import (
     audio_frame_count,
     plan_timeline,
 )
+from .types import HV_AUDIO_FEATURES, HV_FACE_TRACK, HV_LATENTSYNC_UNET
 
 # Combo label -> `plan_timeline` frame_rate / length mode.
 FRAME_RATES = {
@@ -26,10 +27,6 @@ FRAME_RATES = {
     "source fps": "source",
 }
 LENGTHS = {"official (audio + 2 frames)": "official", "audio duration": "audio"}
-
-LatentSyncUNetType = io.Custom("HV_LATENTSYNC_UNET")
-AudioFeaturesType = io.Custom("HV_AUDIO_FEATURES")
-FaceTrackType = io.Custom("HV_FACE_TRACK")
 
 
 def check_release_resolution(unet, crop_resolution: int) -> str:
@@ -158,11 +155,11 @@ class HVLatentSync(io.ComfyNode):
                 "pass through unchanged."
             ),
             inputs=[
-                LatentSyncUNetType.Input("unet", tooltip="From Load LatentSync UNet."),
+                HV_LATENTSYNC_UNET.Input("unet", tooltip="From Load LatentSync UNet."),
                 io.Vae.Input("vae", tooltip="The SD VAE LatentSync was trained with (sd-vae-ft-mse)."),
                 io.Image.Input("images", tooltip="The video frames (the same frames Face Track saw)."),
-                FaceTrackType.Input("face_track", tooltip="From Face Track: which face, where, aligned how."),
-                AudioFeaturesType.Input("audio_features", tooltip="Whisper-tiny features of the new speech."),
+                HV_FACE_TRACK.Input("face_track", tooltip="From Face Track: which face, where, aligned how."),
+                HV_AUDIO_FEATURES.Input("audio_features", tooltip="Whisper-tiny features of the new speech."),
                 io.Float.Input(
                     "fps",
                     default=25.0,

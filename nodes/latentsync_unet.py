@@ -6,8 +6,7 @@ from comfy_api.latest import io
 
 from .. import paths
 from ..loaders.latentsync_unet import DTYPE_OPTIONS, load_latentsync_unet
-
-LatentSyncUNetType = io.Custom("HV_LATENTSYNC_UNET")
+from .types import HV_LATENTSYNC_UNET
 
 
 class HVLoadLatentSyncUNet(io.ComfyNode):
@@ -38,7 +37,7 @@ class HVLoadLatentSyncUNet(io.ComfyNode):
                 ),
             ],
             outputs=[
-                LatentSyncUNetType.Output(
+                HV_LATENTSYNC_UNET.Output(
                     display_name="unet",
                     tooltip="The LatentSync UNet in a ComfyUI ModelPatcher "
                     "(offloaded and loaded by ComfyUI's memory manager).",

@@ -25,12 +25,11 @@ from ..samplers.latentsync_stream import lip_sync_video
 from .face import RESOLUTIONS, face_track_inputs, speaker_mask_input
 from .latentsync import (
     FRAME_RATES,
-    AudioFeaturesType,
-    LatentSyncUNetType,
     audio_windows,
     check_release_resolution,
     lip_sync_inputs,
 )
+from .types import HV_AUDIO_FEATURES, HV_LATENTSYNC_UNET
 from .video import container_tags, label_inputs, output_file, preview, quality_input, sound_track
 
 
@@ -105,7 +104,7 @@ class HVLatentSyncVideo(io.ComfyNode):
                 "decoded values and the source's pixel format; the file is tagged as AI-generated."
             ),
             inputs=[
-                LatentSyncUNetType.Input("unet", tooltip="From Load LatentSync UNet."),
+                HV_LATENTSYNC_UNET.Input("unet", tooltip="From Load LatentSync UNet."),
                 io.Vae.Input("vae", tooltip="The SD VAE LatentSync was trained with (sd-vae-ft-mse)."),
                 io.Video.Input(
                     "video",
@@ -116,7 +115,7 @@ class HVLatentSyncVideo(io.ComfyNode):
                     "audio",
                     tooltip="The new speech: the sound track of the result (the same audio the features are from).",
                 ),
-                AudioFeaturesType.Input("audio_features", tooltip="Whisper-tiny features of the new speech."),
+                HV_AUDIO_FEATURES.Input("audio_features", tooltip="Whisper-tiny features of the new speech."),
                 *face_track_inputs(),
                 *lip_sync_inputs(),
                 io.String.Input(

@@ -5,8 +5,7 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from ..parallel.runtime import ParallelConfig
-
-HV_PARALLEL = io.Custom("HV_PARALLEL")
+from .types import HV_PARALLEL
 
 
 class HVParallel(io.ComfyNode):

@@ -17,8 +17,8 @@ from ..media.face_track import check_images
 from ..media.sync_crop import MIN_FACE_SIZE, MIN_TRACK
 from ..models.syncnet import SyncNet
 from ..samplers.sync_score import score_video
+from .types import HV_SYNCNET
 
-SyncNetType = io.Custom("HV_SYNCNET")
 SYNCNET_FILE = "syncnet_v2.model"
 
 
@@ -49,7 +49,7 @@ class HVLoadSyncNet(io.ComfyNode):
                     "auxiliary/syncnet_v2.model.",
                 ),
             ],
-            outputs=[SyncNetType.Output(display_name="syncnet", tooltip="The evaluation SyncNet.")],
+            outputs=[HV_SYNCNET.Output(display_name="syncnet", tooltip="The evaluation SyncNet.")],
         )
 
     @classmethod
@@ -88,7 +88,7 @@ class HVSyncScore(io.ComfyNode):
                 "over time with the weakest moments marked, and writes a short report."
             ),
             inputs=[
-                SyncNetType.Input("syncnet", tooltip="From Load SyncNet."),
+                HV_SYNCNET.Input("syncnet", tooltip="From Load SyncNet."),
                 io.Video.Input("video", optional=True, tooltip="A video with its sound track (or use images + audio)."),
                 io.Image.Input("images", optional=True, tooltip="Video frames, used with audio and fps."),
                 io.Audio.Input("audio", optional=True, tooltip="The speech that goes with the frames."),

@@ -13,10 +13,9 @@ from ..media.resample import resample, to_mono
 from ..models.audio_features import extract_audio_features, to_audio_encoder_output
 from ..models.log_mel import SAMPLE_RATE
 from ..models.whisper_encoder import WhisperModel
+from .types import HV_AUDIO_FEATURES, HV_WHISPER
 
 FOLDER = "audio_encoders"
-WhisperType = io.Custom("HV_WHISPER")
-AudioFeaturesType = io.Custom("HV_AUDIO_FEATURES")
 
 WINDOW_CHOICES = {
     "independent 30 s (official)": "independent",
@@ -70,7 +69,7 @@ class HVLoadWhisper(io.ComfyNode):
                 ),
             ],
             outputs=[
-                WhisperType.Output(
+                HV_WHISPER.Output(
                     display_name="whisper", tooltip="The Whisper encoder (loaded to the GPU only while it runs)."
                 )
             ],
@@ -97,7 +96,7 @@ class HVWhisperFeatures(io.ComfyNode):
             ),
             inputs=[
                 io.Audio.Input("audio", tooltip="The voice track (any sample rate and channel count, one clip)."),
-                WhisperType.Input("whisper", tooltip="From Load Whisper: large-v3 for HuMo, tiny for LatentSync."),
+                HV_WHISPER.Input("whisper", tooltip="From Load Whisper: large-v3 for HuMo, tiny for LatentSync."),
                 io.Combo.Input(
                     "windows",
                     options=list(WINDOW_CHOICES),
@@ -115,7 +114,7 @@ class HVWhisperFeatures(io.ComfyNode):
                 ),
             ],
             outputs=[
-                AudioFeaturesType.Output(
+                HV_AUDIO_FEATURES.Output(
                     display_name="audio_features",
                     tooltip="Whisper states at 50 Hz for the whole audio; HuMo and "
                     "LatentSync nodes cut their per-frame windows from it.",
