@@ -4,27 +4,16 @@ from __future__ import annotations
 
 import logging
 
-import comfy.model_management
-import comfy.utils
 from comfy_api.latest import io
 
 from .. import paths
 from ..media.face_detect import DETECTORS, LANDMARKS_68, DlibFaceDetector
 from ..media.face_track import SELECT_MODES, STABILIZE_MODES, crop_frames, paste_frames, track_faces
 from ..media.paste_back import REGIONS
+from .progress import CancellableProgress
 from .types import HV_FACE_TRACK
 
 RESOLUTIONS = {"256 (LatentSync 1.5)": 256, "512 (LatentSync 1.6)": 512}
-
-
-def _progress(total: int):
-    bar = comfy.utils.ProgressBar(total)
-
-    def step(_: int) -> None:
-        comfy.model_management.throw_exception_if_processing_interrupted()
-        bar.update(1)
-
-    return step
 
 
 def face_track_inputs() -> list:
@@ -164,7 +153,7 @@ class HVFaceTrack(io.ComfyNode):
             cnn_model=paths.cnn_detector_file() if detector == "cnn" else None,
         )
         n = int(images.shape[0]) if images is not None and images.ndim == 4 else 0
-        step = _progress(2 * max(n, 1))
+        step = CancellableProgress(2 * max(n, 1)).step
         track = track_faces(
             images,
             finder,
@@ -212,7 +201,9 @@ class HVFacePaste(io.ComfyNode):
     @classmethod
     def execute(cls, images, faces, face_track, region) -> io.NodeOutput:
         n = int(images.shape[0]) if images is not None and images.ndim == 4 else 0
-        return io.NodeOutput(paste_frames(images, faces, face_track, region, on_frame=_progress(max(n, 1))))
+        return io.NodeOutput(
+            paste_frames(images, faces, face_track, region, on_frame=CancellableProgress(max(n, 1)).step)
+        )
 
 
 NODES = [HVFaceTrack, HVFacePaste]

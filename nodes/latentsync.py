@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import comfy.model_management
-import comfy.utils
 from comfy_api.latest import io
 
 from .. import paths
@@ -18,6 +16,7 @@ from ..samplers.latentsync_timeline import (
     audio_frame_count,
     plan_timeline,
 )
+from .progress import CancellableProgress
 from .types import HV_AUDIO_FEATURES, HV_FACE_TRACK, HV_LATENTSYNC_UNET
 
 # Combo label -> `plan_timeline` frame_rate / length mode.
@@ -212,11 +211,7 @@ class HVLatentSync(io.ComfyNode):
         release_note = check_release_resolution(unet, face_track.resolution)
         settings = DenoiseSettings(steps=steps, guidance=guidance, deepcache_interval=deepcache_interval)
         settings.validate()
-        bar = comfy.utils.ProgressBar(1)
-
-        def progress(done: int, total: int) -> None:  # after every chunk's encode, DDIM step and decode
-            comfy.model_management.throw_exception_if_processing_interrupted()
-            bar.update_absolute(done, total)
+        progress = CancellableProgress()  # after every chunk's encode, DDIM step and decode
 
         result = lip_sync(
             images,

@@ -17,6 +17,7 @@ from ..media.face_track import check_images
 from ..media.sync_crop import MIN_FACE_SIZE, MIN_TRACK
 from ..models.syncnet import SyncNet
 from ..samplers.sync_score import score_video
+from .progress import CancellableProgress
 from .types import HV_SYNCNET
 
 SYNCNET_FILE = "syncnet_v2.model"
@@ -167,13 +168,12 @@ class HVSyncScore(io.ComfyNode):
             cnn_model=paths.cnn_detector_file() if detector == "cnn" else None,
         )
         device = comfy.model_management.get_torch_device()
-        bar = comfy.utils.ProgressBar(100)
+        bar = CancellableProgress(100)
         stages = {"detect": (0, 60)}
 
         def on_progress(stage: str, done: int, total: int) -> None:
-            comfy.model_management.throw_exception_if_processing_interrupted()
             lo, hi = stages.get(stage, (60, 100))
-            bar.update_absolute(lo + (hi - lo) * done / max(total, 1), 100)
+            bar(lo + (hi - lo) * done / max(total, 1))
 
         syncnet.to(device)
         try:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 
-import comfy.model_management
-import comfy.utils
 import folder_paths
 import torch
 from comfy.cli_args import args
@@ -16,19 +14,9 @@ from ..media.audio_io import validate_audio
 from ..media.resample import resample
 from ..media.video_io import AAC_SAMPLE_RATES, write_mp4
 from ..media.watermark import CORNERS, make_label, provenance_metadata
+from .progress import CancellableProgress
 
 PACK_NAME = "ComfyUI-HumanVideo"
-
-
-def _cancel_point(total: int):
-    """Per-frame callback: progress, and Cancel honoured between frames."""
-    bar = comfy.utils.ProgressBar(total)
-
-    def step(done: int) -> None:
-        comfy.model_management.throw_exception_if_processing_interrupted()
-        bar.update_absolute(done, total)
-
-    return step
 
 
 def quality_input() -> io.Int.Input:
@@ -180,7 +168,7 @@ class HVSaveVideo(io.ComfyNode):
             audio=sound,
             crf=quality_crf,
             metadata=container_tags(cls.hidden),
-            on_frame=_cancel_point(frames),
+            on_frame=CancellableProgress(frames),  # Cancel honoured between frames
         )
         return io.NodeOutput(InputImpl.VideoFromFile(path), ui=preview(file, subfolder))
 

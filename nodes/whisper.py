@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import comfy.model_management
-import comfy.utils
 from comfy_api.latest import io
 
 from .. import paths
@@ -13,6 +11,7 @@ from ..media.resample import resample, to_mono
 from ..models.audio_features import extract_audio_features, to_audio_encoder_output
 from ..models.log_mel import SAMPLE_RATE
 from ..models.whisper_encoder import WhisperModel
+from .progress import CancellableProgress
 from .types import HV_AUDIO_FEATURES, HV_WHISPER
 
 FOLDER = "audio_encoders"
@@ -140,20 +139,12 @@ class HVWhisperFeatures(io.ComfyNode):
         if waveform.shape[0] != 1:
             raise ValueError(f"audio: a batch of {waveform.shape[0]} clips; this node encodes one clip at a time")
         mono = resample(to_mono(waveform.float()), rate, SAMPLE_RATE)[0, 0]
-        bar: list[comfy.utils.ProgressBar] = []
-
-        def on_window(done: int, total: int) -> None:
-            comfy.model_management.throw_exception_if_processing_interrupted()
-            if not bar:
-                bar.append(comfy.utils.ProgressBar(total))
-            bar[0].update_absolute(done, total)
-
         features = extract_audio_features(
             whisper,
             mono,
             window_mode=WINDOW_CHOICES[windows],
             convention=CONVENTION_CHOICES[convention],
-            on_window=on_window,
+            on_window=CancellableProgress(),
         )
         return io.NodeOutput(features, to_audio_encoder_output(features))
 
