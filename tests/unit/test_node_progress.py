@@ -10,10 +10,15 @@ from humanvideo.nodes.progress import CancellableProgress
 
 @pytest.fixture
 def reports(monkeypatch):
+    """Every update the helper sends to ComfyUI's progress bar (recorded before core's own throttling)."""
     seen = []
-    monkeypatch.setattr(
-        comfy.utils, "PROGRESS_BAR_HOOK", lambda value, total, preview, node_id=None: seen.append((value, total))
-    )
+
+    class RecordingBar(comfy.utils.ProgressBar):
+        def update_absolute(self, value, total=None, preview=None):
+            seen.append((value, total))
+            super().update_absolute(value, total, preview)
+
+    monkeypatch.setattr(comfy.utils, "ProgressBar", RecordingBar)
     return seen
 
 
