@@ -26,11 +26,11 @@ def model_folders(key: str) -> list[str]:
     return paths.folders_holding(key, "config.json")
 
 
-class HVHunyuanDiTLoader(io.ComfyNode):
+class HVLoadHunyuanDiT(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
-            node_id="HVHunyuanDiTLoader",
+            node_id="HVLoadHunyuanDiT",
             display_name="Load HunyuanVideo-I2V Model",
             category=LOADERS,
             description=(
@@ -68,11 +68,11 @@ class HVHunyuanDiTLoader(io.ComfyNode):
         return io.NodeOutput(model, release.name)
 
 
-class HVHunyuanVAELoader(io.ComfyNode):
+class HVLoadHunyuanVAE(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
         return io.Schema(
-            node_id="HVHunyuanVAELoader",
+            node_id="HVLoadHunyuanVAE",
             display_name="Load HunyuanVideo VAE",
             category=LOADERS,
             description=(
@@ -119,12 +119,12 @@ class HVHunyuanVAELoader(io.ComfyNode):
         )
 
 
-class HVHunyuanTextEncoderLoader(io.ComfyNode):
+class HVLoadHunyuanTextEncoders(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
         folders = model_folders("text_encoders")
         return io.Schema(
-            node_id="HVHunyuanTextEncoderLoader",
+            node_id="HVLoadHunyuanTextEncoders",
             display_name="Load HunyuanVideo-I2V Text Encoders",
             category=LOADERS,
             description=(
@@ -468,10 +468,29 @@ class HVLoadHunyuanLoRA(io.ComfyNode):
         return io.NodeOutput(patched, f"{lora_name}: {fmt}, {n} layers patched at strength {strength:g}")
 
 
+def deprecated_id(node: type[io.ComfyNode], old_id: str) -> type[io.ComfyNode]:
+    """The same node under the id it shipped with, so saved workflows keep loading; hidden from search."""
+
+    class Alias(node):
+        @classmethod
+        def define_schema(cls) -> io.Schema:
+            schema = node.define_schema()
+            schema.node_id = old_id
+            schema.display_name = f"{schema.display_name} (old id)"
+            schema.is_deprecated = True
+            return schema
+
+    Alias.__name__ = Alias.__qualname__ = old_id
+    return Alias
+
+
 NODES = [
-    HVHunyuanDiTLoader,
-    HVHunyuanVAELoader,
-    HVHunyuanTextEncoderLoader,
+    HVLoadHunyuanDiT,
+    HVLoadHunyuanVAE,
+    HVLoadHunyuanTextEncoders,
+    deprecated_id(HVLoadHunyuanDiT, "HVHunyuanDiTLoader"),
+    deprecated_id(HVLoadHunyuanVAE, "HVHunyuanVAELoader"),
+    deprecated_id(HVLoadHunyuanTextEncoders, "HVHunyuanTextEncoderLoader"),
     HVLoadHunyuanLoRA,
     HVHunyuanI2VTextEncode,
     HVHunyuanI2VConditioning,

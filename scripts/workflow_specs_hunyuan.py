@@ -56,11 +56,11 @@ LORA_PROMPT = "rapid_hair_growth, The hair of the characters in the video is gro
 def i2v(name: str, lora: bool) -> Workflow:
     model = (2, 0) if lora else (1, 0)
     nodes = [
-        Node(1, "HVHunyuanDiTLoader", {"model_name": DIT}, models=[MODELS["dit"]]),
-        Node(3, "HVHunyuanVAELoader", {"vae_name": VAE}, models=[MODELS["vae"]]),
+        Node(1, "HVLoadHunyuanDiT", {"model_name": DIT}, models=[MODELS["dit"]]),
+        Node(3, "HVLoadHunyuanVAE", {"vae_name": VAE}, models=[MODELS["vae"]]),
         Node(
             4,
-            "HVHunyuanTextEncoderLoader",
+            "HVLoadHunyuanTextEncoders",
             {"llava_folder": LLAVA, "clip_folder": CLIP},
             models=[MODELS["llava"], MODELS["clip"]],
         ),

@@ -34,9 +34,9 @@ TINY = {
 # loader node -> (models sub-folder, file input): every loader gets the broken files below.
 LOADERS = {
     "HVLoadHuMoModel": ("diffusion_models", "model_name"),
-    "HVHunyuanDiTLoader": ("diffusion_models", "model_name"),
+    "HVLoadHunyuanDiT": ("diffusion_models", "model_name"),
     "HVLoadWanVAE": ("vae", "vae_name"),
-    "HVHunyuanVAELoader": ("vae", "vae_name"),
+    "HVLoadHunyuanVAE": ("vae", "vae_name"),
     "HVLoadSDVAE": ("vae", "vae_name"),
     "HVLoadUMT5": ("text_encoders", "text_encoder_name"),
     "HVLoadWhisper": ("audio_encoders", "model"),
@@ -59,7 +59,7 @@ def node(object_info: dict, class_type: str, **values) -> dict:
 
 def producers(object_info: dict) -> dict:
     """A valid source of every link type a pack node takes (tiny fixtures; core caches them across prompts)."""
-    text = node(object_info, "HVHunyuanTextEncoderLoader", llava_folder=TINY["llava"], clip_folder=TINY["clip"])
+    text = node(object_info, "HVLoadHunyuanTextEncoders", llava_folder=TINY["llava"], clip_folder=TINY["clip"])
     image = {"class_type": "LoadImage", "inputs": {"image": "face.png"}}
     audio = node(object_info, "HVLoadAudio", audio="speech.wav", duration_seconds=1.0, sample_rate="16000")
     whisper = node(object_info, "HVLoadWhisper", model=TINY["whisper"])
@@ -67,7 +67,7 @@ def producers(object_info: dict) -> dict:
         "IMAGE": image,
         "MASK": ({"class_type": "LoadImage", "inputs": {"image": "face.png"}}, 1, {}),
         "AUDIO": audio,
-        "MODEL": node(object_info, "HVHunyuanDiTLoader", model_name=TINY["hunyuan_dit"]),
+        "MODEL": node(object_info, "HVLoadHunyuanDiT", model_name=TINY["hunyuan_dit"]),
         "VAE": node(object_info, "HVLoadSDVAE", vae_name=TINY["sd_vae"]),
         "CLIP": (text, 0, {}),
         "CLIP_VISION": (text, 1, {}),

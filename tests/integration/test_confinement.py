@@ -29,10 +29,10 @@ KNOWN = {
     ("HVFaceTrack", "face_model"),
     ("HVLoadSyncNet", "syncnet_name"),
     ("HVSyncScore", "face_model"),
-    ("HVHunyuanDiTLoader", "model_name"),
-    ("HVHunyuanVAELoader", "vae_name"),
-    ("HVHunyuanTextEncoderLoader", "llava_folder"),
-    ("HVHunyuanTextEncoderLoader", "clip_folder"),
+    ("HVLoadHunyuanDiT", "model_name"),
+    ("HVLoadHunyuanVAE", "vae_name"),
+    ("HVLoadHunyuanTextEncoders", "llava_folder"),
+    ("HVLoadHunyuanTextEncoders", "clip_folder"),
     ("HVLoadHunyuanLoRA", "lora_name"),
     ("HVLoadSDVAE", "vae_name"),
     ("HVLoadLatentSyncUNet", "unet_name"),
@@ -44,7 +44,7 @@ REFUSED = re.compile(
 PRODUCERS = {
     "IMAGE": {"class_type": "LoadImage", "inputs": {"image": "face.png"}},
     "MODEL": {
-        "class_type": "HVHunyuanDiTLoader",
+        "class_type": "HVLoadHunyuanDiT",
         "inputs": {"model_name": "hunyuan-video-i2v-tiny-v2/mp_rank_00_model_states.pt", "weight_dtype": "default"},
     },
     "HV_SYNCNET": {"class_type": "HVLoadSyncNet", "inputs": {"syncnet_name": "syncnet_v2.model"}},

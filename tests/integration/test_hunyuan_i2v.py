@@ -14,12 +14,12 @@ def i2v_prompt(release="v2", text_release="v2 (replace)", with_model=True, lora=
     model = ["1", 0]
     prompt = {
         "1": {
-            "class_type": "HVHunyuanDiTLoader",
+            "class_type": "HVLoadHunyuanDiT",
             "inputs": {"model_name": f"{fx.DIT_DIR[release]}/mp_rank_00_model_states.pt", "weight_dtype": "default"},
         },
-        "3": {"class_type": "HVHunyuanVAELoader", "inputs": {"vae_name": f"{fx.VAE_DIR}/pytorch_model.pt"}},
+        "3": {"class_type": "HVLoadHunyuanVAE", "inputs": {"vae_name": f"{fx.VAE_DIR}/pytorch_model.pt"}},
         "4": {
-            "class_type": "HVHunyuanTextEncoderLoader",
+            "class_type": "HVLoadHunyuanTextEncoders",
             "inputs": {"llava_folder": fx.LLAVA_DIR, "clip_folder": fx.CLIP_DIR, "dtype": "fp32"},
         },
         "5": {"class_type": "EmptyImage", "inputs": {"width": 80, "height": 45, "batch_size": 1, "color": 0x3366CC}},

@@ -15,7 +15,7 @@ def test_shipped_workflow_runs_with_tiny_checkpoints(comfy, name):
     assert node_of(prompt, "HVHunyuanI2VConditioning")["inputs"]["length"] == 129  # the official default
     node_of(prompt, "HVHunyuanI2VConditioning")["inputs"].update(resolution="360p", length=5)
     node_of(prompt, "HVHunyuanI2VSampler")["inputs"].update(steps=2)
-    node_of(prompt, "HVHunyuanTextEncoderLoader")["inputs"]["dtype"] = "fp32"
+    node_of(prompt, "HVLoadHunyuanTextEncoders")["inputs"]["dtype"] = "fp32"
     result = comfy.run(prompt, timeout=600)
     assert result.ok, result.error
     [mp4] = [f for f in result.files if f.suffix == ".mp4"]

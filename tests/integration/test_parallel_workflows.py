@@ -30,8 +30,8 @@ def shrink_humo(prompt: dict) -> dict:
 def shrink_hunyuan(prompt: dict, release: str = "v2") -> dict:
     node_of(prompt, "HVHunyuanI2VConditioning")["inputs"].update(resolution="360p", length=5)
     node_of(prompt, "HVHunyuanI2VSampler")["inputs"].update(steps=2)
-    node_of(prompt, "HVHunyuanTextEncoderLoader")["inputs"]["dtype"] = "fp32"
-    loader = node_of(prompt, "HVHunyuanDiTLoader")["inputs"]
+    node_of(prompt, "HVLoadHunyuanTextEncoders")["inputs"]["dtype"] = "fp32"
+    loader = node_of(prompt, "HVLoadHunyuanDiT")["inputs"]
     loader["model_name"] = f"{fx.DIT_DIR[release]}/mp_rank_00_model_states.pt"
     return prompt
 

@@ -33,23 +33,23 @@ def folders(models_dir, monkeypatch):
 
 
 def test_schemas_list_the_fixture_files(folders):
-    inputs = {i.id: i for i in nodes.HVHunyuanDiTLoader.GET_SCHEMA().inputs}
+    inputs = {i.id: i for i in nodes.HVLoadHunyuanDiT.GET_SCHEMA().inputs}
     assert f"{fx.DIT_DIR['v2']}/mp_rank_00_model_states.pt" in inputs["model_name"].options
-    te = {i.id: i for i in nodes.HVHunyuanTextEncoderLoader.GET_SCHEMA().inputs}
+    te = {i.id: i for i in nodes.HVLoadHunyuanTextEncoders.GET_SCHEMA().inputs}
     assert te["llava_folder"].options == sorted([fx.CLIP_DIR, fx.LLAVA_DIR])
 
 
 @pytest.mark.parametrize("release", ["v2", "v1"])
 def test_full_chain(folders, release):
-    model, rel_name = nodes.HVHunyuanDiTLoader.execute(
+    model, rel_name = nodes.HVLoadHunyuanDiT.execute(
         f"{fx.DIT_DIR[release]}/mp_rank_00_model_states.pt", "default"
     ).result
     assert rel_name == (hd.RELEASE_V2.name if release == "v2" else hd.RELEASE_V1.name)
     if release == "v2":
         model, info = nodes.HVLoadHunyuanLoRA.execute(model, fx.LORA_FILE, 0.8).result
         assert "official" in info
-    vae = nodes.HVHunyuanVAELoader.execute(f"{fx.VAE_DIR}/pytorch_model.pt").result[0]
-    clip, vision = nodes.HVHunyuanTextEncoderLoader.execute(fx.LLAVA_DIR, fx.CLIP_DIR, "fp32").result
+    vae = nodes.HVLoadHunyuanVAE.execute(f"{fx.VAE_DIR}/pytorch_model.pt").result[0]
+    clip, vision = nodes.HVLoadHunyuanTextEncoders.execute(fx.LLAVA_DIR, fx.CLIP_DIR, "fp32").result
     image = torch.rand(1, 48, 80, 4)  # RGBA: converted, and said so
     pos, neg, info = nodes.HVHunyuanI2VTextEncode.execute(
         clip, vision, image, "a dog runs", "bad", "v2 (replace)", model=model
@@ -69,7 +69,7 @@ def test_full_chain(folders, release):
 
 
 def test_lora_for_the_wrong_model_errors(folders):
-    model, _ = nodes.HVHunyuanDiTLoader.execute(f"{fx.DIT_DIR['v1']}/mp_rank_00_model_states.pt", "default").result
+    model, _ = nodes.HVLoadHunyuanDiT.execute(f"{fx.DIT_DIR['v1']}/mp_rank_00_model_states.pt", "default").result
     # the v2 LoRA targets the same modules, but a LoRA for a larger model does not fit
     from safetensors.torch import save_file
 
@@ -83,8 +83,8 @@ def test_lora_for_the_wrong_model_errors(folders):
 
 def test_scheduled_guidance_equals_plain_cfg(folders):
     """An HV_GUIDANCE chain 0 -> TI:s is the same formula as real CFG s."""
-    model, _ = nodes.HVHunyuanDiTLoader.execute(f"{fx.DIT_DIR['v2']}/mp_rank_00_model_states.pt", "default").result
-    vae = nodes.HVHunyuanVAELoader.execute(f"{fx.VAE_DIR}/pytorch_model.pt").result[0]
+    model, _ = nodes.HVLoadHunyuanDiT.execute(f"{fx.DIT_DIR['v2']}/mp_rank_00_model_states.pt", "default").result
+    vae = nodes.HVLoadHunyuanVAE.execute(f"{fx.VAE_DIR}/pytorch_model.pt").result[0]
     g = torch.Generator().manual_seed(0)
     cond = lambda: [
         [torch.randn(1, 7, fx.TINY_TEXT_DIM, generator=g), {"pooled_output": torch.randn(1, 768, generator=g)}]

@@ -67,3 +67,17 @@ def test_v1_node_info_is_serialisable_for_object_info():
 def test_web_extension_is_served_from_the_pack():
     assert humanvideo.WEB_DIRECTORY == "./web"
     assert (PACK_ROOT / "web" / "js" / "humanvideo_audio.js").is_file()
+
+
+def test_renamed_loaders_keep_their_old_ids_as_deprecated_twins():
+    """Saved workflows with the ids the Hunyuan loaders shipped with keep loading ."""
+    schemas = {n.GET_SCHEMA().node_id: n.GET_SCHEMA() for n in registered_nodes()}
+    renamed = {
+        "HVHunyuanDiTLoader": "HVLoadHunyuanDiT",
+        "HVHunyuanVAELoader": "HVLoadHunyuanVAE",
+        "HVHunyuanTextEncoderLoader": "HVLoadHunyuanTextEncoders",
+    }
+    for old, new in renamed.items():
+        assert schemas[old].is_deprecated and not schemas[new].is_deprecated
+        assert [i.id for i in schemas[old].inputs] == [i.id for i in schemas[new].inputs]
+        assert [o.display_name for o in schemas[old].outputs] == [o.display_name for o in schemas[new].outputs]
