@@ -267,3 +267,20 @@ def failure_text(server: ComfyServer, prompt: dict) -> str | None:
     if result.ok:
         return None
     return f"{result.error.get('node_type')}: {result.error.get('exception_message')}"
+
+
+# A small prompt that must run after refused ones: the server still serves (the uploaded test speech).
+VALID_PROMPT = {
+    "1": {
+        "class_type": "HVLoadAudio",
+        "inputs": {
+            "audio": "speech.wav",
+            "path": "",
+            "start_seconds": 0.0,
+            "duration_seconds": 0.5,
+            "sample_rate": "16000",
+            "channels": "mono",
+        },
+    },
+    "2": {"class_type": "PreviewAny", "inputs": {"source": ["1", 1]}},
+}

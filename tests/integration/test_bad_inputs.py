@@ -11,7 +11,7 @@ import math
 import re
 
 import pytest
-from comfy_harness import WIDGET_TYPES, failure_text, pack_node_ids, single_node_prompt, widget_default
+from comfy_harness import VALID_PROMPT, WIDGET_TYPES, failure_text, pack_node_ids, single_node_prompt, widget_default
 
 pytestmark = pytest.mark.integration
 
@@ -172,19 +172,5 @@ def test_every_loader_names_a_broken_file_and_what_is_wrong(comfy, broken_files)
 
 
 def test_a_valid_prompt_runs_after_all_bad_ones(comfy):
-    prompt = {
-        "1": {
-            "class_type": "HVLoadAudio",
-            "inputs": {
-                "audio": "speech.wav",
-                "path": "",
-                "start_seconds": 0.0,
-                "duration_seconds": 0.5,
-                "sample_rate": "16000",
-                "channels": "mono",
-            },
-        },
-        "2": {"class_type": "PreviewAny", "inputs": {"source": ["1", 1]}},
-    }
-    result = comfy.run(prompt, timeout=120)
+    result = comfy.run(VALID_PROMPT, timeout=120)
     assert result.ok, result.error

@@ -9,7 +9,7 @@ import re
 import shutil
 
 import pytest
-from comfy_harness import failure_text, pack_node_ids, single_node_prompt
+from comfy_harness import VALID_PROMPT, failure_text, pack_node_ids, single_node_prompt
 
 pytestmark = pytest.mark.integration
 
@@ -127,19 +127,5 @@ def test_every_file_input_refuses_names_that_leave_its_folder(comfy, planted):
 
 
 def test_the_next_prompt_runs_after_refusals(comfy, planted):
-    prompt = {
-        "1": {
-            "class_type": "HVLoadAudio",
-            "inputs": {
-                "audio": "speech.wav",
-                "path": "",
-                "start_seconds": 0.0,
-                "duration_seconds": 0.5,
-                "sample_rate": "16000",
-                "channels": "mono",
-            },
-        },
-        "2": {"class_type": "PreviewAny", "inputs": {"source": ["1", 1]}},
-    }
-    result = comfy.run(prompt, timeout=120)
+    result = comfy.run(VALID_PROMPT, timeout=120)
     assert result.ok, result.error
