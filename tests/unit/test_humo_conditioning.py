@@ -5,13 +5,7 @@ import pytest
 import torch
 from humanvideo.samplers import humo_conditioning as hc
 from humanvideo.samplers.guidance import AUDIO, IMAGE, TEXT
-from humo_tiny import tiny_wan_vae
 from PIL import Image, ImageOps
-
-
-@pytest.fixture(scope="module")
-def vae():
-    return tiny_wan_vae()
 
 
 def _official_fit(img: Image.Image, w: int, h: int) -> np.ndarray:

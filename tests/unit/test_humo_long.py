@@ -10,24 +10,8 @@ from humanvideo.models import audio_features as af
 from humanvideo.samplers import guidance as gd
 from humanvideo.samplers import humo_conditioning as hc
 from humanvideo.samplers import humo_long as hl
-from humo_tiny import tiny_humo, tiny_wan_vae
 
 W = H = 32
-
-
-@pytest.fixture(scope="module")
-def vae():
-    return tiny_wan_vae()
-
-
-@pytest.fixture(scope="module")
-def model_17b():
-    return tiny_humo(36)
-
-
-@pytest.fixture(scope="module")
-def model_1_7b():
-    return tiny_humo(16, seed=1)
 
 
 def _text(seed):

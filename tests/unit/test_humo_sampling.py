@@ -9,24 +9,8 @@ from humanvideo.models import humo_focus as hf
 from humanvideo.samplers import guidance as gd
 from humanvideo.samplers import humo_conditioning as hc
 from humanvideo.samplers import humo_guider as hg
-from humo_tiny import tiny_humo, tiny_wan_vae
 
 W, H, FRAMES = 32, 32, 5  # 2 latent frames of 4x4 -> 2x2 tokens
-
-
-@pytest.fixture(scope="module")
-def vae():
-    return tiny_wan_vae()
-
-
-@pytest.fixture(scope="module")
-def model_17b():
-    return tiny_humo(36)
-
-
-@pytest.fixture(scope="module")
-def model_1_7b():
-    return tiny_humo(16, seed=1)
 
 
 def _text(seed):

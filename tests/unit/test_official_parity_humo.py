@@ -31,7 +31,6 @@ from humanvideo.samplers import flow_unipc as fu
 from humanvideo.samplers import guidance as gd
 from humanvideo.samplers import humo_conditioning as hc
 from humanvideo.samplers import humo_guider as hg
-from humo_tiny import tiny_humo, tiny_wan_vae
 
 OFFICIAL = json.loads((Path(__file__).parent / "data" / "humo_official_flow_unipc.json").read_text())
 PACKAGED_68 = face_detect.PACKAGE_PREFIX + face_detect.LANDMARKS_68
@@ -140,21 +139,6 @@ def test_flow_unipc_is_a_core_sampler_name():
 
 
 # --- tiny HuMo set-up -----------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def vae():
-    return tiny_wan_vae()
-
-
-@pytest.fixture(scope="module")
-def model_17b():
-    return tiny_humo(36)
-
-
-@pytest.fixture(scope="module")
-def model_1_7b():
-    return tiny_humo(16, seed=1)
 
 
 def _text(seed):

@@ -17,24 +17,9 @@ from comfy_extras import nodes_easycache
 from humanvideo.samplers import guidance as gd
 from humanvideo.samplers import humo_conditioning as hc
 from humanvideo.samplers import humo_guider as hg
-from humo_tiny import tiny_humo, tiny_wan_vae
+from humo_tiny import tiny_humo
 
 W, H, FRAMES = 32, 32, 5
-
-
-@pytest.fixture(scope="module")
-def vae():
-    return tiny_wan_vae()
-
-
-@pytest.fixture(scope="module")
-def model_1_7b():
-    return tiny_humo(16, seed=1)
-
-
-@pytest.fixture(scope="module")
-def model_17b():
-    return tiny_humo(36)
 
 
 def _conds(vae):
