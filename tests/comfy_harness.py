@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -192,7 +193,13 @@ def link_real_model_names(models_dir: Path) -> list[Path]:
             if target.exists() or source.suffix != target.suffix:
                 continue
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.symlink_to(source.resolve(), target_is_directory=source.is_dir())
+            if source.resolve().is_relative_to(models_dir.resolve()):
+                target.symlink_to(source.resolve(), target_is_directory=source.is_dir())
+            else:  # a link out of the models folder is refused by the pack: a real file, as a user has it
+                try:
+                    os.link(source.resolve(), target)
+                except OSError:  # another file system
+                    shutil.copyfile(source.resolve(), target)
             linked.append(target)
     return linked
 
@@ -284,3 +291,66 @@ VALID_PROMPT = {
     },
     "2": {"class_type": "PreviewAny", "inputs": {"source": ["1", 1]}},
 }
+
+
+# Tiny fixture names of the test server (scripts/hv_fixtures), for prompts built in the tests.
+TINY = {
+    "whisper": "whisper_tiny_test.pt",
+    "sd_vae": "sd-vae-ft-mse-tiny/diffusion_pytorch_model.safetensors",
+    "hunyuan_dit": "hunyuan-video-i2v-tiny-v2/mp_rank_00_model_states.pt",
+    "llava": "llava-llama-3-tiny",
+    "clip": "clip-vit-large-patch14-tiny",
+    "unet": "1.5/latentsync_unet.pt",
+    "syncnet": "syncnet_v2.model",
+}
+
+
+def api_node(object_info: dict, class_type: str, **values) -> dict:
+    """An API node with every widget at its default, then ``values`` (links included)."""
+    info = object_info[class_type]["input"]
+    inputs = {
+        name: widget_default(spec)
+        for name, spec in (info.get("required") or {}).items()
+        if isinstance(spec[0], list) or spec[0] in WIDGET_TYPES
+    }
+    inputs.update(values)
+    return {"class_type": class_type, "inputs": inputs}
+
+
+def link_producers(object_info: dict) -> dict:
+    """A valid source of every link type a pack node takes (tiny fixtures; core caches them across prompts)."""
+    text = api_node(object_info, "HVLoadHunyuanTextEncoders", llava_folder=TINY["llava"], clip_folder=TINY["clip"])
+    image = {"class_type": "LoadImage", "inputs": {"image": "face.png"}}
+    audio = api_node(object_info, "HVLoadAudio", audio="speech.wav", duration_seconds=1.0, sample_rate="16000")
+    whisper = api_node(object_info, "HVLoadWhisper", model=TINY["whisper"])
+    return {
+        "IMAGE": image,
+        "MASK": ({"class_type": "LoadImage", "inputs": {"image": "face.png"}}, 1, {}),
+        "AUDIO": audio,
+        "MODEL": api_node(object_info, "HVLoadHunyuanDiT", model_name=TINY["hunyuan_dit"]),
+        "VAE": api_node(object_info, "HVLoadSDVAE", vae_name=TINY["sd_vae"]),
+        "CLIP": (text, 0, {}),
+        "CLIP_VISION": (text, 1, {}),
+        "CONDITIONING": (
+            api_node(
+                object_info,
+                "HVHunyuanI2VTextEncode",
+                clip=["p_text", 0],
+                clip_vision=["p_text", 1],
+                image=["p_image", 0],
+            ),
+            0,
+            {"p_text": text, "p_image": image},
+        ),
+        "VIDEO": {"class_type": "LoadVideo", "inputs": {"file": "face.mp4"}},
+        "LATENT": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
+        "HV_WHISPER": whisper,
+        "HV_AUDIO_FEATURES": (
+            api_node(object_info, "HVWhisperFeatures", audio=["p_audio", 0], whisper=["p_whisper", 0]),
+            0,
+            {"p_audio": audio, "p_whisper": whisper},
+        ),
+        "HV_FACE_TRACK": (api_node(object_info, "HVFaceTrack", images=["p_image", 0]), 0, {"p_image": image}),
+        "HV_LATENTSYNC_UNET": api_node(object_info, "HVLoadLatentSyncUNet", unet_name=TINY["unet"]),
+        "HV_SYNCNET": api_node(object_info, "HVLoadSyncNet", syncnet_name=TINY["syncnet"]),
+    }

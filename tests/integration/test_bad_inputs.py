@@ -11,7 +11,13 @@ import math
 import re
 
 import pytest
-from comfy_harness import VALID_PROMPT, WIDGET_TYPES, failure_text, pack_node_ids, single_node_prompt, widget_default
+from comfy_harness import (
+    VALID_PROMPT,
+    failure_text,
+    link_producers,
+    pack_node_ids,
+    single_node_prompt,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -22,15 +28,6 @@ FILE_PROBLEM = re.compile(
     r"missing|unexpected",
     re.IGNORECASE,
 )
-TINY = {
-    "whisper": "whisper_tiny_test.pt",
-    "sd_vae": "sd-vae-ft-mse-tiny/diffusion_pytorch_model.safetensors",
-    "hunyuan_dit": "hunyuan-video-i2v-tiny-v2/mp_rank_00_model_states.pt",
-    "llava": "llava-llama-3-tiny",
-    "clip": "clip-vit-large-patch14-tiny",
-    "unet": "1.5/latentsync_unet.pt",
-    "syncnet": "syncnet_v2.model",
-}
 # loader node -> (models sub-folder, file input): every loader gets the broken files below.
 LOADERS = {
     "HVLoadHuMoModel": ("diffusion_models", "model_name"),
@@ -43,56 +40,6 @@ LOADERS = {
     "HVLoadLatentSyncUNet": ("latentsync", "unet_name"),
     "HVLoadHunyuanLoRA": ("loras", "lora_name"),
 }
-
-
-def node(object_info: dict, class_type: str, **values) -> dict:
-    """An API node with every widget at its default, then ``values`` (links included)."""
-    info = object_info[class_type]["input"]
-    inputs = {
-        name: widget_default(spec)
-        for name, spec in (info.get("required") or {}).items()
-        if isinstance(spec[0], list) or spec[0] in WIDGET_TYPES
-    }
-    inputs.update(values)
-    return {"class_type": class_type, "inputs": inputs}
-
-
-def producers(object_info: dict) -> dict:
-    """A valid source of every link type a pack node takes (tiny fixtures; core caches them across prompts)."""
-    text = node(object_info, "HVLoadHunyuanTextEncoders", llava_folder=TINY["llava"], clip_folder=TINY["clip"])
-    image = {"class_type": "LoadImage", "inputs": {"image": "face.png"}}
-    audio = node(object_info, "HVLoadAudio", audio="speech.wav", duration_seconds=1.0, sample_rate="16000")
-    whisper = node(object_info, "HVLoadWhisper", model=TINY["whisper"])
-    return {
-        "IMAGE": image,
-        "MASK": ({"class_type": "LoadImage", "inputs": {"image": "face.png"}}, 1, {}),
-        "AUDIO": audio,
-        "MODEL": node(object_info, "HVLoadHunyuanDiT", model_name=TINY["hunyuan_dit"]),
-        "VAE": node(object_info, "HVLoadSDVAE", vae_name=TINY["sd_vae"]),
-        "CLIP": (text, 0, {}),
-        "CLIP_VISION": (text, 1, {}),
-        "CONDITIONING": (
-            node(
-                object_info,
-                "HVHunyuanI2VTextEncode",
-                clip=["p_text", 0],
-                clip_vision=["p_text", 1],
-                image=["p_image", 0],
-            ),
-            0,
-            {"p_text": text, "p_image": image},
-        ),
-        "LATENT": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
-        "HV_WHISPER": whisper,
-        "HV_AUDIO_FEATURES": (
-            node(object_info, "HVWhisperFeatures", audio=["p_audio", 0], whisper=["p_whisper", 0]),
-            0,
-            {"p_audio": audio, "p_whisper": whisper},
-        ),
-        "HV_FACE_TRACK": (node(object_info, "HVFaceTrack", images=["p_image", 0]), 0, {"p_image": image}),
-        "HV_LATENTSYNC_UNET": node(object_info, "HVLoadLatentSyncUNet", unet_name=TINY["unet"]),
-        "HV_SYNCNET": node(object_info, "HVLoadSyncNet", syncnet_name=TINY["syncnet"]),
-    }
 
 
 def widget_cases(object_info: dict) -> list[tuple[str, str, object, re.Pattern]]:
@@ -140,7 +87,7 @@ def broken_files(comfy):
 
 def test_every_bad_widget_value_is_a_clear_error(comfy):
     object_info = comfy.client.object_info(refresh=True)
-    sources = producers(object_info)
+    sources = link_producers(object_info)
     cases = widget_cases(object_info)
     assert len(cases) >= 150, len(cases)
     unclear = []
@@ -156,7 +103,7 @@ def test_every_bad_widget_value_is_a_clear_error(comfy):
 
 def test_every_loader_names_a_broken_file_and_what_is_wrong(comfy, broken_files):
     object_info = comfy.client.object_info(refresh=True)
-    sources = producers(object_info)
+    sources = link_producers(object_info)
     unclear = []
     count = 0
     for node_id, (_, name) in LOADERS.items():

@@ -9,7 +9,7 @@ import re
 import shutil
 
 import pytest
-from comfy_harness import VALID_PROMPT, failure_text, pack_node_ids, single_node_prompt
+from comfy_harness import VALID_PROMPT, failure_text, link_producers, pack_node_ids, single_node_prompt
 
 pytestmark = pytest.mark.integration
 
@@ -40,15 +40,6 @@ KNOWN = {
 REFUSED = re.compile(
     r"is not a valid choice|is not a name inside|is not a file|is not a folder|are not allowed|not in list"
 )
-# Valid producers of the link types that nodes with file inputs also need.
-PRODUCERS = {
-    "IMAGE": {"class_type": "LoadImage", "inputs": {"image": "face.png"}},
-    "MODEL": {
-        "class_type": "HVLoadHunyuanDiT",
-        "inputs": {"model_name": "hunyuan-video-i2v-tiny-v2/mp_rank_00_model_states.pt", "weight_dtype": "default"},
-    },
-    "HV_SYNCNET": {"class_type": "HVLoadSyncNet", "inputs": {"syncnet_name": "syncnet_v2.model"}},
-}
 
 
 def file_inputs(object_info: dict) -> list[tuple[str, str, str, dict]]:
@@ -100,6 +91,7 @@ def planted(comfy):
 
 def test_every_file_input_refuses_names_that_leave_its_folder(comfy, planted):
     object_info = comfy.client.object_info(refresh=True)
+    producers = link_producers(object_info)
     found = file_inputs(object_info)
     assert KNOWN <= {(n, i) for n, i, _, _ in found}, sorted(KNOWN - {(n, i) for n, i, _, _ in found})
     hostile = [
@@ -114,7 +106,7 @@ def test_every_file_input_refuses_names_that_leave_its_folder(comfy, planted):
     ]
     for node_id, input_name, _, _ in found:
         for value in hostile:
-            text = failure_text(comfy, single_node_prompt(object_info, node_id, {input_name: value}, PRODUCERS))
+            text = failure_text(comfy, single_node_prompt(object_info, node_id, {input_name: value}, producers))
             assert text is not None, f"{node_id}.{input_name} accepted {value!r}"
             assert input_name in text, f"{node_id}.{input_name} {value!r}: {text}"
             # The value sent may be echoed; no other install path may appear.
