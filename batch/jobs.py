@@ -329,9 +329,18 @@ def _pick_text(prompt, object_info, names, polarity, key):
     return choice
 
 
+DYNAMIC_COMBO = "COMFY_DYNAMICCOMBO_V3"  # ComfyUI 0.33 `io.DynamicCombo` (comfy_api/latest/_io.py)
+
+
 def coerce(value: Any, spec: tuple[Any, dict], what: str) -> Any:
     """Converts a CSV string / JSON value to the input's type and checks it. Raises JobError."""
     kind, opts = spec
+    if kind == DYNAMIC_COMBO:  # newer core: a choice whose options bring inputs of their own (SaveVideo format)
+        keys = [o["key"] for o in opts.get("options", []) if isinstance(o, dict) and "key" in o]
+        v = value if isinstance(value, str) else json.dumps(value)
+        if keys and v not in keys:
+            raise JobError(f"{what}: {v!r} is not one of {keys}")
+        return v
     if isinstance(kind, list) or kind == "COMBO":
         choices = kind if isinstance(kind, list) else opts.get("options", [])
         v = value if isinstance(value, str) else json.dumps(value)

@@ -243,3 +243,13 @@ def test_local_files_must_lie_under_the_job_folder_or_an_allowed_one(tmp_path, p
             plan_job(prompt, object_info, job(image=name), jobs_dir)
         plan = plan_job(prompt, object_info, job(image=name), jobs_dir, [other])
         assert [u.path for u in plan.uploads] == [(other / "me.png").resolve()]
+
+
+def test_dynamic_combo_values_are_checked_against_their_option_keys():
+    """ComfyUI 0.33's dynamic combos (core SaveVideo's format / codec) take one of their options' keys."""
+    from humanvideo.batch.jobs import DYNAMIC_COMBO, JobError, coerce
+
+    spec = (DYNAMIC_COMBO, {"options": [{"key": "auto", "inputs": {}}, {"key": "mp4", "inputs": {"required": {}}}]})
+    assert coerce("mp4", spec, "node 5 (Save) input 'format'") == "mp4"
+    with pytest.raises(JobError, match="'webm' is not one of \\['auto', 'mp4'\\]"):
+        coerce("webm", spec, "node 5 (Save) input 'format'")
