@@ -6,7 +6,9 @@ node uses, ``samplers.humo_long.generate_long_form``: chunks of 97 frames with 3
 latent continuation, the model's official guidance, frames streamed into an H.264 / AAC mp4 as each chunk
 is decoded (``media.video_io.Mp4Writer``). The speech's Whisper features are random rows of the right
 shape (the encoder runs once per clip and has its own benchmark, ``benchmarks/whisper.py``). Memory is
-flat when the peaks of the three durations agree; the 300 s run makes 86 chunks.
+flat when what the run adds to its floor (peak - floor) agrees across the durations and the RSS after each
+chunk stops rising; the floor itself grows with the inputs (the Whisper rows of 300 s are 0.18 GiB). The
+300 s run makes 86 chunks.
 
 Reported per duration: frames, chunks, wall seconds, seconds per video second, peak RSS of the process,
 RSS after the model was built (the floor), RSS after each chunk, peak device memory (CUDA only). With

@@ -289,3 +289,28 @@ def test_speaker_masks_follow_the_faces_of_the_previous_chunk(model_1_7b, vae, r
         assert torch.equal(masks[chunk][0], hl.box_mask(np.array(a, float), W, H))
         assert torch.equal(masks[chunk][1], hl.box_mask(np.array(b, float), W, H))
     assert [[tuple(b) for b in boxes] for boxes in result.face_boxes] == [[a1, b1], [a2, b2]]
+
+
+def test_node_encodes_each_scheduled_prompt_once_and_needs_clip():
+    from humanvideo.nodes import humo_long as node
+
+    class CountingClip:
+        def __init__(self):
+            self.encoded = []
+
+        def tokenize(self, text):
+            return text
+
+        def encode_from_tokens_scheduled(self, tokens):
+            self.encoded.append(tokens)
+            return [[_text(len(self.encoded)), {}]]
+
+    clip = CountingClip()
+    schedule = node.encode_schedule(clip, "0: calm\n20: laughs\n40: calm")
+    assert clip.encoded == ["calm", "laughs"]  # the repeated prompt is encoded once
+    assert [s for s, _ in schedule] == [0.0, 20.0, 40.0] and schedule[0][1] is schedule[2][1]
+    assert node.encode_schedule(None, "  \n") is None  # no schedule: no clip needed
+    with pytest.raises(ValueError, match="clip: prompt_schedule"):
+        node.encode_schedule(None, "0: calm")
+    with pytest.raises(ValueError, match="prompt_schedule: line 1 'calm'"):
+        node.encode_schedule(clip, "calm")
