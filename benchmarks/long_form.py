@@ -6,19 +6,26 @@ node uses, ``samplers.humo_long.generate_long_form``: chunks of 97 frames with 3
 latent continuation, the model's official guidance, frames streamed into an H.264 / AAC mp4 as each chunk
 is decoded (``media.video_io.Mp4Writer``). The speech's Whisper features are random rows of the right
 shape (the encoder runs once per clip and has its own benchmark, ``benchmarks/whisper.py``). Memory is
-flat when the peaks of the three durations agree; the 300 s run makes 86 chunks.
+flat when what the run adds to its floor (peak - floor) agrees across the durations and the RSS after each
+chunk stops rising; the floor itself grows with the inputs (the Whisper rows of 300 s are 0.18 GiB). The
+300 s run makes 86 chunks.
 
 Reported per duration: frames, chunks, wall seconds, seconds per video second, peak RSS of the process,
-RSS after the model was built (the floor), peak device memory (CUDA only).
+RSS after the model was built (the floor), RSS after each chunk, peak device memory (CUDA only). With
+``--malloc-trim`` each chunk also logs the RSS after glibc returned its free heap pages: the memory still in
+use, as opposed to pages freed by the run and kept by the allocator for reuse (which is what RSS adds over
+the first chunks on the CPU). The tiny CPU run uses one torch thread by default: on a shared CPU, OpenMP
+threads waiting on each other make the tiny VAE's many small convolutions about ten times slower.
 
     COMFYUI_PATH=/path/to/ComfyUI python benchmarks/long_form.py                  # CUDA: HuMo-1.7B real size, 480p
     COMFYUI_PATH=/path/to/ComfyUI python benchmarks/long_form.py --model 17B --weight-dtype fp8_e4m3fn
-    COMFYUI_PATH=/path/to/ComfyUI python benchmarks/long_form.py --tiny           # CPU: tiny networks, 32x32
+    COMFYUI_PATH=/path/to/ComfyUI python benchmarks/long_form.py --tiny --tiny-size 16   # CPU: tiny networks
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
 import subprocess
@@ -39,9 +46,25 @@ def rss_gib() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**30
 
 
+def trimmed_rss_gib() -> float | None:
+    """RSS after glibc hands its free heap pages back (``malloc_trim``): the memory still in use.
+
+    The gap to ``rss_gib`` is memory freed by the program but kept by the allocator for reuse; only the
+    ``--malloc-trim`` diagnostic calls this, since trimming changes the peak it is meant to explain.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc
+        return None
+    libc.malloc_trim(0)
+    return rss_gib()
+
+
 def one(opts) -> dict:
     """One duration in this process."""
     device = start(opts.comfyui, opts.tiny)
+    if opts.threads:
+        torch.set_num_threads(opts.threads)
     import comfy.model_management as mm
     from humanvideo.loaders import humo_dit
     from humanvideo.media.video_io import Mp4Writer
@@ -68,13 +91,18 @@ def one(opts) -> dict:
     floor = rss_gib()
     reset_peak(device)
     settings = hl.LongFormSettings(steps=opts.steps)
-    trace = []  # (chunk, seconds since the start, RSS GiB) when each chunk's sampling ends
+    trace = []  # (chunk, seconds since the start, RSS GiB, RSS after malloc_trim) when a chunk's sampling ends
 
     def on_progress(chunk: int, chunks: int, step: int, steps: int) -> None:
         if step == steps:
-            trace.append((chunk, round(time.perf_counter() - t0, 1), round(rss_gib(), 3)))
+            rss = rss_gib()
+            trimmed = trimmed_rss_gib() if opts.malloc_trim else None
+            trace.append((chunk, round(time.perf_counter() - t0, 1), round(rss, 3), trimmed and round(trimmed, 3)))
             print(
-                f"CHUNK {chunk + 1}/{chunks} at {trace[-1][1]} s, RSS {trace[-1][2]} GiB", file=sys.stderr, flush=True
+                f"CHUNK {chunk + 1}/{chunks} at {trace[-1][1]} s, RSS {trace[-1][2]} GiB"
+                + ("" if trimmed is None else f", after malloc_trim {trace[-1][3]} GiB"),
+                file=sys.stderr,
+                flush=True,
             )
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -110,7 +138,10 @@ def one(opts) -> dict:
         "peak_rss_gib": peak_gib(torch.device("cpu")),
         "peak_device_gib": peak_gib(device) if device.type == "cuda" else None,
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU",
-        "rss_per_chunk_gib": [r for _, _, r in trace],
+        "threads": torch.get_num_threads(),
+        "rss_per_chunk_gib": [r for _, _, r, _ in trace],
+        "trimmed_rss_per_chunk_gib": [t for _, _, _, t in trace] if opts.malloc_trim else None,
+        "seconds_per_chunk": [b - a for (_, a, _, _), (_, b, _, _) in zip(trace, trace[1:], strict=False)],
     }
     mm.unload_all_models()
     return row
@@ -124,11 +155,32 @@ def main() -> None:
     p.add_argument("--model", choices=["1.7B", "17B"], default="1.7B", help="HuMo size (real size needs CUDA)")
     p.add_argument("--size", choices=["480p", "720p"], default="480p", help="resolution of the real-size run")
     p.add_argument("--weight-dtype", choices=["bf16", "fp16", "fp8_e4m3fn"], default="bf16")
-    p.add_argument("--steps", type=int, default=2, help="sampling steps per chunk (official 50; memory does not care)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (--tiny default 1: on a shared CPU, OpenMP threads waiting on each other make the "
+        "tiny VAE's many small convolutions about 10x slower)",
+    )
+    p.add_argument(
+        "--malloc-trim",
+        action="store_true",
+        help="diagnostic: after each chunk return glibc's free heap pages and log the RSS still in use",
+    )
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="sampling steps per chunk (--tiny: 1, else 2; official 50; memory does not care)",
+    )
     p.add_argument("--seconds", type=int, nargs="+", default=list(SECONDS), help="speech durations")
     p.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)  # a single duration, this process
     p.add_argument("--json", default=None, help="also write the results here")
     opts = p.parse_args()
+    if opts.threads is None and opts.tiny:
+        opts.threads = 1
+    if opts.steps is None:
+        opts.steps = 1 if opts.tiny else 2
     if opts.one is not None:
         print("RESULT " + json.dumps(one(opts)), flush=True)
         return
@@ -137,6 +189,8 @@ def main() -> None:
         cmd = [sys.executable, __file__, "--one", str(seconds), "--model", opts.model, "--size", opts.size]
         cmd += ["--weight-dtype", opts.weight_dtype, "--steps", str(opts.steps), "--comfyui", opts.comfyui]
         cmd += ["--tiny", "--tiny-size", str(opts.tiny_size)] if opts.tiny else []
+        cmd += ["--threads", str(opts.threads)] if opts.threads else []
+        cmd += ["--malloc-trim"] if opts.malloc_trim else []
         out = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=False)  # progress lines: stderr
         lines = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")]
         if out.returncode or not lines:
@@ -144,13 +198,20 @@ def main() -> None:
         row = json.loads(lines[-1][7:])
         rows.append(row)
         print(json.dumps(row), flush=True)
-    print("\n| speech | frames | chunks | wall s | s / video s | RSS floor GiB | peak RSS GiB | peak device GiB |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(
+        "\n| speech | frames | chunks | steps | wall s | s / video s | s / chunk | RSS floor GiB | peak RSS GiB | "
+        "RSS after chunks 1 / last GiB | in use after malloc_trim, min-max GiB | peak device GiB |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         dev = "-" if r["peak_device_gib"] is None else f"{r['peak_device_gib']:.2f}"
+        per = r["rss_per_chunk_gib"]
+        used = r["trimmed_rss_per_chunk_gib"]
+        used = "-" if not used else f"{min(used):.3f}-{max(used):.3f}"
         print(
-            f"| {r['seconds']} s | {r['frames']} | {r['chunks']} | {r['wall_s']:.1f} | {r['s_per_video_s']:.2f} | "
-            f"{r['rss_floor_gib']:.2f} | {r['peak_rss_gib']:.2f} | {dev} |"
+            f"| {r['seconds']} s | {r['frames']} | {r['chunks']} | {r['steps']} | {r['wall_s']:.1f} | "
+            f"{r['s_per_video_s']:.2f} | {r['wall_s'] / r['chunks']:.1f} | {r['rss_floor_gib']:.3f} | "
+            f"{r['peak_rss_gib']:.3f} | {per[0]:.3f} / {per[-1]:.3f} | {used} | {dev} |"
         )
     if opts.json:
         Path(opts.json).write_text(json.dumps(rows, indent=2))

@@ -23,6 +23,59 @@ def default_plan(model) -> gd.GuidancePlan:
     return gd.humo_17b_plan() if spec.concat_y else gd.humo_1_7b_plan()
 
 
+def speaker_inputs(per_frame: str) -> list:
+    """The focus mask, its strength and the second speaker (HuMo Conditioning, HuMo Long-Form)."""
+    return [
+        io.Mask.Input(
+            "focus_mask",
+            optional=True,
+            tooltip=f"Where the audio should act (a face): static, or {per_frame}.",
+        ),
+        io.Float.Input(
+            "focus_strength",
+            default=0.0,
+            min=0.0,
+            max=1.0,
+            step=0.05,
+            tooltip="How strongly the audio cross-attention is confined to the focus mask; 0 = official behaviour.",
+        ),
+        HV_AUDIO_FEATURES.Input(
+            "audio_features_2", optional=True, tooltip="A second speaker's track; needs focus_mask and mask_2."
+        ),
+        io.Mask.Input("mask_2", optional=True, tooltip="Region of the second speaker."),
+    ]
+
+
+def sampling_inputs(seed_tooltip: str, steps_tooltip: str) -> list:
+    """Seed, steps, shift and solver (HuMo Sampler, HuMo Long-Form)."""
+    return [
+        io.Int.Input(
+            "seed",
+            default=666666,
+            min=0,
+            max=0xFFFFFFFFFFFFFFFF,
+            control_after_generate=True,
+            tooltip=seed_tooltip,
+        ),
+        io.Int.Input("steps", default=50, min=1, max=1000, tooltip=steps_tooltip),
+        io.Float.Input(
+            "shift",
+            default=5.0,
+            min=0.01,
+            max=100.0,
+            step=0.1,
+            tooltip="Flow shift of the sigma schedule (official 5.0).",
+        ),
+        io.Combo.Input(
+            "solver",
+            options=list(hg.SOLVERS),
+            default=hg.DEFAULT_SOLVER,
+            tooltip="flow_unipc: the official FlowUniPC (UniPC bh2, order 2, flow log-SNR). uni_pc: core's "
+            "UniPC bh2 (order 3, another lambda: drifts from the official trajectory). euler: flow Euler.",
+        ),
+    ]
+
+
 def _attach(conditioning: list, cond: hc.HuMoCondition) -> list:
     return [[emb, {**opts, hc.COND_KEY: cond}] for emb, opts in conditioning]
 
@@ -83,24 +136,7 @@ class HVHuMoConditioning(io.ComfyNode):
                     optional=True,
                     tooltip="Whisper-large-v3 features of the speech. Silent audio = no audio.",
                 ),
-                io.Mask.Input(
-                    "focus_mask",
-                    optional=True,
-                    tooltip="Where the audio should act (a face), static or one mask per frame.",
-                ),
-                io.Float.Input(
-                    "focus_strength",
-                    default=0.0,
-                    min=0.0,
-                    max=1.0,
-                    step=0.05,
-                    tooltip="How strongly the audio cross-attention is confined to the focus mask; "
-                    "0 = official behaviour.",
-                ),
-                HV_AUDIO_FEATURES.Input(
-                    "audio_features_2", optional=True, tooltip="A second speaker's track; needs focus_mask and mask_2."
-                ),
-                io.Mask.Input("mask_2", optional=True, tooltip="Region of the second speaker."),
+                *speaker_inputs("one mask per frame"),
             ],
             outputs=[
                 io.Conditioning.Output(display_name="positive", tooltip="Positive with the HuMo bundle attached."),
@@ -188,10 +224,15 @@ def _focus_options(focus_by_prediction: bool, focus_prediction_step: int) -> hg.
     return hg.FocusOptions(prediction=hg.FocusPrediction(step=focus_prediction_step))
 
 
-def _focus_inputs() -> list:
+def focus_inputs(optional: bool = False, where: str = "") -> list:
+    """Focus by prediction's switch and step (HuMo Guider, HuMo Sampler, HuMo Long-Form: ``where`` says per chunk)."""
     return [
-        io.Boolean.Input("focus_by_prediction", default=False, tooltip=FOCUS_BY_PREDICTION_TOOLTIP),
-        io.Int.Input("focus_prediction_step", default=10, min=1, max=999, tooltip=FOCUS_STEP_TOOLTIP),
+        io.Boolean.Input(
+            "focus_by_prediction", default=False, optional=optional, tooltip=FOCUS_BY_PREDICTION_TOOLTIP + where
+        ),
+        io.Int.Input(
+            "focus_prediction_step", default=10, min=1, max=999, optional=optional, tooltip=FOCUS_STEP_TOOLTIP
+        ),
     ]
 
 
@@ -213,7 +254,7 @@ class HVHuMoGuider(io.ComfyNode):
                 io.Conditioning.Input("positive", tooltip="positive from HuMo Conditioning."),
                 io.Conditioning.Input("negative", tooltip="negative from HuMo Conditioning."),
                 io.Boolean.Input("official_integer_timesteps", default=True, tooltip=INTEGER_TIMESTEPS_TOOLTIP),
-                *_focus_inputs(),
+                *focus_inputs(),
                 HV_GUIDANCE.Input(
                     "guidance",
                     optional=True,
@@ -265,32 +306,9 @@ class HVHuMoSampler(io.ComfyNode):
                 io.Conditioning.Input("positive", tooltip="positive from HuMo Conditioning."),
                 io.Conditioning.Input("negative", tooltip="negative from HuMo Conditioning."),
                 io.Latent.Input("latent", tooltip="latent from HuMo Conditioning."),
-                io.Int.Input(
-                    "seed",
-                    default=666666,
-                    min=0,
-                    max=0xFFFFFFFFFFFFFFFF,
-                    control_after_generate=True,
-                    tooltip="Noise seed (official default 666666).",
-                ),
-                io.Int.Input("steps", default=50, min=1, max=1000, tooltip="Sampling steps (official 50)."),
-                io.Float.Input(
-                    "shift",
-                    default=5.0,
-                    min=0.01,
-                    max=100.0,
-                    step=0.1,
-                    tooltip="Flow shift of the sigma schedule (official 5.0).",
-                ),
-                io.Combo.Input(
-                    "solver",
-                    options=list(hg.SOLVERS),
-                    default=hg.DEFAULT_SOLVER,
-                    tooltip="flow_unipc: the official FlowUniPC (UniPC bh2, order 2, flow log-SNR). uni_pc: core's "
-                    "UniPC bh2 (order 3, another lambda: drifts from the official trajectory). euler: flow Euler.",
-                ),
+                *sampling_inputs("Noise seed (official default 666666).", "Sampling steps (official 50)."),
                 io.Boolean.Input("official_integer_timesteps", default=True, tooltip=INTEGER_TIMESTEPS_TOOLTIP),
-                *_focus_inputs(),
+                *focus_inputs(),
                 HV_GUIDANCE.Input(
                     "guidance",
                     optional=True,

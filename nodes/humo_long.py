@@ -19,9 +19,16 @@ from ..media.video_io import AAC_SAMPLE_RATES, Mp4Writer
 from ..media.watermark import make_label, provenance_metadata
 from ..models.audio_features import HUMO_FPS, AudioFeatures
 from ..samplers import humo_conditioning as hc
-from ..samplers import humo_guider as hg
 from ..samplers import humo_long as hl
-from .humo import CATEGORY, INTEGER_TIMESTEPS_TOOLTIP, SIZE_OPTIONS, default_plan
+from .humo import (
+    CATEGORY,
+    INTEGER_TIMESTEPS_TOOLTIP,
+    SIZE_OPTIONS,
+    default_plan,
+    focus_inputs,
+    sampling_inputs,
+    speaker_inputs,
+)
 from .types import HV_AUDIO_FEATURES, HV_GUIDANCE
 from .video import PACK_NAME
 
@@ -32,6 +39,36 @@ CONTINUATION_TOOLTIP = (
     "go in through the image channels with mask 1, as Wan I2V takes a first frame; users report it works with "
     "some flashing / contrast shift. latent+conditioning: both."
 )
+
+PROMPT_SCHEDULE_TOOLTIP = (
+    "Optional: one prompt per time range, one 'start_s: prompt' line each in time order, e.g. '0: a man talks "
+    "calmly' then '30: he laughs'. A chunk uses the prompt of the last line whose start_s is at or before the "
+    "chunk's first frame (its start in seconds = first frame / 25; chunk i of 97 frames with a 9-frame overlap "
+    "starts at 3.52 x i s), and positive before the first line. Each line is encoded once with clip; negative "
+    "stays as connected. Empty: positive for every chunk."
+)
+FOCUS_PER_CHUNK = " Long-form: in every chunk, at that step of the chunk."
+TRACK_FACES_TOOLTIP = (
+    "Off (default): the focus masks stay as connected. On: after each chunk, faces are detected in its last frames "
+    "(dlib, 68-point model from models/face_detection) and the next chunk's focus mask of each speaker becomes a "
+    "soft, dilated box over that speaker's face, so the masks follow speakers who move. A speaker keeps the face "
+    "nearest their previous box (the first time: the face their mask covers; one speaker without a mask: the "
+    "largest). Acts where masks act: with focus_strength above 0 or two speakers."
+)
+
+
+def encode_schedule(clip, text: str) -> list[tuple[float, list]] | None:
+    """prompt_schedule's lines -> [(start_s, CONDITIONING)], each distinct prompt encoded once, as CLIP Text Encode."""
+    entries = hl.parse_prompt_schedule(text or "")
+    if not entries:
+        return None
+    if clip is None:
+        raise ValueError("clip: prompt_schedule has lines to encode; connect the text encoder (umT5) to clip")
+    encoded: dict[str, list] = {}
+    for _, prompt in entries:
+        if prompt not in encoded:
+            encoded[prompt] = clip.encode_from_tokens_scheduled(clip.tokenize(prompt))
+    return [(start, encoded[prompt]) for start, prompt in entries]
 
 
 def _features(value, name: str):
@@ -78,23 +115,9 @@ class HVHuMoLongForm(io.ComfyNode):
                 ),
                 io.Int.Input("width", default=832, min=16, max=4096, step=16, tooltip="Width when size is custom."),
                 io.Int.Input("height", default=480, min=16, max=4096, step=16, tooltip="Height when size is custom."),
-                io.Int.Input(
-                    "seed",
-                    default=666666,
-                    min=0,
-                    max=0xFFFFFFFFFFFFFFFF,
-                    control_after_generate=True,
-                    tooltip="Noise seed; chunk i uses seed + 2i (chunk 0 equals a single clip with this seed).",
-                ),
-                io.Int.Input("steps", default=50, min=1, max=1000, tooltip="Sampling steps per chunk (official 50)."),
-                io.Float.Input(
-                    "shift", default=5.0, min=0.01, max=100.0, step=0.1, tooltip="Flow shift (official 5.0)."
-                ),
-                io.Combo.Input(
-                    "solver",
-                    options=list(hg.SOLVERS),
-                    default=hg.DEFAULT_SOLVER,
-                    tooltip="flow_unipc: the official solver; uni_pc: core's; euler: flow Euler.",
+                *sampling_inputs(
+                    "Noise seed; chunk i uses seed + 2i (chunk 0 equals a single clip with this seed).",
+                    "Sampling steps per chunk (official 50).",
                 ),
                 io.Int.Input(
                     "chunk_frames",
@@ -154,27 +177,26 @@ class HVHuMoLongForm(io.ComfyNode):
                     optional=True,
                     tooltip="0..N reference images (a batch); they condition every chunk (TIA). None: TA.",
                 ),
-                io.Mask.Input(
-                    "focus_mask",
-                    optional=True,
-                    tooltip="Where the audio should act: static, or one mask per frame of the whole video.",
-                ),
-                io.Float.Input(
-                    "focus_strength",
-                    default=0.0,
-                    min=0.0,
-                    max=1.0,
-                    step=0.05,
-                    tooltip="How strongly the audio is confined to the focus mask; 0 = official.",
-                ),
-                HV_AUDIO_FEATURES.Input(
-                    "audio_features_2", optional=True, tooltip="A second speaker's track; needs focus_mask and mask_2."
-                ),
-                io.Mask.Input("mask_2", optional=True, tooltip="Region of the second speaker."),
+                *speaker_inputs("one mask per frame of the whole video"),
                 HV_GUIDANCE.Input(
                     "guidance",
                     optional=True,
                     tooltip="Guidance schedule (e.g. time-adaptive); default: the official recipe of the model's size.",
+                ),
+                *focus_inputs(optional=True, where=FOCUS_PER_CHUNK),
+                io.Boolean.Input("track_faces", default=False, optional=True, tooltip=TRACK_FACES_TOOLTIP),
+                io.Clip.Input(
+                    "clip",
+                    optional=True,
+                    tooltip="The text encoder (umT5-XXL) that encodes prompt_schedule's lines; needed only with a "
+                    "schedule.",
+                ),
+                io.String.Input(
+                    "prompt_schedule",
+                    default="",
+                    multiline=True,
+                    optional=True,
+                    tooltip=PROMPT_SCHEDULE_TOOLTIP,
                 ),
             ],
             outputs=[
@@ -218,6 +240,11 @@ class HVHuMoLongForm(io.ComfyNode):
         audio_features_2=None,
         mask_2=None,
         guidance=None,
+        focus_by_prediction=False,
+        focus_prediction_step=10,
+        track_faces=False,
+        clip=None,
+        prompt_schedule="",
     ) -> io.NodeOutput:
         if size != "custom":
             width, height = hc.PRESET_SIZES[size]
@@ -240,7 +267,10 @@ class HVHuMoLongForm(io.ComfyNode):
             integer_timesteps=official_integer_timesteps,
             colour_anchor=colour_anchor,
             focus_strength=focus_strength,
+            focus_prediction_step=focus_prediction_step if focus_by_prediction else None,
+            track_faces=track_faces,
         )
+        schedule = encode_schedule(clip, prompt_schedule)
         n_chunks = len(hl.plan_chunks(total, chunk_frames, overlap_latent_frames))
 
         waveform, rate = validate_audio(audio, "audio")
@@ -305,6 +335,7 @@ class HVHuMoLongForm(io.ComfyNode):
                 sink=sink,
                 cache_root=cache_root,
                 on_progress=on_progress,
+                positive_schedule=schedule,
             )
         if cache_root is not None:
             hl.ChunkCache(cache_root, result.cache_key).clear()

@@ -24,16 +24,24 @@ frame), so nothing is re-encoded per chunk and nothing shifts at a seam. Seams: 
 of the two chunks are cross-faded in pixel space. An option re-anchors each chunk's colour statistics
 to the first chunk's.
 
+Options, all off by default: one prompt per time range (a chunk takes the range holding its first
+frame), focus by prediction inside every chunk (the guider's), and speaker masks that follow the faces
+found in the previous chunk's last frames (each speaker keeps the face nearest their previous box).
+
 Memory stays flat: one chunk's latents on the device, one chunk's frames in RAM (plus the overlap),
-frames handed to a sink (an mp4 writer) chunk by chunk. Finished chunks' latents are cached on disk
-under a key of every input, so a rerun after a crash or Cancel decodes them again and samples on from
-the first missing chunk; the result is the same as an uninterrupted run.
+frames handed to a sink (an mp4 writer) chunk by chunk, the heap freed by a chunk handed back after it.
+Finished chunks' latents are cached on disk under a key of every input, so a rerun after a crash or
+Cancel decodes them again and samples on from the first missing chunk; the result is the same as an
+uninterrupted run.
 """
 
 from __future__ import annotations
 
+import bisect
+import ctypes
 import dataclasses
 import hashlib
+import itertools
 import json
 import logging
 import math
@@ -43,8 +51,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import comfy.model_management
+import numpy as np
 import torch
 
+from ..media import face_focus
 from ..models.audio_features import HUMO_FPS, humo_audio_windows
 from . import flow_unipc
 from . import guidance as gd
@@ -148,6 +158,92 @@ def reanchor_colour(frames: torch.Tensor, anchor: ColourStats) -> torch.Tensor:
     """Per-channel affine map giving ``frames`` the anchor's mean and spread (undoes slow colour drift)."""
     own = ColourStats.of(frames)
     return ((frames - own.mean) / own.std * anchor.std + anchor.mean).clamp(0, 1)
+
+
+# --- one prompt per time range -------------------------------------------------------------------
+
+
+def parse_prompt_schedule(text: str, name: str = "prompt_schedule") -> list[tuple[float, str]]:
+    """Lines ``start_s: prompt`` -> [(start_s, prompt)] with strictly increasing starts; blank lines are skipped."""
+    entries: list[tuple[float, str]] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        head, sep, prompt = line.partition(":")
+        try:
+            start = float(head) if sep else math.nan
+        except ValueError:
+            start = math.nan
+        if not math.isfinite(start) or start < 0 or not prompt.strip():
+            raise ValueError(
+                f"{name}: line {number} {line.strip()!r} is not 'start_s: prompt' (a start time of 0 or more seconds, "
+                "a colon, then the prompt), e.g. '0: a man talks calmly'"
+            )
+        if entries and start <= entries[-1][0]:
+            raise ValueError(
+                f"{name}: line {number} {line.strip()!r} starts at {start:g} s, not after the line before "
+                f"({entries[-1][0]:g} s); list the ranges in time order"
+            )
+        entries.append((start, prompt.strip()))
+    return entries
+
+
+def scheduled(schedule: list[tuple[float, object]] | None, chunk: Chunk, default, fps: int = HUMO_FPS):
+    """The entry of the last range starting at or before the chunk's first frame (``default`` before the first)."""
+    if not schedule:
+        return default
+    i = bisect.bisect_right([start for start, _ in schedule], chunk.start / fps) - 1
+    return default if i < 0 else schedule[i][1]
+
+
+# --- speaker masks following the faces ------------------------------------------------------------
+
+
+def follow_faces(
+    frames: torch.Tensor,
+    detector,
+    previous: list[np.ndarray | None],
+    hints: list[torch.Tensor | None],
+) -> list[np.ndarray | None]:
+    """Each speaker's face box on the last frame of ``frames`` [N, H, W, 3] where one is found (else None).
+
+    A speaker tracked before keeps the face nearest its previous box (all speakers together: the pairing
+    with the least total centre distance); the first time, speakers take the faces their masks cover
+    (one speaker without a mask: the largest face; two: left to right), as focus by prediction does.
+    Searches back over the frames until a face is found.
+    """
+    images = hg._Uint8Frames(frames)
+    height, width = int(frames.shape[1]), int(frames.shape[2])
+    for i in range(len(images) - 1, -1, -1):
+        faces = detector.detect(images[i])
+        if faces:
+            break
+    else:
+        return [None] * len(previous)
+    if all(b is not None for b in previous):
+        centres = np.array([f.centre for f in faces], dtype=np.float64)
+        best, best_cost = None, math.inf
+        options = list(range(len(faces))) + [None] * len(previous)
+        for pick in set(itertools.permutations(options, len(previous))):
+            if all(f is None for f in pick):
+                continue
+            cost = sum(
+                float(np.hypot(*(centres[f] - (b[:2] + b[2:]) / 2)))
+                for f, b in zip(pick, previous, strict=True)
+                if f is not None
+            ) + sum(width + height for f in pick if f is None)  # a speaker left without a face costs more
+            if cost < best_cost:
+                best, best_cost = pick, cost
+        return [None if f is None else np.asarray(faces[f].box, dtype=np.float64) for f in best]
+    unit = [None if h is None else h[min(i, h.shape[0] - 1)].float().cpu().numpy() for h in hints]
+    return face_focus.assign_faces(
+        faces, len(previous), width, height, unit if all(u is not None for u in unit) else None
+    )
+
+
+def box_mask(box: np.ndarray, width: int, height: int) -> torch.Tensor:
+    """A static soft MASK [1, H, W] over a face box, dilated and feathered as focus by prediction's masks."""
+    return torch.from_numpy(face_focus.soft_box_masks(box[None], width, height))
 
 
 # --- cache -----------------------------------------------------------------------------------------
@@ -254,6 +350,32 @@ class ChunkCache:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
+# --- memory ----------------------------------------------------------------------------------------
+
+
+def _glibc_malloc_trim():
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not Linux / not glibc: nothing to do
+        return None
+
+
+_MALLOC_TRIM = _glibc_malloc_trim()
+
+
+def release_freed_heap() -> None:
+    """Hands the heap pages freed by the last chunk back to the system (glibc only; a no-op elsewhere).
+
+    A chunk allocates and frees many mid-sized CPU buffers (decoded frames, VAE activations). glibc's
+    allocator raises its mmap threshold as large blocks are freed, so later blocks of that size come from
+    the heap, and freed heap pages are kept for reuse: the process's RSS then creeps up over the first
+    chunks and stays at the high-water mark of its fragmentation, although the memory in use is flat.
+    Trimming once per chunk costs milliseconds.
+    """
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
+
+
 # --- the run ---------------------------------------------------------------------------------------
 
 
@@ -269,6 +391,8 @@ class LongFormSettings:
     integer_timesteps: bool = True
     colour_anchor: bool = False
     focus_strength: float = 0.0
+    focus_prediction_step: int | None = None  # focus by prediction in every chunk after this step; None = off
+    track_faces: bool = False  # each chunk's speaker masks follow the faces of the previous chunk's last frames
 
     def check(self, concat_y: bool) -> None:
         if self.continuation not in CONTINUATIONS:
@@ -279,6 +403,10 @@ class LongFormSettings:
             )
         if self.steps < 1:
             raise ValueError(f"steps: must be at least 1, got {self.steps}")
+        if self.focus_prediction_step is not None and not 0 <= self.focus_prediction_step < self.steps:
+            raise ValueError(
+                f"focus_prediction_step: {self.focus_prediction_step} is not a step of a {self.steps}-step chunk"
+            )
 
 
 @dataclass
@@ -289,6 +417,7 @@ class LongFormResult:
     notes: list[str] = field(default_factory=list)
     last_frame: torch.Tensor | None = None
     cache_key: str | None = None  # the folder under the cache root holding this run's chunks
+    face_boxes: list[list] = field(default_factory=list)  # track_faces: each speaker's box after chunk i
 
 
 def chunk_seed(seed: int, index: int) -> int:
@@ -310,13 +439,16 @@ def input_key(
     masks: list[torch.Tensor | None],
     ref_latents: torch.Tensor | None,
     settings: LongFormSettings,
+    positive_schedule: list[tuple[float, list]] | None = None,
 ) -> str:
     """sha256 of everything that decides a chunk's latents."""
     h = hashlib.sha256(f"humo-long-form v{CACHE_VERSION}".encode())
     h.update(model_fingerprint(model_patcher).encode())
     h.update(module_fingerprint(vae.first_stage_model).encode())
-    for conditioning in (positive, negative):
+    schedule = [c for _, c in positive_schedule or []]
+    for conditioning in (positive, negative, *schedule):
         _feed(h, [[emb, {k: v for k, v in opts.items() if k != hc.COND_KEY}] for emb, opts in conditioning])
+    _feed(h, [start for start, _ in positive_schedule or []])
     _feed(h, plan)
     _feed(h, [width, height, total_frames, embeddings, masks, ref_latents])
     _feed(h, settings)
@@ -341,6 +473,8 @@ def generate_long_form(
     cache_root: str | None = None,
     on_progress: Callable[[int, int, int, int], None] | None = None,
     on_chunk: Callable[[Chunk, torch.Tensor], None] | None = None,
+    positive_schedule: list[tuple[float, list]] | None = None,
+    face_detector=None,
 ) -> LongFormResult:
     """Generate ``total_frames`` frames chunk by chunk; ``sink`` gets the finished frames [N, H, W, 3] in order.
 
@@ -348,6 +482,9 @@ def generate_long_form(
     ``humo_conditioning.frame_features``), ``speaker_masks`` one MASK per track (static or per frame of the
     whole video). ``on_progress(chunk, chunks, step, steps)`` reports progress (it may raise to cancel);
     ``on_chunk(chunk, latents)`` sees each chunk's sampled latents (raw VAE space, video frames only).
+    ``positive_schedule`` [(start_s, conditioning)] in time order: a chunk uses the conditioning of the last
+    range starting at or before its first frame, ``positive`` before the first range. ``face_detector``
+    (``media.face_track.Detector``) serves focus by prediction and face tracking; None: dlib's, loaded once.
     """
     settings = settings or LongFormSettings()
     spec = hc.ModelSpec.from_model(model_patcher.model)
@@ -381,6 +518,7 @@ def generate_long_form(
                 speaker_masks,
                 ref_latents,
                 settings,
+                positive_schedule,
             )
             cache = ChunkCache(cache_root, key)
         except UnkeyableInput as e:
@@ -391,6 +529,14 @@ def generate_long_form(
     sampler = hg.solver_object(settings.solver)
     latent_continuation = settings.continuation in ("latent", "latent+conditioning")
     conditioning_continuation = "conditioning" in settings.continuation
+    detector = face_detector
+    if detector is None and (settings.track_faces or settings.focus_prediction_step is not None):
+        detector = hg.default_face_detector()  # once for the whole run, not per chunk
+    focus = None
+    if settings.focus_prediction_step is not None:
+        focus = hg.FocusOptions(prediction=hg.FocusPrediction(step=settings.focus_prediction_step, detector=detector))
+    masks = list(speaker_masks)  # the masks in force; face tracking replaces them chunk by chunk
+    boxes: list[np.ndarray | None] = [None] * len(speakers)
 
     held: torch.Tensor | None = None  # raw VAE latents of the previous chunk's last overlap frames
     tail: torch.Tensor | None = None  # the previous chunk's last overlap frames, as they are to be written
@@ -414,7 +560,7 @@ def generate_long_form(
             chunk.frames,
             ref_latents,
             [chunk_windows(e, chunk) for e in embeddings],
-            [chunk_mask(m, chunk) for m in speaker_masks],
+            [chunk_mask(m, chunk) for m in masks],
             vae,
             settings.focus_strength,
             [],
@@ -426,9 +572,9 @@ def generate_long_form(
             if on_progress is not None:
                 on_progress(chunk.index, len(chunks), settings.steps, settings.steps)
         else:
-            guider = hg.HuMoGuider(model_patcher, plan, None, settings.integer_timesteps)
+            guider = hg.HuMoGuider(model_patcher, plan, focus, settings.integer_timesteps)
             guider.set_conds(
-                [[e, {**o, hc.COND_KEY: cond}] for e, o in positive],
+                [[e, {**o, hc.COND_KEY: cond}] for e, o in scheduled(positive_schedule, chunk, positive)],
                 [[e, {**o, hc.COND_KEY: cond}] for e, o in negative],
             )
             guider.use_official_timesteps(sigmas, timesteps)
@@ -450,6 +596,7 @@ def generate_long_form(
                 noise, latent_image, sampler, sigmas, denoise_mask, callback=callback, disable_pbar=True, seed=seed
             )
             latents = out.to("cpu", torch.float32)
+            result.notes.extend(f"chunk {chunk.index + 1}: {note}" for note in getattr(guider, "notes", []))
             if cache is not None:
                 cache.save(chunk.index, latents)
         if on_chunk is not None:
@@ -460,6 +607,12 @@ def generate_long_form(
         is_last = chunk.index == len(chunks) - 1
         if not is_last:
             held = vae.encode(raw[-overlap:]).to("cpu", torch.float32)[:, :, : settings.overlap_latents]
+            if settings.track_faces:
+                hints = [None if m is None else chunk_mask(m, chunk)[-overlap:] for m in masks]
+                for k, box in enumerate(follow_faces(raw[-overlap:], detector, boxes, hints)):
+                    if box is not None:
+                        boxes[k], masks[k] = box, box_mask(box, width, height)
+                result.face_boxes.append([None if b is None else b.copy() for b in boxes])
         frames = raw
         if settings.colour_anchor:
             if anchor is None:
@@ -476,6 +629,7 @@ def generate_long_form(
             emit(frames[:-overlap])
             tail = frames[-overlap:].clone()
         del raw, frames
+        release_freed_heap()
 
     if written != total_frames:  # the plan covers the video by construction
         raise RuntimeError(f"long-form: wrote {written} frames, expected {total_frames}")

@@ -308,6 +308,7 @@ def humo_long_form() -> Workflow:
                 "audio_features": (8, 0),
                 "reference_images": (9, 0),
                 "guidance": (20, 0),
+                "clip": (3, 0),
             },
         ),
     ]
@@ -339,6 +340,12 @@ def humo_long_form() -> Workflow:
             "`conditioning` option feeds them through the image channels instead.",
             "**colour_anchor**: on if colours or brightness drift over minutes.",
             "**seed** / **steps**: as in a single clip; chunk i uses seed + 2i.",
+            "**prompt_schedule**: optional, one prompt per time range as `start_s: prompt` lines (e.g. `0: a man "
+            "talks calmly` and `30: he laughs`); each chunk takes the line that covers its first frame, encoded "
+            "with the text encoder linked to clip. Empty: the Prompt node for the whole video.",
+            "**focus_by_prediction** / **track_faces**: off (official); on, the audio is confined to the face "
+            "found in each chunk's prediction, or the focus masks follow the faces found at the end of the "
+            "previous chunk (both need dlib's face model in models/face_detection).",
         ],
         cost=[
             *single.cost,

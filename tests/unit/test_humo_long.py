@@ -2,13 +2,18 @@
 61 s, 300 s), each chunk's audio windows are the whole audio's rows, latent continuation ends every chunk on the
 previous chunk's overlap latents, and a run resumed after a Cancel writes the same mp4 as an uninterrupted one."""
 
+import dataclasses
+
 import comfy.model_management
+import numpy as np
 import pytest
 import torch
+from humanvideo.media.face_detect import Face
 from humanvideo.media.video_io import Mp4Writer
 from humanvideo.models import audio_features as af
 from humanvideo.samplers import guidance as gd
 from humanvideo.samplers import humo_conditioning as hc
+from humanvideo.samplers import humo_guider as hg
 from humanvideo.samplers import humo_long as hl
 
 W = H = 32
@@ -74,7 +79,7 @@ def test_chunk_audio_windows_are_the_whole_audio_rows():
         assert torch.equal(win[0, 3:], torch.stack(rows))
 
 
-def _run(model, vae, total, settings, sink=None, cache_root=None, on_progress=None, image=True, speakers=1):
+def _run(model, vae, total, settings, sink=None, cache_root=None, on_progress=None, image=True, speakers=1, **extra):
     chunks = []
     masks = None
     tracks = [_speech(total + 3, seed=4 + k) for k in range(speakers)]
@@ -99,6 +104,7 @@ def _run(model, vae, total, settings, sink=None, cache_root=None, on_progress=No
         cache_root=cache_root,
         on_progress=on_progress,
         on_chunk=lambda c, lat: chunks.append((c, lat.clone())),
+        **extra,
     )
     return result, chunks
 
@@ -183,6 +189,128 @@ def test_resume_after_cancel_writes_the_same_file(model_1_7b, vae, tmp_path):
 def test_cache_key_does_not_depend_on_the_process_hash_seed():
     # frozensets (guidance passes) iterate in a per-process order; the key must not, or a restart could not resume
     value = [gd.humo_17b_plan(), gd.humo_1_7b_plan(), hl.LongFormSettings(), torch.arange(6).reshape(2, 3).float()]
-    assert hl._digest(value) == "416f4d2ec85217bd01fbf21e9f287f757a90b76654bca9df610f9179024eb72f"
+    assert hl._digest(value) == "c5b86440bfb4a22b1e41931f4fa2197341a03134aa5adbd3e8b9d59aedf4b669"
     with pytest.raises(hl.UnkeyableInput):
         hl._digest([print])
+
+
+def test_prompt_schedule_parses_start_times_and_names_bad_lines():
+    text = "0: a man talks calmly\n\n  30.5 :  he laughs: loudly \n90: he waves"
+    assert hl.parse_prompt_schedule(text) == [
+        (0.0, "a man talks calmly"),
+        (30.5, "he laughs: loudly"),
+        (90.0, "he waves"),
+    ]
+    assert hl.parse_prompt_schedule(" \n") == []
+    for bad, why in [
+        ("0: calm\nlaughs", "line 2 'laughs'"),
+        ("x: calm", "line 1 'x: calm'"),
+        ("-1: calm", "line 1"),
+        ("5:", "line 1"),
+        ("nan: calm", "line 1"),
+        ("10: calm\n10: laughs", "line 2 '10: laughs' starts at 10 s"),
+    ]:
+        with pytest.raises(ValueError, match=f"prompt_schedule: {why}"):
+            hl.parse_prompt_schedule(bad)
+
+
+class _Recording(hg.HuMoGuider):
+    """The guider, remembering the positive conditioning each chunk was sampled with."""
+
+    seen: list = []
+
+    def set_conds(self, positive, negative):
+        type(self).seen.append(positive)
+        return super().set_conds(positive, negative)
+
+
+@pytest.fixture
+def recording(monkeypatch):
+    monkeypatch.setattr(_Recording, "seen", [])
+    monkeypatch.setattr(hg, "HuMoGuider", _Recording)
+    return _Recording
+
+
+def test_each_chunk_gets_the_prompt_of_its_range(model_1_7b, vae, recording, tmp_path):
+    settings = hl.LongFormSettings(chunk_frames=9, overlap_latents=1, steps=1)  # chunks start at 0, 0.32, 0.64 s
+    early, late = [[_text(7), {}]], [[_text(8), {}]]
+    schedule = [(0.3, early), (0.64, late)]  # chunk 0 precedes the first range: the positive input
+    result, _ = _run(model_1_7b, vae, 25, settings, image=False, positive_schedule=schedule, cache_root=str(tmp_path))
+    assert [c.start for c in result.chunks] == [0, 8, 16]
+    used = [positive[0][0] for positive in recording.seen]
+    assert [torch.equal(u, t) for u, t in zip(used, [_text(1), _text(7), _text(8)], strict=True)] == [True] * 3
+    # the schedule is part of the resume key
+    other, _ = _run(
+        model_1_7b, vae, 25, settings, image=False, positive_schedule=schedule[:1], cache_root=str(tmp_path)
+    )
+    assert other.cache_key != result.cache_key
+
+
+class _FakeDetector:
+    """Returns the next list of face boxes on every call (the last one again once they run out)."""
+
+    name = "fake"
+
+    def __init__(self, boxes_per_call):
+        self.boxes_per_call, self.calls = boxes_per_call, 0
+
+    def detect(self, frame):
+        assert frame.dtype == np.uint8 and frame.shape == (H, W, 3)
+        boxes = self.boxes_per_call[min(self.calls, len(self.boxes_per_call) - 1)]
+        self.calls += 1
+        return [Face(np.array(b, np.float32), np.zeros((68, 2), np.float32), 1.0) for b in boxes]
+
+
+def test_focus_by_prediction_runs_in_every_chunk(model_1_7b, vae):
+    settings = hl.LongFormSettings(chunk_frames=9, overlap_latents=1, steps=2)
+    plain, plain_chunks = _run(model_1_7b, vae, 17, settings, image=False)
+    focused = dataclasses.replace(settings, focus_prediction_step=0)
+    detector = _FakeDetector([[(4, 6, 14, 18)]])
+    result, chunks = _run(model_1_7b, vae, 17, focused, image=False, face_detector=detector)
+    for i in (1, 2):
+        assert any(n.startswith(f"chunk {i}: focus by prediction at step 0") for n in result.notes), result.notes
+    assert detector.calls > 0
+    for (_, a), (_, b) in zip(plain_chunks, chunks, strict=True):
+        assert not torch.allclose(a, b)  # the audio confined to the face changes every chunk
+    with pytest.raises(ValueError, match="focus_prediction_step"):
+        _run(model_1_7b, vae, 17, dataclasses.replace(settings, focus_prediction_step=2), image=False)
+
+
+def test_speaker_masks_follow_the_faces_of_the_previous_chunk(model_1_7b, vae, recording):
+    settings = hl.LongFormSettings(chunk_frames=9, overlap_latents=1, steps=1, track_faces=True)
+    a1, b1 = (2, 4, 10, 14), (20, 4, 28, 14)  # speaker 1 left (its mask's half), speaker 2 right
+    a2, b2 = (7, 8, 15, 18), (17, 2, 25, 12)  # both moved; listed right face first: identity by nearest box
+    detector = _FakeDetector([[a1, b1], [b2, a2]])
+    result, _ = _run(model_1_7b, vae, 25, settings, image=False, speakers=2, face_detector=detector)
+    assert len(recording.seen) == 3 and detector.calls == 2
+    masks = [positive[0][1][hc.COND_KEY].speaker_masks for positive in recording.seen]
+    assert masks[0][0][0, 0, 0] == 1 and masks[0][1][0, 0, -1] == 1  # chunk 0: the masks as given
+    for chunk, (a, b) in ((1, (a1, b1)), (2, (a2, b2))):
+        assert torch.equal(masks[chunk][0], hl.box_mask(np.array(a, float), W, H))
+        assert torch.equal(masks[chunk][1], hl.box_mask(np.array(b, float), W, H))
+    assert [[tuple(b) for b in boxes] for boxes in result.face_boxes] == [[a1, b1], [a2, b2]]
+
+
+def test_node_encodes_each_scheduled_prompt_once_and_needs_clip():
+    from humanvideo.nodes import humo_long as node
+
+    class CountingClip:
+        def __init__(self):
+            self.encoded = []
+
+        def tokenize(self, text):
+            return text
+
+        def encode_from_tokens_scheduled(self, tokens):
+            self.encoded.append(tokens)
+            return [[_text(len(self.encoded)), {}]]
+
+    clip = CountingClip()
+    schedule = node.encode_schedule(clip, "0: calm\n20: laughs\n40: calm")
+    assert clip.encoded == ["calm", "laughs"]  # the repeated prompt is encoded once
+    assert [s for s, _ in schedule] == [0.0, 20.0, 40.0] and schedule[0][1] is schedule[2][1]
+    assert node.encode_schedule(None, "  \n") is None  # no schedule: no clip needed
+    with pytest.raises(ValueError, match="clip: prompt_schedule"):
+        node.encode_schedule(None, "0: calm")
+    with pytest.raises(ValueError, match="prompt_schedule: line 1 'calm'"):
+        node.encode_schedule(clip, "calm")
