@@ -68,6 +68,7 @@ def random_state_dict(manifest: dict, dtype: torch.dtype, seed: int) -> dict[str
 
 def model_file(name: str, tiny: bool, cache: Path) -> Path:
     from humanvideo.loaders import humo_dit, hunyuan_dit
+    from humanvideo.models import hunyuan_video_spec
     from safetensors.torch import save_file
 
     cache.mkdir(parents=True, exist_ok=True)
@@ -81,9 +82,9 @@ def model_file(name: str, tiny: bool, cache: Path) -> Path:
             cfg = humo_dit.HumoConfig(dim=256, ffn_dim=256, num_layers=2, in_dim=cfg.in_dim)
         sd = random_state_dict(humo_dit.official_key_manifest(cfg), dtype, seed=1)
     else:
-        cfg = hunyuan_dit.REAL_V2
+        cfg = hunyuan_video_spec.REAL_V2
         if tiny:
-            cfg = hunyuan_dit.HunyuanDiTConfig(
+            cfg = hunyuan_video_spec.HunyuanDiTConfig(
                 in_channels=16, hidden_size=256, heads=2, double_blocks=2, single_blocks=2, text_dim=4096
             )
         sd = random_state_dict(hunyuan_dit.official_manifest(cfg), dtype, seed=2)

@@ -28,7 +28,7 @@ import comfy.model_management
 import comfy.samplers
 import torch
 
-from ..loaders.hunyuan_dit import RELEASE_V1, RELEASE_V2, HunyuanI2VRelease, release_of_model
+from ..models.hunyuan_video_spec import RELEASE_V1, RELEASE_V2, HunyuanI2VRelease, release_of_model
 from . import guidance as gd
 from .chain_guider import ChainGuider
 

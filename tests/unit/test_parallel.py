@@ -20,6 +20,7 @@ import pytest
 import torch
 from humanvideo.loaders import hunyuan_dit as hd
 from humanvideo.loaders.humo_dit import load_humo_model
+from humanvideo.models import hunyuan_video_spec as hs
 from humanvideo.parallel import guider as pguider
 from humanvideo.parallel import runtime as rt
 from humanvideo.parallel import sequence as sq
@@ -57,7 +58,7 @@ def files(tmp_path_factory):
         out[name] = d / f"{name}.safetensors"
         save_file(fh.humo_state_dict(in_dim=in_dim, seed=in_dim, dim=256, ffn_dim=256, num_layers=2), out[name])
     for i, release in enumerate(("v1", "v2")):
-        cfg = hd.HunyuanDiTConfig(**{**fx.tiny_dit_config(release).__dict__, "hidden_size": 256, "heads": 2})
+        cfg = hs.HunyuanDiTConfig(**{**fx.tiny_dit_config(release).__dict__, "hidden_size": 256, "heads": 2})
         g = torch.Generator().manual_seed(40 + i)
         sd = {}
         for key, shape in sorted(hd.official_manifest(cfg).items()):
