@@ -147,15 +147,11 @@ def test_real_llava_and_clip_manifests_match_core_models():
         rms_norm_eps=1e-5,
         rope_theta=500000.0,
     )
-    vision = dict(
-        hidden_size=1024,
-        intermediate_size=4096,
-        num_hidden_layers=24,
-        num_attention_heads=16,
-        image_size=336,
-        patch_size=14,
-        projection_dim=768,
+    # ViT-L/14: LLaVA's vision tower sees 336-px images, CLIP-L's vision half (unused here) 224-px ones
+    vit_l14 = dict(
+        hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16, patch_size=14
     )
+    vision = dict(vit_l14, image_size=336, projection_dim=768)
     with torch.device("meta"):
         lm = LlamaForCausalLM(LlamaConfig(**text))
         vt = CLIPVisionModel(CLIPVisionConfig(**vision))
@@ -168,14 +164,7 @@ def test_real_llava_and_clip_manifests_match_core_models():
                     num_attention_heads=12,
                     projection_dim=768,
                 ),
-                vision_config=dict(
-                    hidden_size=1024,
-                    intermediate_size=4096,
-                    num_hidden_layers=24,
-                    num_attention_heads=16,
-                    patch_size=14,
-                    projection_dim=768,
-                ),
+                vision_config=dict(vit_l14, projection_dim=768),
                 projection_dim=768,
             )
         )
