@@ -95,20 +95,10 @@ def model_file(name: str, tiny: bool, cache: Path) -> Path:
 
 # --- inputs --------------------------------------------------------------------------------------
 def humo_inputs(model, size, frames, device):
-    import comfy.ldm.wan.vae
-    import comfy.sd
     from humanvideo.samplers import humo_conditioning as hc
+    from hv_fixtures.humo import tiny_wan_vae
 
-    torch.manual_seed(0)
-    net = comfy.ldm.wan.vae.WanVAE(
-        dim=8,
-        z_dim=16,
-        dim_mult=[1, 2, 4, 4],
-        num_res_blocks=2,
-        attn_scales=[],
-        temperal_downsample=[False, True, True],
-    )
-    vae = comfy.sd.VAE(sd={k: torch.randn_like(v) * 0.2 for k, v in net.state_dict().items()})
+    vae = tiny_wan_vae(0)
     w, h = size
     g = torch.Generator().manual_seed(1)
     cond = hc.build_condition(

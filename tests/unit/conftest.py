@@ -2,7 +2,8 @@
 
 import pytest
 import torch
-from humo_tiny import tiny_humo, tiny_wan_vae
+from humo_tiny import tiny_humo
+from hv_fixtures.humo import tiny_wan_vae
 
 
 @pytest.fixture(scope="module")

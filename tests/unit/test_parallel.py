@@ -28,7 +28,7 @@ from humanvideo.samplers import guidance as gd
 from humanvideo.samplers import humo_conditioning as hc
 from humanvideo.samplers import humo_guider as hg
 from humanvideo.samplers import hunyuan_i2v as hi
-from humo_tiny import tiny_wan_vae
+from hv_fixtures.humo import tiny_wan_vae
 
 W, H, FRAMES = 48, 48, 5  # 2 video latent frames + 1 reference of 3x3 tokens: 27 tokens, odd, frames cut by shards
 TOLERANCE = 1e-5
