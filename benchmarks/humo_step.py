@@ -102,23 +102,6 @@ def build_core_humo(cfg, weight_dtype: torch.dtype, fp8_fast: bool, seed: int):
     return patcher, params, manual_cast
 
 
-def tiny_wan_vae(seed: int = 0):
-    """A random Wan 2.1 VAE of base width 8 (core reads the width off the weights): latents of the right shape."""
-    import comfy.ldm.wan.vae
-    import comfy.sd
-
-    torch.manual_seed(seed)
-    net = comfy.ldm.wan.vae.WanVAE(
-        dim=8,
-        z_dim=16,
-        dim_mult=[1, 2, 4, 4],
-        num_res_blocks=2,
-        attn_scales=[],
-        temperal_downsample=[False, True, True],
-    )
-    return comfy.sd.VAE(sd={k: torch.randn_like(v) * 0.2 for k, v in net.state_dict().items()})
-
-
 # --- conditioning ------------------------------------------------------------------------------
 
 
@@ -290,6 +273,8 @@ def run(opts) -> dict:
         "runs": [],
     }
     sigmas = humo_sigmas(steps, SHIFT)
+    from hv_fixtures.humo import tiny_wan_vae
+
     vae = tiny_wan_vae()
     for model_name, cfg in configs.items():
         plan = gd.humo_17b_plan() if cfg.in_dim > cfg.out_dim else gd.humo_1_7b_plan()

@@ -64,13 +64,14 @@ def run(args) -> dict:
     import comfy.sample
     import comfy.samplers
     from humanvideo.loaders import hunyuan_dit as hd
+    from humanvideo.models import hunyuan_video_spec as hs
     from humanvideo.samplers import hunyuan_i2v as hi
 
     if args.tiny:
-        cfg = hd.HunyuanDiTConfig(hidden_size=128, heads=1, double_blocks=1, single_blocks=1, text_dim=128)
+        cfg = hs.HunyuanDiTConfig(hidden_size=128, heads=1, double_blocks=1, single_blocks=1, text_dim=128)
         sizes, frames, steps, text_tokens = {"tiny": (64, 96)}, 9, 3, 20
     else:
-        cfg = hd.REAL_V2
+        cfg = hs.REAL_V2
         sizes = {k: SIZES[k] for k in args.sizes}
         frames, steps, text_tokens = args.frames, args.steps, 396
     dtype = torch.bfloat16 if cuda else torch.float32

@@ -68,6 +68,7 @@ def random_state_dict(manifest: dict, dtype: torch.dtype, seed: int) -> dict[str
 
 def model_file(name: str, tiny: bool, cache: Path) -> Path:
     from humanvideo.loaders import humo_dit, hunyuan_dit
+    from humanvideo.models import hunyuan_video_spec
     from safetensors.torch import save_file
 
     cache.mkdir(parents=True, exist_ok=True)
@@ -81,9 +82,9 @@ def model_file(name: str, tiny: bool, cache: Path) -> Path:
             cfg = humo_dit.HumoConfig(dim=256, ffn_dim=256, num_layers=2, in_dim=cfg.in_dim)
         sd = random_state_dict(humo_dit.official_key_manifest(cfg), dtype, seed=1)
     else:
-        cfg = hunyuan_dit.REAL_V2
+        cfg = hunyuan_video_spec.REAL_V2
         if tiny:
-            cfg = hunyuan_dit.HunyuanDiTConfig(
+            cfg = hunyuan_video_spec.HunyuanDiTConfig(
                 in_channels=16, hidden_size=256, heads=2, double_blocks=2, single_blocks=2, text_dim=4096
             )
         sd = random_state_dict(hunyuan_dit.official_manifest(cfg), dtype, seed=2)
@@ -94,20 +95,10 @@ def model_file(name: str, tiny: bool, cache: Path) -> Path:
 
 # --- inputs --------------------------------------------------------------------------------------
 def humo_inputs(model, size, frames, device):
-    import comfy.ldm.wan.vae
-    import comfy.sd
     from humanvideo.samplers import humo_conditioning as hc
+    from hv_fixtures.humo import tiny_wan_vae
 
-    torch.manual_seed(0)
-    net = comfy.ldm.wan.vae.WanVAE(
-        dim=8,
-        z_dim=16,
-        dim_mult=[1, 2, 4, 4],
-        num_res_blocks=2,
-        attn_scales=[],
-        temperal_downsample=[False, True, True],
-    )
-    vae = comfy.sd.VAE(sd={k: torch.randn_like(v) * 0.2 for k, v in net.state_dict().items()})
+    vae = tiny_wan_vae(0)
     w, h = size
     g = torch.Generator().manual_seed(1)
     cond = hc.build_condition(

@@ -19,7 +19,8 @@ from collections.abc import Mapping
 
 import torch
 
-from .hunyuan_dit import HunyuanDiTConfig, core_key, official_manifest
+from ..models.hunyuan_video_spec import HunyuanDiTConfig, release_of_model
+from .hunyuan_dit import core_key, official_manifest
 
 log = logging.getLogger(__name__)
 
@@ -165,8 +166,6 @@ def apply_hunyuan_lora(model, lora: Mapping[str, torch.Tensor], strength: float)
     """
     import comfy.lora
     import comfy.lora_convert
-
-    from .hunyuan_dit import release_of_model
 
     release_of_model(model)  # clear error for a MODEL that is not HunyuanVideo
     if not lora:

@@ -14,6 +14,8 @@ import av
 import numpy as np
 import torch
 
+from .resample import resample, to_mono
+
 AUDIO_EXTENSIONS = (".wav", ".mp3", ".flac", ".ogg", ".opus", ".m4a", ".aac", ".wma", ".aif", ".aiff", ".webm")
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".gif")
 
@@ -88,6 +90,25 @@ def decode_audio(path: str, start: float = 0.0, duration: float | None = None) -
     channels = min(c.shape[0] for c in chunks)
     waveform = torch.from_numpy(np.concatenate([c[:channels] for c in chunks], axis=1))
     return AudioClip(waveform=waveform.float().clamp_(-1.0, 1.0), sample_rate=int(sample_rate))
+
+
+def load_audio_clip(full_path: str, start: float, duration: float, sample_rate: str, channels: str) -> AudioClip:
+    """Decode [start, start + duration) s of a file (duration 0: to the end), then downmix / upmix and resample.
+
+    ``sample_rate`` is a rate in Hz as text or "original"; ``channels`` is "original", "mono" or "stereo".
+    """
+    clip = decode_audio(full_path, start=start, duration=duration if duration > 0 else None)
+    waveform, rate = clip.waveform, clip.sample_rate
+    if channels == "mono":
+        waveform = to_mono(waveform.unsqueeze(0))[0]
+    elif channels == "stereo" and waveform.shape[0] == 1:
+        waveform = waveform.expand(2, -1).clone()
+    elif channels == "stereo" and waveform.shape[0] > 2:
+        waveform = waveform[:2]
+    if sample_rate != "original" and int(sample_rate) != rate:
+        waveform = resample(waveform.unsqueeze(0), rate, int(sample_rate))[0]
+        rate = int(sample_rate)
+    return AudioClip(waveform=waveform.contiguous(), sample_rate=rate)
 
 
 def _check_wav_complete(path: str, stream: av.audio.stream.AudioStream, name: str) -> None:

@@ -7,8 +7,7 @@ import os
 from comfy_api.latest import io
 
 from .. import paths
-from ..media.audio_io import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS, AudioClip, decode_audio
-from ..media.resample import resample, to_mono
+from ..media.audio_io import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS, load_audio_clip
 
 SAMPLE_RATES = ["original", "16000", "22050", "24000", "32000", "44100", "48000"]
 CHANNELS = ["original", "mono", "stereo"]
@@ -110,21 +109,6 @@ class HVLoadAudio(io.ComfyNode):
         except ValueError as e:
             return str(e)
         return True
-
-
-def load_audio_clip(full_path: str, start: float, duration: float, sample_rate: str, channels: str) -> AudioClip:
-    clip = decode_audio(full_path, start=start, duration=duration if duration > 0 else None)
-    waveform, rate = clip.waveform, clip.sample_rate
-    if channels == "mono":
-        waveform = to_mono(waveform.unsqueeze(0))[0]
-    elif channels == "stereo" and waveform.shape[0] == 1:
-        waveform = waveform.expand(2, -1).clone()
-    elif channels == "stereo" and waveform.shape[0] > 2:
-        waveform = waveform[:2]
-    if sample_rate != "original" and int(sample_rate) != rate:
-        waveform = resample(waveform.unsqueeze(0), rate, int(sample_rate))[0]
-        rate = int(sample_rate)
-    return AudioClip(waveform=waveform.contiguous(), sample_rate=rate)
 
 
 NODES = [HVLoadAudio]

@@ -10,13 +10,15 @@ from ..loaders import hunyuan_lora as hl
 from ..loaders import hunyuan_text as ht
 from ..loaders import hunyuan_vae as hv
 from ..models import hunyuan_template as tpl
+from ..models import hunyuan_video_spec as hs
 from ..parallel import runtime as parallel_runtime
 from ..samplers import hunyuan_i2v as hi
+from ..samplers import hunyuan_text_encode as te
 from .types import HV_GUIDANCE, HV_PARALLEL
 
 CATEGORY = "HumanVideo/HunyuanVideo-I2V"
 LOADERS = "HumanVideo/loaders"
-RELEASE_NAMES = [hd.RELEASE_V2.name, hd.RELEASE_V1.name]
+RELEASE_NAMES = [hs.RELEASE_V2.name, hs.RELEASE_V1.name]
 TEXT_DTYPES = {"default": None, "fp16": "float16", "bf16": "bfloat16", "fp32": "float32"}
 OUTPUT_FPS = 24.0
 
@@ -208,7 +210,7 @@ class HVHunyuanI2VTextEncode(io.ComfyNode):
                 io.Combo.Input(
                     "release",
                     options=RELEASE_NAMES,
-                    default=hd.RELEASE_V2.name,
+                    default=hs.RELEASE_V2.name,
                     tooltip="Which checkpoint the embeddings are for (image token interleave 4 for v2, "
                     "2 for v1); ignored when a model is connected.",
                 ),
@@ -228,22 +230,22 @@ class HVHunyuanI2VTextEncode(io.ComfyNode):
         import torch
 
         if model is not None:
-            rel = hd.release_of_model(model)
-        elif release in hd.RELEASES:
-            rel = hd.RELEASES[release]
+            rel = hs.release_of_model(model)
+        elif release in hs.RELEASES:
+            rel = hs.RELEASES[release]
         else:
             raise ValueError(f"release: {release!r} is not one of {RELEASE_NAMES}")
         img, notes = hi.normalise_image(image)
-        pos = ht.encode_i2v(clip, clip_vision, img, prompt, rel.image_interleave)
-        neg = ht.encode_i2v(clip, clip_vision, torch.zeros_like(img), negative_prompt, rel.image_interleave)
+        pos = te.encode_i2v(clip, clip_vision, img, prompt, rel.image_interleave)
+        neg = te.encode_i2v(clip, clip_vision, torch.zeros_like(img), negative_prompt, rel.image_interleave)
         lines = [
             f"{rel.name}: {pos.image_tokens} image + {pos.text_tokens} text tokens (negative: "
             f"{neg.text_tokens} text tokens)"
         ] + notes
         if pos.truncated:
             lines.append("prompt: longer than the official 256-token window; truncated as official")
-        positive = [[c, {**o, hi.INTERLEAVE_KEY: rel.image_interleave}] for c, o in ht.to_conditioning(pos)]
-        negative = [[c, {**o, hi.INTERLEAVE_KEY: rel.image_interleave}] for c, o in ht.to_conditioning(neg)]
+        positive = [[c, {**o, hi.INTERLEAVE_KEY: rel.image_interleave}] for c, o in te.to_conditioning(pos)]
+        negative = [[c, {**o, hi.INTERLEAVE_KEY: rel.image_interleave}] for c, o in te.to_conditioning(neg)]
         return io.NodeOutput(positive, negative, "\n".join(lines))
 
 

@@ -1,8 +1,7 @@
 """HuMo multi-condition guider: a core GUIDER (works with SamplerCustomAdvanced) and a one-call sampler.
 
-Per step the guider picks the chain of the schedule for the current sigma/step, runs only the distinct
-passes with a non-zero contribution through core's ``calc_cond_batch`` (which batches them into one
-forward when memory allows), and combines them with the chain formula. For HuMo-17B it also extends
+The guider is the chain guider (``chain_guider.py``) with HuMo's passes: text, image and audio each on or
+off, assembled by ``humo_conditioning.pass_conditioning``. For HuMo-17B it also extends
 the noise by the reference frames (the official code denoises them along) and drops them at the end,
 and swaps core's hard-coded c_concat for the official y.
 
@@ -39,6 +38,7 @@ from ..media import face_detect, face_focus
 from ..models.humo_focus import FocusConfig, apply_focus, mask_per_latent_frame, set_focus
 from . import flow_unipc
 from . import guidance as gd
+from .chain_guider import ChainGuider
 from .humo_conditioning import (
     Y_KEY,
     HuMoCondition,
@@ -88,10 +88,6 @@ def model_timestep(sigma: float, official: Mapping[float, int] | None = None) ->
         if t is not None:
             return int(t)
     return int(torch.tensor(sigma, dtype=torch.float32) * flow_unipc.NUM_TRAIN_TIMESTEPS)
-
-
-def pass_name(p: frozenset) -> str:
-    return "hv_" + ("_".join(sorted(p)) or "null")
 
 
 @dataclass
@@ -149,7 +145,10 @@ def default_face_detector():
     return face_detect.DlibFaceDetector(paths.resolve_face_model(choices[0], "focus_by_prediction"))
 
 
-class HuMoGuider(comfy.samplers.CFGGuider):
+class HuMoGuider(ChainGuider):
+    """The chain guider with HuMo's passes (text, image, audio on or off), official integer timesteps, the 17B
+    reference frames and focus."""
+
     def __init__(
         self,
         model_patcher,
@@ -165,18 +164,15 @@ class HuMoGuider(comfy.samplers.CFGGuider):
         m.add_wrapper_with_key(
             comfy.patcher_extension.WrappersMP.DIFFUSION_MODEL, TIMESTEP_WRAPPER_KEY, _feed_model_timestep
         )
-        super().__init__(m)
+        super().__init__(m, plan)
         self.spec = spec
-        self.plan = plan
         self.focus = focus or FocusOptions()
         self.integer_timesteps = integer_timesteps
         self.official_start = official_start
         self.official_timesteps: dict[float, int] = {}
         self.condition: HuMoCondition | None = None
-        self.schedule: gd.GuidanceSchedule | None = None
-        # Of the latest run, for tests and logs: forwards requested, integers fed to the DiT, (sigma, DiT timestep,
-        # chain) per guider call, and what focus by prediction did.
-        self.pass_calls = 0
+        # Of the latest run, for tests and logs: integers fed to the DiT, (sigma, DiT timestep, chain) per guider
+        # call, and what focus by prediction did.
         self.model_timesteps: list[int] = []
         self.trace: list[tuple[float, int | None, gd.GuidanceChain]] = []
         self.notes: list[str] = []
@@ -184,7 +180,7 @@ class HuMoGuider(comfy.samplers.CFGGuider):
         self._base_strength = 0.0
         self._prediction_done = False
         self._detector = None
-        self._cpu_sigmas: torch.Tensor | None = None  # the sigmas of the run in progress, on the CPU
+        self._pass_cache: dict = {}  # inputs shared by several passes while set_conds builds them
 
     # -- set-up ---------------------------------------------------------------------------------
     def set_conds(self, positive, negative) -> None:
@@ -192,13 +188,18 @@ class HuMoGuider(comfy.samplers.CFGGuider):
         if cond is None:
             raise ValueError("positive: not HuMo conditioning; connect the positive output of HV HuMo Conditioning")
         self.condition = cond
-        self.schedule = self.plan.resolve(cond.available)
-        cache: dict = {}
-        passes = {p for seg in self.schedule.segments for p in seg.chain.needed_passes()}
-        self.inner_set_conds(
-            {pass_name(p): pass_conditioning(positive, negative, cond, self.spec, p, cache) for p in passes}
-        )
+        self._pass_cache = {}
+        try:
+            super().set_conds(positive, negative)
+        finally:
+            self._pass_cache = {}
         self._install_focus(cond)
+
+    def available_conditions(self, positive, negative) -> frozenset[str]:
+        return self.condition.available
+
+    def pass_conditioning(self, p: gd.Pass, positive, negative) -> list:
+        return pass_conditioning(positive, negative, self.condition, self.spec, p, self._pass_cache)
 
     def use_official_timesteps(self, sigmas: torch.Tensor, timesteps: torch.Tensor) -> None:
         """Feeds the DiT exactly these integers at these sigmas (an official schedule, see model_timestep)."""
@@ -233,31 +234,21 @@ class HuMoGuider(comfy.samplers.CFGGuider):
         # generate.py:451 switches on the integer: t > 980 <=> t / 1000 > 0.98.
         return self.schedule.chain_at(t / flow_unipc.NUM_TRAIN_TIMESTEPS, step), t
 
-    def predict_noise(self, x, timestep, model_options={}, seed=None):
-        comfy.model_management.throw_exception_if_processing_interrupted()
-        sigma = float(timestep.flatten()[0])
-        options = model_options.get("transformer_options", {})
-        sample_sigmas = options.get("sample_sigmas")
-        if self._cpu_sigmas is not None and sample_sigmas is not None and len(sample_sigmas) == len(self._cpu_sigmas):
-            sample_sigmas = self._cpu_sigmas  # the run's sigmas, read once: no device sync per step
-        step = gd.step_index(sigma, sample_sigmas)
+    def prepare_step(self, sigma: float, step: int | None, x: torch.Tensor, model_options: dict):
         chain, t = self.select(sigma, step)
         self.trace.append((sigma, t, chain))
         if t is not None:
             self.model_timesteps.append(t)
             t_tensor = torch.full((), float(t), device=x.device)  # made on the device: no host-to-device copy
+            options = model_options.get("transformer_options", {})
             model_options = {**model_options, "transformer_options": {**options, MODEL_TIMESTEP_KEY: t_tensor}}
-        passes = chain.needed_passes()
-        self.pass_calls += len(passes)
-        out = comfy.samplers.calc_cond_batch(
-            self.inner_model, [self.conds[pass_name(p)] for p in passes], x, timestep, model_options
-        )
-        denoised = chain.combine(dict(zip(passes, out, strict=True)))
+        return chain, model_options
+
+    def after_step(self, denoised: torch.Tensor, step: int | None) -> None:
         prediction = self.focus.prediction
         if prediction is not None and not self._prediction_done and step == prediction.step:
             self._prediction_done = True
             self.predict_focus(denoised)
-        return denoised
 
     # -- focus by prediction --------------------------------------------------------------------
     def _decode(self, x0: torch.Tensor) -> torch.Tensor:
@@ -343,8 +334,7 @@ class HuMoGuider(comfy.samplers.CFGGuider):
                 f"latent: shape {tuple(latent_image.shape)} does not match the HuMo conditioning "
                 f"(frames, h, w) = {want}; use the latent output of HV HuMo Conditioning"
             )
-        self.pass_calls, self.model_timesteps, self.trace, self.notes = 0, [], [], []  # per run
-        self._cpu_sigmas = sigmas.detach().to("cpu", torch.float64)
+        self.model_timesteps, self.trace, self.notes = [], [], []  # per run
         prediction = self.focus.prediction
         if prediction is not None:
             steps = len(sigmas) - 1

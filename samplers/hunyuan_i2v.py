@@ -28,8 +28,9 @@ import comfy.model_management
 import comfy.samplers
 import torch
 
-from ..loaders.hunyuan_dit import RELEASE_V1, RELEASE_V2, HunyuanI2VRelease, release_of_model
+from ..models.hunyuan_video_spec import RELEASE_V1, RELEASE_V2, HunyuanI2VRelease, release_of_model
 from . import guidance as gd
+from .chain_guider import ChainGuider
 
 log = logging.getLogger(__name__)
 
@@ -488,43 +489,36 @@ def with_riflex(model, video_length: int, latent_frames: int):
 
 
 def make_guider(model, positive, negative, cfg: float, plan=None):
-    """Core CFG guider, or one following an HV_GUIDANCE schedule (null = negative, full = positive)."""
+    """Core CFG guider, or the chain guider following an HV_GUIDANCE schedule (null = negative, full = positive)."""
     if plan is None:
         guider = comfy.samplers.CFGGuider(model)
         guider.set_conds(positive, negative)
         guider.set_cfg(cfg)
         return guider
-    return ScheduledGuider(model, positive, negative, plan)
+    guider = I2VGuider(model, plan)
+    guider.set_conds(positive, negative)
+    return guider
 
 
 _FULL = frozenset({gd.TEXT, gd.IMAGE})
 
 
-class ScheduledGuider(comfy.samplers.CFGGuider):
-    """Per-step guidance chains (HV_GUIDANCE) over the two passes HunyuanVideo-I2V has: null (negative
-    prompt with a black semantic image) and full (prompt with the image)."""
+class I2VGuider(ChainGuider):
+    """The chain guider over the two passes HunyuanVideo-I2V has: null (negative prompt with a black semantic
+    image) and full (prompt with the image)."""
 
-    def __init__(self, model, positive, negative, plan: gd.GuidancePlan) -> None:
-        super().__init__(model)
-        self.schedule = plan.resolve(_FULL)
-        for seg in self.schedule.segments:
-            for p in seg.chain.passes:
-                if p not in (frozenset(), _FULL):
-                    raise ValueError(
-                        f"guidance: pass {sorted(p)} needs a condition HunyuanVideo-I2V cannot switch alone; "
-                        "only the null pass (negative) and the full pass (text + image) exist"
-                    )
-        self.inner_set_conds({"hv_null": negative, "hv_full": positive})
+    def available_conditions(self, positive, negative) -> frozenset[str]:
+        return _FULL
 
-    def predict_noise(self, x, timestep, model_options={}, seed=None):
-        comfy.model_management.throw_exception_if_processing_interrupted()
-        sigma = float(timestep.flatten()[0])
-        step = gd.step_index(sigma, model_options.get("transformer_options", {}).get("sample_sigmas"))
-        chain = self.schedule.chain_at(sigma, step)
-        passes = chain.needed_passes()
-        conds = [self.conds["hv_full" if p == _FULL else "hv_null"] for p in passes]
-        out = comfy.samplers.calc_cond_batch(self.inner_model, conds, x, timestep, model_options)
-        return chain.combine(dict(zip(passes, out, strict=True)))
+    def pass_conditioning(self, p: gd.Pass, positive, negative) -> list:
+        if p == _FULL:
+            return positive
+        if p == frozenset():
+            return negative
+        raise ValueError(
+            f"guidance: pass {sorted(p)} needs a condition HunyuanVideo-I2V cannot switch alone; "
+            "only the null pass (negative) and the full pass (text + image) exist"
+        )
 
 
 def sample_i2v(

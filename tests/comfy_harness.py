@@ -216,6 +216,20 @@ def shipped_api_workflow(name: str) -> dict:
     return prompt
 
 
+def load_audio(file: str = "speech.wav", **overrides) -> dict:
+    """An API-prompt HVLoadAudio node reading a file of the input folder; ``overrides`` set other inputs."""
+    inputs = {
+        "audio": file,
+        "path": "",
+        "start_seconds": 0.0,
+        "duration_seconds": 0.0,
+        "sample_rate": "original",
+        "channels": "original",
+    }
+    inputs.update(overrides)
+    return {"class_type": "HVLoadAudio", "inputs": inputs}
+
+
 def node_of(prompt: dict, class_type: str) -> dict:
     """The one node of that type in an API prompt."""
     [node] = [n for n in prompt.values() if n["class_type"] == class_type]

@@ -1,26 +1,13 @@
-"""Tiny random-weight HuMo pieces built on core's own classes, for in-process tests: a Wan 2.1 VAE and a
-HumoWanModel of either size (in_dim 36: 17B layout, 16: 1.7B layout) as core MODELs."""
+"""Tiny random-weight HuMo models built on core's own classes, for in-process tests: a HumoWanModel of either
+size (in_dim 36: 17B layout, 16: 1.7B layout) as a core MODEL. The tiny Wan 2.1 VAE is
+``hv_fixtures.humo.tiny_wan_vae``."""
 
 from __future__ import annotations
 
 import comfy.ldm.wan.model
-import comfy.ldm.wan.vae
 import comfy.ops
 import comfy.sd
 import torch
-
-
-def tiny_wan_vae(seed: int = 0) -> comfy.sd.VAE:
-    torch.manual_seed(seed)
-    net = comfy.ldm.wan.vae.WanVAE(
-        dim=8,
-        z_dim=16,
-        dim_mult=[1, 2, 4, 4],
-        num_res_blocks=2,
-        attn_scales=[],
-        temperal_downsample=[False, True, True],
-    )
-    return comfy.sd.VAE(sd={k: torch.randn_like(v) * 0.2 for k, v in net.state_dict().items()})
 
 
 def tiny_humo(in_dim: int, seed: int = 0):

@@ -207,6 +207,24 @@ def gen_humo_17b_fp8(models_dir: Path) -> list[Path]:
     return [out]
 
 
+def tiny_wan_vae(seed: int = 0):
+    """A random Wan 2.1 VAE of base width 8 as a core VAE, in process (core reads the width off the weights):
+    latents of the real shape for unit tests and CPU benchmarks."""
+    import comfy.ldm.wan.vae
+    import comfy.sd
+
+    torch.manual_seed(seed)
+    net = comfy.ldm.wan.vae.WanVAE(
+        dim=TINY_VAE_DIM,
+        z_dim=16,
+        dim_mult=[1, 2, 4, 4],
+        num_res_blocks=2,
+        attn_scales=[],
+        temperal_downsample=[False, True, True],
+    )
+    return comfy.sd.VAE(sd={k: torch.randn_like(v) * 0.2 for k, v in net.state_dict().items()})
+
+
 @register("wan21_vae")
 def gen_wan21_vae(models_dir: Path) -> list[Path]:
     out = Path(models_dir) / "vae" / "Wan2.1_VAE.pth"

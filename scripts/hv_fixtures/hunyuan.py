@@ -38,8 +38,9 @@ def _dit_module():
 
 
 def tiny_dit_config(release: str):
-    hd = _dit_module()
-    return hd.HunyuanDiTConfig(
+    from humanvideo.models.hunyuan_video_spec import HunyuanDiTConfig
+
+    return HunyuanDiTConfig(
         in_channels=33 if release == "v1" else 16,
         hidden_size=TINY_HIDDEN,
         heads=1,

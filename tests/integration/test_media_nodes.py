@@ -5,21 +5,9 @@ from fractions import Fraction
 import av
 import numpy as np
 import pytest
+from comfy_harness import load_audio
 
 pytestmark = pytest.mark.integration
-
-
-def load_audio(file="speech.wav", **overrides):
-    inputs = {
-        "audio": file,
-        "path": "",
-        "start_seconds": 0.0,
-        "duration_seconds": 0.0,
-        "sample_rate": "original",
-        "channels": "original",
-    }
-    inputs.update(overrides)
-    return {"class_type": "HVLoadAudio", "inputs": inputs}
 
 
 def save_video(images, audio=None, **overrides):

@@ -4,22 +4,10 @@ import re
 
 import pytest
 import torch
+from comfy_harness import load_audio
 from safetensors.torch import save_file
 
 pytestmark = pytest.mark.integration
-
-
-def load_audio(file="speech.wav", **overrides):
-    inputs = {
-        "audio": file,
-        "path": "",
-        "start_seconds": 0.0,
-        "duration_seconds": 0.0,
-        "sample_rate": "original",
-        "channels": "original",
-    }
-    inputs.update(overrides)
-    return {"class_type": "HVLoadAudio", "inputs": inputs}
 
 
 def features_prompt(model: str, audio_node: dict, windows="independent 30 s (official)", convention="auto") -> dict:

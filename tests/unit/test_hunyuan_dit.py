@@ -9,6 +9,7 @@ import hv_fixtures.hunyuan as fx
 import pytest
 import torch
 from humanvideo.loaders import hunyuan_dit as hd
+from humanvideo.models import hunyuan_video_spec as hs
 
 
 def meta_sd(manifest):
@@ -24,7 +25,7 @@ def core_network_shapes(official_sd):
     return {k: tuple(v.shape) for k, v in net.state_dict().items()}
 
 
-@pytest.mark.parametrize("cfg,core_class", [(hd.REAL_V1, "HunyuanVideoI2V"), (hd.REAL_V2, "HunyuanVideo")])
+@pytest.mark.parametrize("cfg,core_class", [(hs.REAL_V1, "HunyuanVideoI2V"), (hs.REAL_V2, "HunyuanVideo")])
 def test_real_manifest_equals_core_model_keys(cfg, core_class):
     official = meta_sd(hd.official_manifest(cfg))
     renamed = {k: tuple(v.shape) for k, v in hd.to_core_keys(official).items()}
@@ -39,22 +40,22 @@ def test_real_manifest_equals_core_model_keys(cfg, core_class):
 
 
 def test_real_block_parameter_count_is_12_46_billion():
-    m = hd.official_manifest(hd.REAL_V2)
+    m = hd.official_manifest(hs.REAL_V2)
     blocks = sum(math.prod(s) for k, s in m.items() if k.startswith(("double_blocks.", "single_blocks.")))
     assert 12.40e9 < blocks < 12.50e9
     assert m["img_in.proj.weight"] == (3072, 16, 1, 2, 2)
-    assert hd.official_manifest(hd.REAL_V1)["img_in.proj.weight"] == (3072, 33, 1, 2, 2)
-    assert "guidance_in.mlp.0.weight" in m and "guidance_in.mlp.0.weight" not in hd.official_manifest(hd.REAL_V1)
+    assert hd.official_manifest(hs.REAL_V1)["img_in.proj.weight"] == (3072, 33, 1, 2, 2)
+    assert "guidance_in.mlp.0.weight" in m and "guidance_in.mlp.0.weight" not in hd.official_manifest(hs.REAL_V1)
 
 
 def test_release_detection():
-    assert hd.release_for(33, False) is hd.RELEASE_V1
-    assert hd.release_for(16, True) is hd.RELEASE_V2
-    assert (hd.RELEASE_V1.image_interleave, hd.RELEASE_V2.image_interleave) == (2, 4)
+    assert hs.release_for(33, False) is hs.RELEASE_V1
+    assert hs.release_for(16, True) is hs.RELEASE_V2
+    assert (hs.RELEASE_V1.image_interleave, hs.RELEASE_V2.image_interleave) == (2, 4)
     with pytest.raises(ValueError, match="SkyReels"):
-        hd.release_for(32, False)
+        hs.release_for(32, False)
     with pytest.raises(ValueError, match="guidance_in"):
-        hd.release_for(16, False)
+        hs.release_for(16, False)
 
 
 @pytest.mark.parametrize("release", ["v1", "v2"])
@@ -69,7 +70,7 @@ def test_official_pt_and_repack_safetensors_load_to_the_same_tensors(tmp_path, r
 
     m1, r1 = hd.load_hunyuan_dit(str(official), "fp32")
     m2, r2 = hd.load_hunyuan_dit(str(repack), "fp32")
-    assert r1 is r2 is (hd.RELEASE_V1 if release == "v1" else hd.RELEASE_V2)
+    assert r1 is r2 is (hs.RELEASE_V1 if release == "v1" else hs.RELEASE_V2)
     s1 = m1.model.diffusion_model.state_dict()
     s2 = m2.model.diffusion_model.state_dict()
     assert set(s1) == set(s2)
@@ -77,7 +78,7 @@ def test_official_pt_and_repack_safetensors_load_to_the_same_tensors(tmp_path, r
     for k, v in expected.items():
         assert torch.equal(s1[k], v), k
         assert torch.equal(s2[k], v.to(torch.bfloat16).float()), k
-    assert hd.release_of_model(m1) is r1
+    assert hs.release_of_model(m1) is r1
 
 
 def test_fp8_weight_dtype(tmp_path):

@@ -8,6 +8,7 @@ import pytest
 import torch
 from humanvideo.loaders import hunyuan_dit as hd
 from humanvideo.loaders import hunyuan_vae as hvae
+from humanvideo.models import hunyuan_video_spec as hs
 from humanvideo.samplers import hunyuan_i2v as hi
 
 
@@ -48,10 +49,10 @@ def test_bad_images_are_corrected_or_refused():
         hi.normalise_image(torch.rand(1, 64, 64, 5))
     with pytest.raises(ValueError, match="too small"):
         hi.normalise_image(torch.rand(1, 8, 64, 3))
-    assert hi.normalise_length(129, hd.RELEASE_V2) == (129, [])
-    n, notes = hi.normalise_length(30, hd.RELEASE_V2)
+    assert hi.normalise_length(129, hs.RELEASE_V2) == (129, [])
+    n, notes = hi.normalise_length(30, hs.RELEASE_V2)
     assert n == 33 and "4n+1" in notes[0]
-    assert hi.normalise_length(1, hd.RELEASE_V1)[0] == 5
+    assert hi.normalise_length(1, hs.RELEASE_V1)[0] == 5
 
 
 def test_flow_sigmas_equal_official_formula_and_core_simple_schedule():
@@ -100,7 +101,7 @@ def official_euler(ref, plan, pos, neg, seed, steps, shift, cfg, scale):
             encoder_attention_mask=torch.ones(1, cond[0][0].shape[1]),
             timestep=(s * 1000).reshape(1),
         )
-        if plan.release is hd.RELEASE_V2:
+        if plan.release is hs.RELEASE_V2:
             kw["guidance"] = torch.tensor([6000.0])
         else:
             concat = torch.zeros_like(xin)
@@ -112,14 +113,14 @@ def official_euler(ref, plan, pos, neg, seed, steps, shift, cfg, scale):
             return ref(hidden_states=xin, return_dict=False, **kw)[0]
 
     for i in range(steps):
-        if plan.release is hd.RELEASE_V2:
+        if plan.release is hs.RELEASE_V2:
             x = torch.cat([img, x[:, :, 1:]], dim=2)
         v = velocity(x, sig[i], pos)
         if cfg != 1.0:
             vn = velocity(x, sig[i], neg)
             v = vn + cfg * (v - vn)
         x = x + v * (sig[i + 1] - sig[i])
-    if plan.release is hd.RELEASE_V2:
+    if plan.release is hs.RELEASE_V2:
         x = torch.cat([img, x[:, :, 1:]], dim=2)
     return x / scale
 
@@ -147,7 +148,7 @@ def test_sampler_equals_official_euler_loop(vae, monkeypatch, release, stability
         scale=model.model.latent_format.scale_factor,
     )
     torch.testing.assert_close(out["samples"], expected, atol=1e-4, rtol=1e-4)
-    if rel is hd.RELEASE_V2:
+    if rel is hs.RELEASE_V2:
         torch.testing.assert_close(out["samples"][:, :, :1], plan.image_latent, atol=1e-5, rtol=1e-5)
     frames = hi.decode_frames(vae, out, rel)
     assert frames.shape[0] == 9 - rel.drop_first_frames

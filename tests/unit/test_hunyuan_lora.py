@@ -8,9 +8,10 @@ import pytest
 import torch
 from humanvideo.loaders import hunyuan_dit as hd
 from humanvideo.loaders import hunyuan_lora as hl
+from humanvideo.models import hunyuan_video_spec as hs
 
 
-@pytest.mark.parametrize("cfg", [hd.REAL_V1, hd.REAL_V2])
+@pytest.mark.parametrize("cfg", [hs.REAL_V1, hs.REAL_V2])
 def test_every_official_target_module_maps_to_a_core_model_key(cfg):
     official = {k: torch.empty(s, device="meta") for k, s in hd.official_manifest(cfg).items()}
     net = comfy.ldm.hunyuan_video.model.HunyuanVideo(

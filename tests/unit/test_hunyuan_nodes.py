@@ -4,7 +4,7 @@ import folder_paths
 import hv_fixtures.hunyuan as fx
 import pytest
 import torch
-from humanvideo.loaders import hunyuan_dit as hd
+from humanvideo.models import hunyuan_video_spec as hs
 from humanvideo.nodes import hunyuan_i2v as nodes
 from humanvideo.samplers import guidance as gd
 from humanvideo.samplers import hunyuan_i2v as hi
@@ -44,7 +44,7 @@ def test_full_chain(folders, release):
     model, rel_name = nodes.HVLoadHunyuanDiT.execute(
         f"{fx.DIT_DIR[release]}/mp_rank_00_model_states.pt", "default"
     ).result
-    assert rel_name == (hd.RELEASE_V2.name if release == "v2" else hd.RELEASE_V1.name)
+    assert rel_name == (hs.RELEASE_V2.name if release == "v2" else hs.RELEASE_V1.name)
     if release == "v2":
         model, info = nodes.HVLoadHunyuanLoRA.execute(model, fx.LORA_FILE, 0.8).result
         assert "official" in info

@@ -8,10 +8,11 @@ import pytest
 import torch
 from humanvideo.loaders import hunyuan_text as ht
 from humanvideo.models import hunyuan_template as tpl
+from humanvideo.samplers import hunyuan_text_encode as te
 
 
 def test_template_token_positions():
-    ids = tpl.template_ids(ht.llama_tokenizer(), "A cat walks on the grass, realistic style.")
+    ids = tpl.template_ids(te.llama_tokenizer(), "A cat walks on the grass, realistic style.")
     assert ids[0] == tpl.BOS_ID and ids[5] == tpl.IMAGE_TOKEN_ID
     assert [i for i, t in enumerate(ids) if t == 271][:3] == [4, 98, 102]
     layout = tpl.layout_from_ids(ids)
@@ -21,17 +22,17 @@ def test_template_token_positions():
     assert layout.text_token_count == 11  # 10 prompt tokens + the final "\n\n"
     # official context sizes with padding: 144 + 252 (v2) and 288 + 252 (v1)
     assert (layout.context_len(4), layout.context_len(2)) == (396, 540)
-    empty = tpl.layout_from_ids(tpl.template_ids(ht.llama_tokenizer(), ""))
+    empty = tpl.layout_from_ids(tpl.template_ids(te.llama_tokenizer(), ""))
     assert empty.text_token_count == 1 and empty.prompt_end == empty.prompt_start  # only the final "\n\n"
-    long = tpl.layout_from_ids(tpl.template_ids(ht.llama_tokenizer(), "word " * 400))
+    long = tpl.layout_from_ids(tpl.template_ids(te.llama_tokenizer(), "word " * 400))
     assert long.truncated and long.text_token_count == 252 and len(long.ids) == 359
 
 
 def test_clip_ids_match_official_padding():
-    ids = tpl.clip_ids(ht.clip_tokenizer(), "a (cat:1.5)")
+    ids = tpl.clip_ids(te.clip_tokenizer(), "a (cat:1.5)")
     assert len(ids) == 77 and ids[0] == 49406 and ids[-1] == 49407
     # the weight syntax is plain text to the official encoder (ComfyUI would strip it and re-weight)
-    assert ht.clip_tokenizer().decode(ids[1:-1], skip_special_tokens=True).replace(" ", "") == "a(cat:1.5)"
+    assert te.clip_tokenizer().decode(ids[1:-1], skip_special_tokens=True).replace(" ", "") == "a(cat:1.5)"
 
 
 def load_hf(module, sd, prefix):
@@ -75,7 +76,7 @@ def test_encode_matches_transformers_and_official_crop(encoders):
     torch.manual_seed(0)
     image = torch.rand(1, 200, 300, 3)
     prompt = "A woman turns her head and smiles."
-    emb = ht.encode_i2v(clip, vision, image, prompt, interleave=4)
+    emb = te.encode_i2v(clip, vision, image, prompt, interleave=4)
 
     cfg = fx.tiny_llava_config()
     sd = {k: v.to(torch.bfloat16).float() for k, v in fx.tiny_llava_state_dict().items()}  # as stored
@@ -88,12 +89,12 @@ def test_encode_matches_transformers_and_official_crop(encoders):
         feats @ sd["multi_modal_projector.linear_1.weight"].T + sd["multi_modal_projector.linear_1.bias"]
     )
     proj = proj @ sd["multi_modal_projector.linear_2.weight"].T + sd["multi_modal_projector.linear_2.bias"]
-    torch.testing.assert_close(ht.semantic_image_tokens(vision, image), proj[0], atol=2e-4, rtol=2e-4)
+    torch.testing.assert_close(te.semantic_image_tokens(vision, image), proj[0], atol=2e-4, rtol=2e-4)
 
     # language model, transformers, with the 576 image embeddings expanded in place of <image>
     lm = LlamaForCausalLM(LlamaConfig(**{k: v for k, v in cfg["text_config"].items() if k != "model_type"}))
     load_hf(lm, sd, "language_model.")
-    ids = tpl.template_ids(ht.llama_tokenizer(), prompt)
+    ids = tpl.template_ids(te.llama_tokenizer(), prompt)
     ids_padded = ids + [tpl.PAD_ID] * (tpl.MAX_IDS - len(ids))
     tok = lm.model.embed_tokens(torch.tensor([ids_padded]))
     x = torch.cat([tok[:, :5], proj, tok[:, 6:]], dim=1)
@@ -115,13 +116,13 @@ def test_encode_matches_transformers_and_official_crop(encoders):
     ct = CLIPTextModel(CLIPTextConfig(**{k: v for k, v in ccfg.items() if k != "model_type"}))
     csd = {k: v.to(torch.bfloat16).float() for k, v in fx.tiny_clip_state_dict().items()}
     load_hf(ct, {k: v for k, v in csd.items() if k.startswith("text_model.")}, "")
-    cids = ht.clip_tokenizer()(prompt, padding="max_length", max_length=77, truncation=True, return_tensors="pt")
+    cids = te.clip_tokenizer()(prompt, padding="max_length", max_length=77, truncation=True, return_tensors="pt")
     torch.testing.assert_close(emb.pooled, ct(input_ids=cids["input_ids"]).pooler_output, atol=2e-4, rtol=2e-4)
 
 
 def test_v1_interleave_keeps_288_image_tokens(encoders):
     _, clip, vision = encoders
-    emb = ht.encode_i2v(clip, vision, torch.zeros(1, 64, 64, 3), tpl.NEGATIVE_PROMPT_I2V, interleave=2)
+    emb = te.encode_i2v(clip, vision, torch.zeros(1, 64, 64, 3), tpl.NEGATIVE_PROMPT_I2V, interleave=2)
     assert emb.image_tokens == 288
     assert emb.context.shape[-1] == fx.TINY_TEXT_DIM and emb.pooled.shape == (1, 768)
 
@@ -146,15 +147,11 @@ def test_real_llava_and_clip_manifests_match_core_models():
         rms_norm_eps=1e-5,
         rope_theta=500000.0,
     )
-    vision = dict(
-        hidden_size=1024,
-        intermediate_size=4096,
-        num_hidden_layers=24,
-        num_attention_heads=16,
-        image_size=336,
-        patch_size=14,
-        projection_dim=768,
+    # ViT-L/14: LLaVA's vision tower sees 336-px images, CLIP-L's vision half (unused here) 224-px ones
+    vit_l14 = dict(
+        hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16, patch_size=14
     )
+    vision = dict(vit_l14, image_size=336, projection_dim=768)
     with torch.device("meta"):
         lm = LlamaForCausalLM(LlamaConfig(**text))
         vt = CLIPVisionModel(CLIPVisionConfig(**vision))
@@ -167,14 +164,7 @@ def test_real_llava_and_clip_manifests_match_core_models():
                     num_attention_heads=12,
                     projection_dim=768,
                 ),
-                vision_config=dict(
-                    hidden_size=1024,
-                    intermediate_size=4096,
-                    num_hidden_layers=24,
-                    num_attention_heads=16,
-                    patch_size=14,
-                    projection_dim=768,
-                ),
+                vision_config=dict(vit_l14, projection_dim=768),
                 projection_dim=768,
             )
         )

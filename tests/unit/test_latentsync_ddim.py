@@ -9,6 +9,8 @@ from humanvideo.samplers.ddim import DDIMSampler, DDIMSchedule
 from humanvideo.samplers.latentsync_denoise import DenoiseSettings, denoise_latents, initial_noise
 from hv_fixtures import latentsync_unet as fixture
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 # LatentSync's configs/scheduler_config.json
 SCHEDULER_CONFIG = dict(
     num_train_timesteps=1000,
@@ -19,14 +21,6 @@ SCHEDULER_CONFIG = dict(
     set_alpha_to_one=False,
     steps_offset=1,
 )
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
 
 
 def diffusers_ddim(steps: int):

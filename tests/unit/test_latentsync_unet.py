@@ -14,19 +14,12 @@ from humanvideo.models.latentsync_unet import DeepCache, LatentSyncUNet3D, Laten
 from hv_fixtures import latentsync_unet as fixture
 from torch import nn
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 # Built from the official configs/unet/stage2.yaml on the meta device.
 OFFICIAL_KEYS = Path(__file__).parent / "data" / "latentsync_unet_stage2_keys.txt"
 FRAMES = 2
 SIZE = 8  # latent side
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: OpenMP threads only add spin-waiting on a shared CPU (x30 slower measured)."""
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
 
 
 def official_manifest() -> dict[str, tuple[int, ...]]:

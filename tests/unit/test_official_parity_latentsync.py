@@ -38,17 +38,10 @@ from humanvideo.samplers.latentsync_denoise import DenoiseSettings
 from humanvideo.samplers.latentsync_timeline import loop_index, plan_length, plan_timeline
 from hv_fixtures import latentsync_unet as unet_fixture
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 DATA = Path(__file__).parent / "data"
 PACK_ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: OpenMP threads only add spin-waiting on a shared CPU."""
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
 
 
 # ---------------------------------------------------------------- 5. masked image

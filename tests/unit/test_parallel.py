@@ -20,6 +20,7 @@ import pytest
 import torch
 from humanvideo.loaders import hunyuan_dit as hd
 from humanvideo.loaders.humo_dit import load_humo_model
+from humanvideo.models import hunyuan_video_spec as hs
 from humanvideo.parallel import guider as pguider
 from humanvideo.parallel import runtime as rt
 from humanvideo.parallel import sequence as sq
@@ -27,7 +28,7 @@ from humanvideo.samplers import guidance as gd
 from humanvideo.samplers import humo_conditioning as hc
 from humanvideo.samplers import humo_guider as hg
 from humanvideo.samplers import hunyuan_i2v as hi
-from humo_tiny import tiny_wan_vae
+from hv_fixtures.humo import tiny_wan_vae
 
 W, H, FRAMES = 48, 48, 5  # 2 video latent frames + 1 reference of 3x3 tokens: 27 tokens, odd, frames cut by shards
 TOLERANCE = 1e-5
@@ -57,7 +58,7 @@ def files(tmp_path_factory):
         out[name] = d / f"{name}.safetensors"
         save_file(fh.humo_state_dict(in_dim=in_dim, seed=in_dim, dim=256, ffn_dim=256, num_layers=2), out[name])
     for i, release in enumerate(("v1", "v2")):
-        cfg = hd.HunyuanDiTConfig(**{**fx.tiny_dit_config(release).__dict__, "hidden_size": 256, "heads": 2})
+        cfg = hs.HunyuanDiTConfig(**{**fx.tiny_dit_config(release).__dict__, "hidden_size": 256, "heads": 2})
         g = torch.Generator().manual_seed(40 + i)
         sd = {}
         for key, shape in sorted(hd.official_manifest(cfg).items()):
