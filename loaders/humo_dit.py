@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .checkpoint_files import describe_state_dict, load_state_dict, strip_common_prefix
+from .checkpoint_files import describe_state_dict, load_state_dict, strip_prefix
 from .recipe import record
 
 # Audio path constants of the released checkpoints (humo/models/audio/audio_proj.py and model_humo.py):
@@ -148,7 +148,7 @@ def to_core_layout(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
     Official and core names coincide module for module, so only wrappers' prefixes are removed.
     """
-    return strip_common_prefix(sd, KEY_PREFIXES, "head.modulation")
+    return strip_prefix(sd, "head.modulation", KEY_PREFIXES)
 
 
 def infer_config(sd: dict[str, torch.Tensor], source: str = "checkpoint") -> HumoConfig:

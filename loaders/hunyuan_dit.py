@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
+from . import checkpoint_files
 from .recipe import record
 
 log = logging.getLogger(__name__)
@@ -164,18 +165,14 @@ def core_key(official_key: str) -> str:
 
 
 def strip_prefix(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    for prefix in _PREFIXES:
-        if f"{prefix}{MARKER_KEY}" in sd:
-            return {k[len(prefix) :]: v for k, v in sd.items() if k.startswith(prefix)}
-    return dict(sd)
+    """Drops a repack's `model.diffusion_model.`-style prefix (and anything outside it)."""
+    return checkpoint_files.strip_prefix(sd, MARKER_KEY, _PREFIXES, keep_unprefixed=False)
 
 
 def read_state_dict(path: str) -> dict[str, torch.Tensor]:
     """Tensors of a DiT file: official `.pt` (DeepSpeed `{"module": ...}`, opened weights_only and
-    memory-mapped: the official file is ~25 GB), safetensors, or a shard set (shared reader)."""
-    from .checkpoint_files import load_state_dict
-
-    return load_state_dict(path)
+    memory-mapped: the official file is ~25 GB), safetensors, or a shard set."""
+    return checkpoint_files.load_state_dict(path)
 
 
 def _count_blocks(keys, prefix: str) -> int:
@@ -188,7 +185,7 @@ def config_from_state_dict(sd: Mapping[str, torch.Tensor]) -> HunyuanDiTConfig:
     if MARKER_KEY not in sd or "img_in.proj.weight" not in sd:
         raise ValueError(
             "model file: not a HunyuanVideo DiT (no 'txt_in.individual_token_refiner' / 'img_in' weights); "
-            "is this a VAE, text encoder or LoRA file?"
+            f"it looks like {checkpoint_files.describe_state_dict(sd)}"
         )
     w = sd["img_in.proj.weight"]
     if w.ndim != 5:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint_files import describe_state_dict, load_state_dict, strip_common_prefix
+from .checkpoint_files import describe_state_dict, load_state_dict, strip_prefix
 
 SPIECE_FILE = "spiece.model"
 NUM_BUCKETS = 32  # core's T5Attention hard-codes 32 buckets / max distance 128, as umT5 uses
@@ -143,10 +143,10 @@ def read_spiece_model(tokenizer: str | os.PathLike) -> torch.Tensor:
 
 def to_core_layout(sd: dict[str, torch.Tensor], source: str = "checkpoint") -> dict[str, torch.Tensor]:
     """Any published umT5 encoder layout (official .pth, Comfy repack, HF) -> core's key names."""
-    official = strip_common_prefix(sd, OFFICIAL_KEY_PREFIXES, "blocks.0.attn.q.weight")
+    official = strip_prefix(sd, "blocks.0.attn.q.weight", OFFICIAL_KEY_PREFIXES)
     if is_official_layout(official):
         return official_to_core(official, source)
-    hf = strip_common_prefix(sd, HF_KEY_PREFIXES, "encoder.block.0.layer.0.SelfAttention.q.weight")
+    hf = strip_prefix(sd, "encoder.block.0.layer.0.SelfAttention.q.weight", HF_KEY_PREFIXES)
     if "encoder.block.0.layer.0.SelfAttention.q.weight" in hf:
         if "shared.weight" not in hf and "encoder.embed_tokens.weight" in hf:
             hf = dict(hf)

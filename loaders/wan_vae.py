@@ -12,7 +12,7 @@ import os
 
 import torch
 
-from .checkpoint_files import describe_state_dict, load_state_dict, strip_common_prefix
+from .checkpoint_files import describe_state_dict, load_state_dict, strip_prefix
 
 ANCHOR = "decoder.middle.0.residual.0.gamma"
 KEY_PREFIXES = ("first_stage_model.", "vae.", "model.", "module.")
@@ -23,7 +23,7 @@ VAE_DTYPES = {"default": None, "bf16": torch.bfloat16, "fp16": torch.float16, "f
 
 
 def to_core_layout(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return strip_common_prefix(sd, KEY_PREFIXES, ANCHOR)
+    return strip_prefix(sd, ANCHOR, KEY_PREFIXES)
 
 
 def check_wan21_vae_state_dict(sd: dict[str, torch.Tensor], source: str = "checkpoint") -> int:
