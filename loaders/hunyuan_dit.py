@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import torch
 
 from . import checkpoint_files
+from .dtypes import FP8_FAST, dtype_choices, parse_dtype
 from .recipe import record
 
 log = logging.getLogger(__name__)
@@ -76,15 +77,7 @@ RELEASES = {r.name: r for r in (RELEASE_V1, RELEASE_V2)}
 REAL_V1 = HunyuanDiTConfig(in_channels=33, guidance_embed=False)
 REAL_V2 = HunyuanDiTConfig(in_channels=16, guidance_embed=True)
 
-WEIGHT_DTYPES = {
-    "default": None,
-    "bf16": torch.bfloat16,
-    "fp16": torch.float16,
-    "fp32": torch.float32,
-    "fp8_e4m3fn": torch.float8_e4m3fn,
-    "fp8_e4m3fn_fast": torch.float8_e4m3fn,
-    "fp8_e5m2": torch.float8_e5m2,
-}
+WEIGHT_DTYPES = dtype_choices("default", "bf16", "fp16", "fp32", "fp8_e4m3fn", FP8_FAST, "fp8_e5m2")
 
 
 def official_manifest(cfg: HunyuanDiTConfig) -> dict[str, tuple[int, ...]]:
@@ -256,16 +249,15 @@ def load_state_dict_as_model(sd: dict[str, torch.Tensor], weight_dtype: str = "d
     """Official-named (or repack) state dict -> (core ModelPatcher, release)."""
     import comfy.sd
 
-    if weight_dtype not in WEIGHT_DTYPES:
-        raise ValueError(f"weight_dtype: {weight_dtype!r} is not one of {sorted(WEIGHT_DTYPES)}")
+    dtype = parse_dtype(weight_dtype, WEIGHT_DTYPES, "weight_dtype")
     sd = strip_prefix(sd)
     cfg = config_from_state_dict(sd)
     release = release_for(cfg.in_channels, cfg.guidance_embed)
     check_against_manifest(sd, cfg)
     options: dict = {}
-    if WEIGHT_DTYPES[weight_dtype] is not None:
-        options["dtype"] = WEIGHT_DTYPES[weight_dtype]
-    if weight_dtype == "fp8_e4m3fn_fast":
+    if dtype is not None:
+        options["dtype"] = dtype
+    if weight_dtype == FP8_FAST:
         options["fp8_optimizations"] = True
     model = comfy.sd.load_diffusion_model_state_dict(sd, model_options=options)
     if model is None:

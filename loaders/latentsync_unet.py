@@ -21,9 +21,9 @@ import torch
 from ..models.latentsync_unet import LatentSyncUNet3D, LatentSyncUNetConfig
 from . import checkpoint_files
 from .checkpoint_files import describe_state_dict, identify_state_dict, load_state_dict
+from .dtypes import dtype_choices, parse_dtype
 
-DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
-DTYPE_OPTIONS = ["auto", "fp16", "bf16", "fp32"]
+DTYPE_OPTIONS = dtype_choices("auto", "fp16", "bf16", "fp32")
 _LIST_LIMIT = 12
 
 
@@ -104,10 +104,9 @@ def resolve_dtypes(
     dtype: str, sd: Mapping[str, torch.Tensor], load_device: torch.device
 ) -> tuple[torch.dtype, torch.dtype | None]:
     """(weight dtype, manual-cast compute dtype or None) following ComfyUI's UNet dtype policy."""
-    if dtype not in DTYPE_OPTIONS:
-        raise ValueError(f"dtype must be one of {DTYPE_OPTIONS}, got {dtype!r}")
+    chosen = parse_dtype(dtype, DTYPE_OPTIONS, "dtype")
     supported = [torch.float16, torch.bfloat16, torch.float32]
-    if dtype == "auto":
+    if chosen is None:
         params = comfy.utils.calculate_parameters(sd)
         weight_dtype = mm.unet_dtype(
             load_device, model_params=params, supported_dtypes=supported, weight_dtype=comfy.utils.weight_dtype(sd)
@@ -115,7 +114,7 @@ def resolve_dtypes(
         if weight_dtype not in supported:
             weight_dtype = torch.float16 if mm.should_use_fp16(load_device) else torch.float32
     else:
-        weight_dtype = DTYPES[dtype]
+        weight_dtype = chosen
     return weight_dtype, mm.unet_manual_cast(weight_dtype, load_device, supported)
 
 

@@ -24,6 +24,7 @@ import torch
 from ..models.whisper_encoder import HEAD_DIM, WhisperEncoder, WhisperEncoderConfig, WhisperModel
 from . import checkpoint_files
 from .checkpoint_files import Checkpoint, describe_state_dict
+from .dtypes import dtype_choices, parse_dtype
 
 # The one key-renaming table: Hugging Face name (after the encoder prefix) -> OpenAI name (ours).
 # `{i}` stands for the block index.
@@ -198,7 +199,7 @@ def build_encoder(ckpt: WhisperCheckpoint, dtype: torch.dtype, device: torch.dev
     return model.eval().requires_grad_(False)
 
 
-PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+PRECISIONS = dtype_choices("auto", "fp32", "fp16", "bf16")
 
 
 def load_whisper(path: str, precision: str = "auto") -> WhisperModel:
@@ -211,14 +212,11 @@ def load_whisper(path: str, precision: str = "auto") -> WhisperModel:
 
     load_device = mm.text_encoder_device()
     offload_device = mm.text_encoder_offload_device()
-    if precision == "auto":
+    dtype = parse_dtype(precision, PRECISIONS, "precision")
+    if dtype is None:
         dtype = mm.text_encoder_dtype(load_device)
-        if mm.is_device_cpu(load_device) or dtype not in PRECISIONS.values():
+        if mm.is_device_cpu(load_device) or dtype not in (torch.float32, torch.float16, torch.bfloat16):
             dtype = torch.float32 if mm.is_device_cpu(load_device) else torch.float16
-    elif precision in PRECISIONS:
-        dtype = PRECISIONS[precision]
-    else:
-        raise ValueError(f"precision must be one of auto, {', '.join(PRECISIONS)}; got {precision!r}")
     ckpt = read_checkpoint(path)
     encoder = build_encoder(ckpt, dtype=dtype, device=offload_device)
     logging.info("HumanVideo: loaded %s (%s layout) from %s as %s", ckpt.config.name, ckpt.layout, ckpt.source, dtype)
