@@ -17,18 +17,18 @@ from dataclasses import dataclass
 
 import torch
 
+from ..models.humo_spec import (
+    AUDIO_CONTEXT_DIM,
+    AUDIO_GROUPS,
+    AUDIO_HIDDEN,
+    AUDIO_TOKENS,
+    AUDIO_WINDOW,
+    WHISPER_DIM,
+)
 from .checkpoint_files import describe_state_dict, load_state_dict, strip_prefix
 from .dtypes import dtype_choices, parse_dtype
 from .recipe import record
 
-# Audio path constants of the released checkpoints (humo/models/audio/audio_proj.py and model_humo.py):
-# 8-frame windows of 5 Whisper layer groups of width 1280 -> 512 -> 16 tokens x 1536 per latent frame.
-AUDIO_WINDOW = 8
-AUDIO_GROUPS = 5
-WHISPER_DIM = 1280
-AUDIO_HIDDEN = 512
-AUDIO_TOKENS = 16
-AUDIO_CONTEXT_DIM = 1536
 HEAD_DIM = 128  # Wan2.1 uses 128-wide heads at every size; core derives num_heads = dim // 128
 
 # Prefixes put in front of the DiT keys by ComfyUI checkpoints, DDP/torch.compile wrappers and trainers.
