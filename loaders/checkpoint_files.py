@@ -283,6 +283,38 @@ def strip_prefix(
     return dict(sd)
 
 
+def key_mismatches(
+    expected: Mapping[str, tuple[int, ...]], sd: Mapping[str, Any], optional_suffix: str | None = None
+) -> dict[str, list[str]]:
+    """What keeps ``sd`` from loading strictly into a network with ``expected`` key -> shape: the
+    "missing", "unexpected", "mis-shaped" and "non-float" keys (keys ending in ``optional_suffix`` may be
+    absent and hold integers)."""
+
+    def optional(k: str) -> bool:
+        return optional_suffix is not None and k.endswith(optional_suffix)
+
+    return {
+        "missing": [k for k in expected if k not in sd and not optional(k)],
+        "unexpected": [k for k in sd if k not in expected],
+        "mis-shaped": [
+            f"{k} (file {tuple(sd[k].shape)}, expected {expected[k]})"
+            for k in expected
+            if k in sd and tuple(sd[k].shape) != expected[k]
+        ],
+        "non-float": [k for k, v in sd.items() if k in expected and not optional(k) and not v.is_floating_point()],
+    }
+
+
+def mismatch_report(mismatches: Mapping[str, list[str]], noun: str, limit: int) -> list[str]:
+    """``"3 missing keys: a, b, c"`` per non-empty kind of ``key_mismatches``, at most ``limit`` names each."""
+    report = []
+    for kind, items in mismatches.items():
+        if items:
+            more = f" ... and {len(items) - limit} more" if len(items) > limit else ""
+            report.append(f"{len(items)} {kind} {noun}: {', '.join(items[:limit])}{more}")
+    return report
+
+
 def _shape(sd: Mapping[str, Any], key: str) -> tuple[int, ...] | None:
     t = sd.get(key)
     return tuple(t.shape) if t is not None else None

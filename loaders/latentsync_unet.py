@@ -20,7 +20,7 @@ import torch
 
 from ..models.latentsync_unet import LatentSyncUNet3D, LatentSyncUNetConfig
 from . import checkpoint_files
-from .checkpoint_files import describe_state_dict, identify_state_dict, load_state_dict
+from .checkpoint_files import describe_state_dict, identify_state_dict, key_mismatches, load_state_dict, mismatch_report
 from .dtypes import dtype_choices, parse_dtype
 
 DTYPE_OPTIONS = dtype_choices("auto", "fp16", "bf16", "fp32")
@@ -61,33 +61,11 @@ def strip_prefix(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return checkpoint_files.strip_prefix(sd, "conv_in.weight", confirm="time_embedding.linear_1.weight")
 
 
-def _listing(title: str, items: list[str]) -> str:
-    shown = ", ".join(items[:_LIST_LIMIT])
-    more = f" ... and {len(items) - _LIST_LIMIT} more" if len(items) > _LIST_LIMIT else ""
-    return f"{len(items)} {title}: {shown}{more}"
-
-
 def check_strict(
     expected: Mapping[str, tuple[int, ...]], sd: Mapping[str, torch.Tensor], name: str, variant: str
 ) -> None:
     """Raise a ValueError listing missing, unexpected and mis-shaped keys (nothing is skipped silently)."""
-    missing = [k for k in expected if k not in sd]
-    unexpected = [k for k in sd if k not in expected]
-    misshaped = [
-        f"{k} (file {tuple(sd[k].shape)}, expected {expected[k]})"
-        for k in expected
-        if k in sd and tuple(sd[k].shape) != expected[k]
-    ]
-    not_float = [k for k, v in sd.items() if k in expected and not torch.is_floating_point(v)]
-    problems = []
-    if missing:
-        problems.append(_listing("missing keys", missing))
-    if unexpected:
-        problems.append(_listing("unexpected keys", unexpected))
-    if misshaped:
-        problems.append(_listing("mis-shaped keys", misshaped))
-    if not_float:
-        problems.append(_listing("non-float tensors", not_float))
+    problems = mismatch_report(key_mismatches(expected, sd), "keys", _LIST_LIMIT)
     if problems:
         raise ValueError(
             f"{name}: does not match the LatentSync UNet inferred from it ({variant}): " + "; ".join(problems)

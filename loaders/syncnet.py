@@ -23,7 +23,7 @@ from collections.abc import Mapping
 import torch
 
 from ..models.syncnet import EMBED_DIM, SyncNet
-from .checkpoint_files import identify_state_dict, read_pickle
+from .checkpoint_files import identify_state_dict, key_mismatches, mismatch_report, read_pickle
 
 OPTIONAL_SUFFIX = ".num_batches_tracked"
 _LIST_LIMIT = 10
@@ -51,12 +51,6 @@ def _read(path: str) -> object:
         ) from e
 
 
-def _listing(title: str, items: list[str]) -> str:
-    shown = ", ".join(items[:_LIST_LIMIT])
-    more = f" ... and {len(items) - _LIST_LIMIT} more" if len(items) > _LIST_LIMIT else ""
-    return f"{len(items)} {title}: {shown}{more}"
-
-
 def state_dict_from(obj: object, name: str) -> dict[str, torch.Tensor]:
     if isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
         what = identify_state_dict(obj["state_dict"]) or "a training checkpoint ({'state_dict': ...})"
@@ -68,31 +62,13 @@ def state_dict_from(obj: object, name: str) -> dict[str, torch.Tensor]:
 
 def check_strict(sd: Mapping[str, torch.Tensor], model: SyncNet, name: str) -> None:
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    missing = [k for k in expected if k not in sd and not k.endswith(OPTIONAL_SUFFIX)]
-    unexpected = [k for k in sd if k not in expected]
-    misshaped = [
-        f"{k} (file {tuple(sd[k].shape)}, expected {expected[k]})"
-        for k in expected
-        if k in sd and tuple(sd[k].shape) != expected[k]
-    ]
-    not_float = [
-        k for k, v in sd.items() if k in expected and not k.endswith(OPTIONAL_SUFFIX) and not v.is_floating_point()
-    ]
-    if not (missing or unexpected or misshaped or not_float):
+    mismatches = key_mismatches(expected, sd, OPTIONAL_SUFFIX)
+    problems = mismatch_report(mismatches, "weights", _LIST_LIMIT)
+    if not problems:
         return
     foreign = identify_state_dict(sd)
-    if foreign and (len(missing) > len(expected) // 2):
+    if foreign and (len(mismatches["missing"]) > len(expected) // 2):
         raise ValueError(f"{name}: is {foreign}; choose syncnet_v2.model")
-    problems = [
-        _listing(title, items)
-        for title, items in (
-            ("missing weights", missing),
-            ("unexpected weights", unexpected),
-            ("mis-shaped weights", misshaped),
-            ("non-float weights", not_float),
-        )
-        if items
-    ]
     raise ValueError(f"{name}: is not syncnet_v2.model (the SyncNet of syncnet_python): " + "; ".join(problems))
 
 
