@@ -17,17 +17,18 @@ from dataclasses import dataclass
 
 import torch
 
-from .checkpoint_files import describe_state_dict, load_state_dict, strip_common_prefix
+from ..models.humo_spec import (
+    AUDIO_CONTEXT_DIM,
+    AUDIO_GROUPS,
+    AUDIO_HIDDEN,
+    AUDIO_TOKENS,
+    AUDIO_WINDOW,
+    WHISPER_DIM,
+)
+from .checkpoint_files import describe_state_dict, load_state_dict, strip_prefix
+from .dtypes import dtype_choices, parse_dtype
 from .recipe import record
 
-# Audio path constants of the released checkpoints (humo/models/audio/audio_proj.py and model_humo.py):
-# 8-frame windows of 5 Whisper layer groups of width 1280 -> 512 -> 16 tokens x 1536 per latent frame.
-AUDIO_WINDOW = 8
-AUDIO_GROUPS = 5
-WHISPER_DIM = 1280
-AUDIO_HIDDEN = 512
-AUDIO_TOKENS = 16
-AUDIO_CONTEXT_DIM = 1536
 HEAD_DIM = 128  # Wan2.1 uses 128-wide heads at every size; core derives num_heads = dim // 128
 
 # Prefixes put in front of the DiT keys by ComfyUI checkpoints, DDP/torch.compile wrappers and trainers.
@@ -45,12 +46,7 @@ QUANT_SUFFIXES = (
 )
 QUANT_KEYS = ("scaled_fp8",)
 
-WEIGHT_DTYPES = {
-    "default": None,
-    "bf16": torch.bfloat16,
-    "fp16": torch.float16,
-    "fp8_e4m3fn": torch.float8_e4m3fn,
-}
+WEIGHT_DTYPES = dtype_choices("default", "bf16", "fp16", "fp8_e4m3fn")
 
 
 @dataclass(frozen=True)
@@ -148,7 +144,7 @@ def to_core_layout(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
     Official and core names coincide module for module, so only wrappers' prefixes are removed.
     """
-    return strip_common_prefix(sd, KEY_PREFIXES, "head.modulation")
+    return strip_prefix(sd, "head.modulation", KEY_PREFIXES)
 
 
 def infer_config(sd: dict[str, torch.Tensor], source: str = "checkpoint") -> HumoConfig:
@@ -240,15 +236,14 @@ def load_humo_model(path: str | os.PathLike, weight_dtype: str = "default"):
     """
     import comfy.sd
 
-    if weight_dtype not in WEIGHT_DTYPES:
-        raise ValueError(f"weight_dtype {weight_dtype!r} is not one of {', '.join(WEIGHT_DTYPES)}")
+    dtype = parse_dtype(weight_dtype, WEIGHT_DTYPES, "weight_dtype")
     source = os.path.basename(os.path.normpath(str(path)))
     sd, metadata = load_state_dict(path, return_metadata=True)
     sd = to_core_layout(sd)
     cfg = check_humo_state_dict(sd, source)
     model_options = {}
-    if WEIGHT_DTYPES[weight_dtype] is not None:
-        model_options["dtype"] = WEIGHT_DTYPES[weight_dtype]
+    if dtype is not None:
+        model_options["dtype"] = dtype
     # metadata carries ComfyUI's per-layer quantization description for mixed-precision repacks.
     model = comfy.sd.load_diffusion_model_state_dict(sd, model_options=model_options, metadata=metadata)
     if model is None:

@@ -21,21 +21,15 @@ from collections.abc import Mapping
 import torch
 
 from ..models.hunyuan_video_spec import HunyuanDiTConfig, release_for
+from . import checkpoint_files
+from .dtypes import FP8_FAST, dtype_choices, parse_dtype
 from .recipe import record
 
 MARKER_KEY = "txt_in.individual_token_refiner.blocks.0.norm1.weight"
 _PREFIXES = ("model.diffusion_model.", "diffusion_model.", "model.")
 
 
-WEIGHT_DTYPES = {
-    "default": None,
-    "bf16": torch.bfloat16,
-    "fp16": torch.float16,
-    "fp32": torch.float32,
-    "fp8_e4m3fn": torch.float8_e4m3fn,
-    "fp8_e4m3fn_fast": torch.float8_e4m3fn,
-    "fp8_e5m2": torch.float8_e5m2,
-}
+WEIGHT_DTYPES = dtype_choices("default", "bf16", "fp16", "fp32", "fp8_e4m3fn", FP8_FAST, "fp8_e5m2")
 
 
 def official_manifest(cfg: HunyuanDiTConfig) -> dict[str, tuple[int, ...]]:
@@ -116,18 +110,14 @@ def core_key(official_key: str) -> str:
 
 
 def strip_prefix(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    for prefix in _PREFIXES:
-        if f"{prefix}{MARKER_KEY}" in sd:
-            return {k[len(prefix) :]: v for k, v in sd.items() if k.startswith(prefix)}
-    return dict(sd)
+    """Drops a repack's `model.diffusion_model.`-style prefix (and anything outside it)."""
+    return checkpoint_files.strip_prefix(sd, MARKER_KEY, _PREFIXES, keep_unprefixed=False)
 
 
 def read_state_dict(path: str) -> dict[str, torch.Tensor]:
     """Tensors of a DiT file: official `.pt` (DeepSpeed `{"module": ...}`, opened weights_only and
-    memory-mapped: the official file is ~25 GB), safetensors, or a shard set (shared reader)."""
-    from .checkpoint_files import load_state_dict
-
-    return load_state_dict(path)
+    memory-mapped: the official file is ~25 GB), safetensors, or a shard set."""
+    return checkpoint_files.load_state_dict(path)
 
 
 def _count_blocks(keys, prefix: str) -> int:
@@ -140,7 +130,7 @@ def config_from_state_dict(sd: Mapping[str, torch.Tensor]) -> HunyuanDiTConfig:
     if MARKER_KEY not in sd or "img_in.proj.weight" not in sd:
         raise ValueError(
             "model file: not a HunyuanVideo DiT (no 'txt_in.individual_token_refiner' / 'img_in' weights); "
-            "is this a VAE, text encoder or LoRA file?"
+            f"it looks like {checkpoint_files.describe_state_dict(sd)}"
         )
     w = sd["img_in.proj.weight"]
     if w.ndim != 5:
@@ -194,16 +184,15 @@ def load_state_dict_as_model(sd: dict[str, torch.Tensor], weight_dtype: str = "d
     """Official-named (or repack) state dict -> (core ModelPatcher, release)."""
     import comfy.sd
 
-    if weight_dtype not in WEIGHT_DTYPES:
-        raise ValueError(f"weight_dtype: {weight_dtype!r} is not one of {sorted(WEIGHT_DTYPES)}")
+    dtype = parse_dtype(weight_dtype, WEIGHT_DTYPES, "weight_dtype")
     sd = strip_prefix(sd)
     cfg = config_from_state_dict(sd)
     release = release_for(cfg.in_channels, cfg.guidance_embed)
     check_against_manifest(sd, cfg)
     options: dict = {}
-    if WEIGHT_DTYPES[weight_dtype] is not None:
-        options["dtype"] = WEIGHT_DTYPES[weight_dtype]
-    if weight_dtype == "fp8_e4m3fn_fast":
+    if dtype is not None:
+        options["dtype"] = dtype
+    if weight_dtype == FP8_FAST:
         options["fp8_optimizations"] = True
     model = comfy.sd.load_diffusion_model_state_dict(sd, model_options=options)
     if model is None:

@@ -50,12 +50,9 @@ DECODE_TILINGS = (TILES_OFFICIAL, TILES_OFF)
 
 
 def read_vae_state_dict(path: str) -> dict[str, torch.Tensor]:
-    from .checkpoint_files import load_state_dict
+    from .checkpoint_files import load_state_dict, strip_prefix
 
-    sd = load_state_dict(path)
-    if any(k.startswith("vae.") for k in sd):
-        sd = {k[len("vae.") :]: v for k, v in sd.items() if k.startswith("vae.")}
-    return sd
+    return strip_prefix(load_state_dict(path), (_OFFICIAL_MARKER, _CORE_MARKER), ("vae.",), keep_unprefixed=False)
 
 
 def to_core_layout(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

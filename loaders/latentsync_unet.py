@@ -19,9 +19,11 @@ import comfy.utils
 import torch
 
 from ..models.latentsync_unet import LatentSyncUNet3D, LatentSyncUNetConfig
+from . import checkpoint_files
+from .checkpoint_files import describe_state_dict, identify_state_dict, key_mismatches, load_state_dict, mismatch_report
+from .dtypes import dtype_choices, parse_dtype
 
-DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
-DTYPE_OPTIONS = ["auto", "fp16", "bf16", "fp32"]
+DTYPE_OPTIONS = dtype_choices("auto", "fp16", "bf16", "fp32")
 _LIST_LIMIT = 12
 
 
@@ -30,97 +32,40 @@ def read_checkpoint(path: str) -> dict[str, torch.Tensor]:
     if not os.path.isfile(path):
         raise ValueError(f"checkpoint file not found: {path}")
     try:
-        sd = comfy.utils.load_torch_file(path, safe_load=True)
-    except Exception as e:  # unpickling errors, truncated files, foreign formats
+        return load_state_dict(path)
+    except ValueError as e:  # unpickling errors, truncated files, foreign formats
         raise ValueError(
             f"{os.path.basename(path)}: cannot be read as a safe torch or safetensors checkpoint ({e})"
         ) from e
-    if not isinstance(sd, dict):
-        raise ValueError(f"{os.path.basename(path)}: holds a {type(sd).__name__}, not a state dict")
-    return sd
-
-
-def _has(sd: Mapping, *fragments: str) -> bool:
-    return any(all(f in k for f in fragments) for k in sd)
 
 
 def describe_foreign(sd: Mapping) -> str | None:
     """What a checkpoint that is not a LatentSync UNet looks like, or None when it may be one."""
-    keys = [k for k in sd if isinstance(k, str)]
-    if "dims" in sd and "model_state_dict" in sd:
-        return "an OpenAI Whisper checkpoint (audio encoder); load it with the Whisper loader"
-    if any(k.startswith(("encoder.conv1.", "encoder.blocks.")) for k in keys) or _has(
-        sd, "encoder.layers.", "self_attn"
-    ):
-        return "a Whisper audio-encoder state dict; load it with the Whisper loader"
-    if any("input_blocks.0.0.weight" in k for k in keys):
-        return (
-            "a UNet in the original Stable Diffusion (LDM) layout (input_blocks / output_blocks); "
-            "use ComfyUI's checkpoint loaders"
-        )
-    if any(k.startswith(("audio_encoder.", "visual_encoder.")) for k in keys):
-        return "a LatentSync SyncNet (training supervision only), not the UNet"
-    if any(k.startswith(("encoder.down_blocks.", "decoder.up_blocks.", "encoder.down.", "decoder.up.")) for k in keys):
-        return "a VAE; use ComfyUI's VAE loader"
-    tensors = {k: v for k, v in sd.items() if isinstance(v, torch.Tensor)}
-    if not tensors:
-        return "a file with no tensors"
-    conv_in = tensors.get("conv_in.weight")
-    if conv_in is None:
-        if _has(tensors, "motion_modules.", "temporal_transformer"):
-            return "an AnimateDiff-style motion-module file (no conv_in / resnets), not a full LatentSync UNet"
-        sample = ", ".join(list(tensors)[:5])
+    conv_in, conv_out = sd.get("conv_in.weight"), sd.get("conv_out.weight")
+    if not torch.is_tensor(conv_in):
+        found = identify_state_dict(sd)
+        if found is not None:
+            return found
+        sample = ", ".join([k for k in sd if isinstance(k, str)][:5])
         return f"not a UNet in the diffusers / LatentSync layout (no 'conv_in.weight'; first keys: {sample})"
-    conv_out = tensors.get("conv_out.weight")
-    if conv_out is not None and conv_in.ndim == 4 and conv_in.shape[1] != 3 * conv_out.shape[0] + 1:
-        cross = next((tuple(v.shape)[1] for k, v in tensors.items() if k.endswith("attn2.to_k.weight")), None)
-        kind = "a diffusers SD-1.5 UNet" if (conv_in.shape[1] == 4 and cross == 768) else "a diffusers UNet"
+    if torch.is_tensor(conv_out) and conv_in.ndim == 4 and conv_in.shape[1] != 3 * conv_out.shape[0] + 1:
         return (
-            f"{kind} ({conv_in.shape[1]} input channels, {cross}-d cross-attention); a LatentSync UNet takes "
-            f"{3 * conv_out.shape[0] + 1} channels (noisy + mask + masked + reference latents) and 384-d audio"
+            f"{describe_state_dict(sd)}; a LatentSync UNet takes {3 * conv_out.shape[0] + 1} channels "
+            "(noisy + mask + masked + reference latents) and 384-d audio"
         )
     return None
 
 
 def strip_prefix(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Drop a wrapper prefix ("module.", "unet.", ...) that some repacks put in front of every key."""
-    if "conv_in.weight" in sd:
-        return dict(sd)
-    for key in sd:
-        if isinstance(key, str) and key.endswith(".conv_in.weight"):
-            prefix = key[: -len("conv_in.weight")]
-            if prefix + "time_embedding.linear_1.weight" in sd:
-                return {(k[len(prefix) :] if k.startswith(prefix) else k): v for k, v in sd.items()}
-    return dict(sd)
-
-
-def _listing(title: str, items: list[str]) -> str:
-    shown = ", ".join(items[:_LIST_LIMIT])
-    more = f" ... and {len(items) - _LIST_LIMIT} more" if len(items) > _LIST_LIMIT else ""
-    return f"{len(items)} {title}: {shown}{more}"
+    return checkpoint_files.strip_prefix(sd, "conv_in.weight", confirm="time_embedding.linear_1.weight")
 
 
 def check_strict(
     expected: Mapping[str, tuple[int, ...]], sd: Mapping[str, torch.Tensor], name: str, variant: str
 ) -> None:
     """Raise a ValueError listing missing, unexpected and mis-shaped keys (nothing is skipped silently)."""
-    missing = [k for k in expected if k not in sd]
-    unexpected = [k for k in sd if k not in expected]
-    misshaped = [
-        f"{k} (file {tuple(sd[k].shape)}, expected {expected[k]})"
-        for k in expected
-        if k in sd and tuple(sd[k].shape) != expected[k]
-    ]
-    not_float = [k for k, v in sd.items() if k in expected and not torch.is_floating_point(v)]
-    problems = []
-    if missing:
-        problems.append(_listing("missing keys", missing))
-    if unexpected:
-        problems.append(_listing("unexpected keys", unexpected))
-    if misshaped:
-        problems.append(_listing("mis-shaped keys", misshaped))
-    if not_float:
-        problems.append(_listing("non-float tensors", not_float))
+    problems = mismatch_report(key_mismatches(expected, sd), "keys", _LIST_LIMIT)
     if problems:
         raise ValueError(
             f"{name}: does not match the LatentSync UNet inferred from it ({variant}): " + "; ".join(problems)
@@ -137,10 +82,9 @@ def resolve_dtypes(
     dtype: str, sd: Mapping[str, torch.Tensor], load_device: torch.device
 ) -> tuple[torch.dtype, torch.dtype | None]:
     """(weight dtype, manual-cast compute dtype or None) following ComfyUI's UNet dtype policy."""
-    if dtype not in DTYPE_OPTIONS:
-        raise ValueError(f"dtype must be one of {DTYPE_OPTIONS}, got {dtype!r}")
+    chosen = parse_dtype(dtype, DTYPE_OPTIONS, "dtype")
     supported = [torch.float16, torch.bfloat16, torch.float32]
-    if dtype == "auto":
+    if chosen is None:
         params = comfy.utils.calculate_parameters(sd)
         weight_dtype = mm.unet_dtype(
             load_device, model_params=params, supported_dtypes=supported, weight_dtype=comfy.utils.weight_dtype(sd)
@@ -148,7 +92,7 @@ def resolve_dtypes(
         if weight_dtype not in supported:
             weight_dtype = torch.float16 if mm.should_use_fp16(load_device) else torch.float32
     else:
-        weight_dtype = DTYPES[dtype]
+        weight_dtype = chosen
     return weight_dtype, mm.unet_manual_cast(weight_dtype, load_device, supported)
 
 

@@ -12,7 +12,7 @@ import re
 import comfy.sd
 from comfy import diffusers_convert
 
-from .checkpoint_files import describe_state_dict, load_state_dict
+from .checkpoint_files import describe_state_dict, load_state_dict, strip_prefix
 
 SD_VAE_SCALE = 0.18215
 
@@ -20,10 +20,8 @@ SD_VAE_SCALE = 0.18215
 def _ldm_layout(sd: dict) -> dict:
     if "decoder.up_blocks.0.resnets.0.norm1.weight" in sd:
         return diffusers_convert.convert_vae_state_dict(sd)
-    for prefix in ("first_stage_model.", "vae."):
-        if any(k.startswith(prefix + "encoder.") for k in sd):
-            return {k[len(prefix) :]: v for k, v in sd.items() if k.startswith(prefix)}
-    return sd
+    # A full SD checkpoint keeps its VAE under first_stage_model.; some repacks under vae.
+    return strip_prefix(sd, "encoder.conv_in.weight", ("first_stage_model.", "vae."), keep_unprefixed=False)
 
 
 def infer_ddconfig(sd: dict) -> dict:

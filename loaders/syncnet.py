@@ -23,6 +23,7 @@ from collections.abc import Mapping
 import torch
 
 from ..models.syncnet import EMBED_DIM, SyncNet
+from .checkpoint_files import identify_state_dict, key_mismatches, mismatch_report, read_pickle
 
 OPTIONAL_SUFFIX = ".num_batches_tracked"
 _LIST_LIMIT = 10
@@ -33,47 +34,26 @@ def _read(path: str) -> object:
     if not os.path.isfile(path):
         raise ValueError(f"syncnet file not found: {path}")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        if "Unsupported global" not in str(e) and "GLOBAL" not in str(e):
-            raise ValueError(f"{name}: cannot be read as a torch weights file ({str(e).splitlines()[-1][:200]})") from e
+        return read_pickle(path)
+    except ValueError as e:
+        cause = e.__cause__ or e
+        if isinstance(cause, pickle.UnpicklingError) and ("Unsupported global" in str(cause) or "GLOBAL" in str(cause)):
+            raise ValueError(
+                f"{name}: holds pickled Python objects (for example a whole pickled network), not a plain state "
+                f"dict; weights-only loading refuses it ({str(cause).splitlines()[0][:200]}). Unpickling it fully "
+                "could run arbitrary code, so it is not loaded. syncnet_v2.model as released by syncnet_python "
+                "and LatentSync is a plain state dict; use that file, or re-save the weights as a state dict "
+                "where you trust the file: torch.save(model.state_dict(), 'syncnet_v2.model')"
+            ) from e
+        lines = str(cause).splitlines() or [""]
         raise ValueError(
-            f"{name}: holds pickled Python objects (for example a whole pickled network), not a plain state "
-            f"dict; weights-only loading refuses it ({str(e).splitlines()[0][:200]}). Unpickling it fully "
-            "could run arbitrary code, so it is not loaded. syncnet_v2.model as released by syncnet_python "
-            "and LatentSync is a plain state dict; use that file, or re-save the weights as a state dict "
-            "where you trust the file: torch.save(model.state_dict(), 'syncnet_v2.model')"
+            f"{name}: cannot be read as a torch weights file ({type(cause).__name__}: {lines[-1][:200]})"
         ) from e
-    except Exception as e:  # truncated, corrupt or not a torch file at all
-        raise ValueError(f"{name}: cannot be read as a torch weights file ({type(e).__name__}: {e})") from e
-
-
-def describe_foreign(sd: Mapping) -> str | None:
-    """What a tensor dict that is not syncnet_v2.model is, when it is recognisable."""
-    keys = [k for k in sd if isinstance(k, str)]
-    if any(k.startswith(("audio_encoder.", "visual_encoder.")) for k in keys):
-        return (
-            "LatentSync's StableSyncNet (stable_syncnet.pt, the SyncNet used to train the UNet), not the "
-            "evaluation SyncNet syncnet_v2.model"
-        )
-    if any(k.startswith("__S__.") for k in keys):
-        return "a SyncNetInstance wrapper's state dict ('__S__.' prefix); the official loaders expect the bare network"
-    if any(k.startswith(("conv_in.", "down_blocks.")) for k in keys):
-        return "a UNet"
-    if any(k.startswith(("encoder.conv1.", "encoder.blocks.")) for k in keys):
-        return "a Whisper encoder"
-    return None
-
-
-def _listing(title: str, items: list[str]) -> str:
-    shown = ", ".join(items[:_LIST_LIMIT])
-    more = f" ... and {len(items) - _LIST_LIMIT} more" if len(items) > _LIST_LIMIT else ""
-    return f"{len(items)} {title}: {shown}{more}"
 
 
 def state_dict_from(obj: object, name: str) -> dict[str, torch.Tensor]:
     if isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
-        what = describe_foreign(obj["state_dict"]) or "a training checkpoint ({'state_dict': ...})"
+        what = identify_state_dict(obj["state_dict"]) or "a training checkpoint ({'state_dict': ...})"
         raise ValueError(f"{name}: is {what}; choose syncnet_v2.model")
     if not isinstance(obj, Mapping) or not obj or not all(torch.is_tensor(v) for v in obj.values()):
         raise ValueError(f"{name}: holds {type(obj).__name__}, not a state dict of tensors; choose syncnet_v2.model")
@@ -82,31 +62,13 @@ def state_dict_from(obj: object, name: str) -> dict[str, torch.Tensor]:
 
 def check_strict(sd: Mapping[str, torch.Tensor], model: SyncNet, name: str) -> None:
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-    missing = [k for k in expected if k not in sd and not k.endswith(OPTIONAL_SUFFIX)]
-    unexpected = [k for k in sd if k not in expected]
-    misshaped = [
-        f"{k} (file {tuple(sd[k].shape)}, expected {expected[k]})"
-        for k in expected
-        if k in sd and tuple(sd[k].shape) != expected[k]
-    ]
-    not_float = [
-        k for k, v in sd.items() if k in expected and not k.endswith(OPTIONAL_SUFFIX) and not v.is_floating_point()
-    ]
-    if not (missing or unexpected or misshaped or not_float):
+    mismatches = key_mismatches(expected, sd, OPTIONAL_SUFFIX)
+    problems = mismatch_report(mismatches, "weights", _LIST_LIMIT)
+    if not problems:
         return
-    foreign = describe_foreign(sd)
-    if foreign and (len(missing) > len(expected) // 2):
+    foreign = identify_state_dict(sd)
+    if foreign and (len(mismatches["missing"]) > len(expected) // 2):
         raise ValueError(f"{name}: is {foreign}; choose syncnet_v2.model")
-    problems = [
-        _listing(title, items)
-        for title, items in (
-            ("missing weights", missing),
-            ("unexpected weights", unexpected),
-            ("mis-shaped weights", misshaped),
-            ("non-float weights", not_float),
-        )
-        if items
-    ]
     raise ValueError(f"{name}: is not syncnet_v2.model (the SyncNet of syncnet_python): " + "; ".join(problems))
 
 

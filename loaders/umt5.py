@@ -21,7 +21,8 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint_files import describe_state_dict, load_state_dict, strip_common_prefix
+from .checkpoint_files import describe_state_dict, load_state_dict, strip_prefix
+from .dtypes import dtype_choices, parse_dtype
 
 SPIECE_FILE = "spiece.model"
 NUM_BUCKETS = 32  # core's T5Attention hard-codes 32 buckets / max distance 128, as umT5 uses
@@ -45,7 +46,7 @@ _BLOCK_RENAMES = {
 _TOP_RENAMES = {"token_embedding.weight": "shared.weight", "norm.weight": "encoder.final_layer_norm.weight"}
 _OFFICIAL_BLOCK = re.compile(r"^blocks\.(\d+)\.(.+)$")
 
-UMT5_DTYPES = {"default": None, "bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+UMT5_DTYPES = dtype_choices("default", "bf16", "fp16", "fp32")
 
 
 def is_official_layout(sd: dict) -> bool:
@@ -143,10 +144,10 @@ def read_spiece_model(tokenizer: str | os.PathLike) -> torch.Tensor:
 
 def to_core_layout(sd: dict[str, torch.Tensor], source: str = "checkpoint") -> dict[str, torch.Tensor]:
     """Any published umT5 encoder layout (official .pth, Comfy repack, HF) -> core's key names."""
-    official = strip_common_prefix(sd, OFFICIAL_KEY_PREFIXES, "blocks.0.attn.q.weight")
+    official = strip_prefix(sd, "blocks.0.attn.q.weight", OFFICIAL_KEY_PREFIXES)
     if is_official_layout(official):
         return official_to_core(official, source)
-    hf = strip_common_prefix(sd, HF_KEY_PREFIXES, "encoder.block.0.layer.0.SelfAttention.q.weight")
+    hf = strip_prefix(sd, "encoder.block.0.layer.0.SelfAttention.q.weight", HF_KEY_PREFIXES)
     if "encoder.block.0.layer.0.SelfAttention.q.weight" in hf:
         if "shared.weight" not in hf and "encoder.embed_tokens.weight" in hf:
             hf = dict(hf)
@@ -207,8 +208,7 @@ def load_umt5(
     model embedded in the checkpoint (Comfy repacks) is used, else one found beside the checkpoint or
     under ``tokenizer_roots``.
     """
-    if dtype not in UMT5_DTYPES:
-        raise ValueError(f"dtype {dtype!r} is not one of {', '.join(UMT5_DTYPES)}")
+    torch_dtype = parse_dtype(dtype, UMT5_DTYPES, "dtype")
     source = os.path.basename(os.path.normpath(str(path)))
     sd = load_state_dict(path)
     embedded = sd.pop("spiece_model", None)
@@ -225,4 +225,4 @@ def load_umt5(
                 f"folder (with {SPIECE_FILE}) into models/text_encoders and choose it as tokenizer"
             )
         spiece = read_spiece_model(found)
-    return build_umt5_clip(sd, spiece, UMT5_DTYPES[dtype], source)
+    return build_umt5_clip(sd, spiece, torch_dtype, source)

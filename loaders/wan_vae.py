@@ -12,18 +12,19 @@ import os
 
 import torch
 
-from .checkpoint_files import describe_state_dict, load_state_dict, strip_common_prefix
+from .checkpoint_files import describe_state_dict, load_state_dict, strip_prefix
+from .dtypes import dtype_choices, parse_dtype
 
 ANCHOR = "decoder.middle.0.residual.0.gamma"
 KEY_PREFIXES = ("first_stage_model.", "vae.", "model.", "module.")
 # Wan2.1 VAE: 16 latent channels; encoder outputs mean and log-variance (2 x 16) through conv1.
 Z_DIM = 16
 
-VAE_DTYPES = {"default": None, "bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+VAE_DTYPES = dtype_choices("default", "bf16", "fp16", "fp32")
 
 
 def to_core_layout(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return strip_common_prefix(sd, KEY_PREFIXES, ANCHOR)
+    return strip_prefix(sd, ANCHOR, KEY_PREFIXES)
 
 
 def check_wan21_vae_state_dict(sd: dict[str, torch.Tensor], source: str = "checkpoint") -> int:
@@ -43,12 +44,11 @@ def load_wan_vae(path: str | os.PathLike, dtype: str = "default"):
     """Loads a Wan2.1 VAE checkpoint (official .pth or repack) as core's ``comfy.sd.VAE``."""
     import comfy.sd
 
-    if dtype not in VAE_DTYPES:
-        raise ValueError(f"dtype {dtype!r} is not one of {', '.join(VAE_DTYPES)}")
+    torch_dtype = parse_dtype(dtype, VAE_DTYPES, "dtype")
     source = os.path.basename(os.path.normpath(str(path)))
     sd, metadata = load_state_dict(path, return_metadata=True)
     sd = to_core_layout(sd)
     check_wan21_vae_state_dict(sd, source)
-    vae = comfy.sd.VAE(sd=sd, dtype=VAE_DTYPES[dtype], metadata=metadata)
+    vae = comfy.sd.VAE(sd=sd, dtype=torch_dtype, metadata=metadata)
     vae.throw_exception_if_invalid()
     return vae

@@ -19,10 +19,12 @@ import os
 import re
 from dataclasses import dataclass
 
-import comfy.utils
 import torch
 
 from ..models.whisper_encoder import HEAD_DIM, WhisperEncoder, WhisperEncoderConfig, WhisperModel
+from . import checkpoint_files
+from .checkpoint_files import Checkpoint, describe_state_dict
+from .dtypes import dtype_choices, parse_dtype
 
 # The one key-renaming table: Hugging Face name (after the encoder prefix) -> OpenAI name (ours).
 # `{i}` stands for the block index.
@@ -55,15 +57,6 @@ _HF_PATTERNS = [
     (re.compile("^" + re.escape(hf).replace(r"\{i\}", r"(\d+)") + "$"), ours) for hf, ours in HF_TO_OPENAI.items()
 ]
 
-# Markers of audio encoders that are not Whisper, for a useful error instead of a shape mismatch.
-_WAV2VEC_MARKERS = (
-    "feature_extractor.conv_layers.",
-    "encoder.pos_conv_embed.",
-    "feature_projection.",
-    "masked_spec_embed",
-    "quantizer.codevectors",
-)
-
 WEIGHT_FILES = (
     "model.safetensors",
     "pytorch_model.bin",
@@ -82,12 +75,9 @@ class WhisperCheckpoint:
     source: str
 
 
-def _is_wav2vec(keys: list[str]) -> bool:
-    return any(marker in k for k in keys for marker in _WAV2VEC_MARKERS)
-
-
-def _encoder_prefix(keys: list[str], source: str) -> tuple[str, str]:
+def _encoder_prefix(sd: dict[str, torch.Tensor], source: str) -> tuple[str, str]:
     """Return (prefix, "openai" | "hf") of the encoder tensors, or raise a ValueError naming the file."""
+    keys = list(sd)
     candidates = sorted({k[: -len("conv1.weight")] for k in keys if k.endswith("conv1.weight")})
     candidates = [p for p in candidates if "decoder" not in p]
     for prefix in candidates:
@@ -95,15 +85,10 @@ def _encoder_prefix(keys: list[str], source: str) -> tuple[str, str]:
             return prefix, "openai"
         if prefix + "layers.0.self_attn.q_proj.weight" in keys:
             return prefix, "hf"
-    if _is_wav2vec(keys):
-        raise ValueError(
-            f"whisper file {source!r} is a wav2vec2 audio encoder, not Whisper. HuMo needs "
-            "whisper-large-v3 (e.g. Comfy-Org whisper_large_v3_fp16.safetensors), LatentSync "
-            "needs whisper tiny (tiny.pt)."
-        )
-    sample = ", ".join(keys[:5])
     raise ValueError(
-        f"whisper file {source!r} holds no Whisper encoder (no conv1 + attention blocks found); first keys: {sample}"
+        f"whisper file {source!r} holds no Whisper encoder (no conv1 + attention blocks found); it is "
+        f"{describe_state_dict(sd)}. HuMo needs whisper-large-v3 (e.g. Comfy-Org "
+        "whisper_large_v3_fp16.safetensors), LatentSync needs whisper tiny (tiny.pt)."
     )
 
 
@@ -111,8 +96,7 @@ def convert_state_dict(
     sd: dict[str, torch.Tensor], source: str = "<state dict>"
 ) -> tuple[dict[str, torch.Tensor], str]:
     """Rename any supported layout to ours; returns (encoder state dict, layout name)."""
-    keys = list(sd.keys())
-    prefix, family = _encoder_prefix(keys, source)
+    prefix, family = _encoder_prefix(sd, source)
     out: dict[str, torch.Tensor] = {}
     unknown: list[str] = []
     for key, value in sd.items():
@@ -159,31 +143,22 @@ def infer_config(
     )
 
 
-def _load_tensors(path: str) -> dict:
-    try:
-        # safetensors, or torch.load(weights_only=True) for .pt/.pth/.bin
-        return comfy.utils.load_torch_file(path, safe_load=True)
-    except Exception as e:  # a pickle holding objects weights_only refuses, a truncated file, not a checkpoint
-        raise ValueError(f"whisper file {path!r} cannot be read as a plain tensor checkpoint: {e}") from e
-
-
-def _read_hf_folder(folder: str) -> tuple[dict, int | None]:
+def _read_hf_folder(folder: str) -> tuple[Checkpoint, int | None]:
     with open(os.path.join(folder, "config.json"), encoding="utf-8") as f:
         config = json.load(f)
     heads = config.get("encoder_attention_heads")
     for name in WEIGHT_FILES:
         path = os.path.join(folder, name)
-        if not os.path.isfile(path):
-            continue
-        if name.endswith(".index.json"):
-            with open(path, encoding="utf-8") as f:
-                shards = sorted(set(json.load(f)["weight_map"].values()))
-            sd: dict = {}
-            for shard in shards:
-                sd.update(_load_tensors(os.path.join(folder, shard)))
-            return sd, heads
-        return _load_tensors(path), heads
+        if os.path.isfile(path):
+            return _read(path), heads
     raise ValueError(f"whisper folder {folder!r} has config.json but none of {list(WEIGHT_FILES)}")
+
+
+def _read(path: str) -> Checkpoint:
+    try:
+        return checkpoint_files.read_checkpoint(path)
+    except ValueError as e:  # a pickle holding objects weights_only refuses, a truncated file, not a checkpoint
+        raise ValueError(f"whisper file {path!r} cannot be read as a plain tensor checkpoint: {e}") from e
 
 
 def read_checkpoint(path: str) -> WhisperCheckpoint:
@@ -191,23 +166,16 @@ def read_checkpoint(path: str) -> WhisperCheckpoint:
     if os.path.isdir(path):
         if not os.path.isfile(os.path.join(path, "config.json")):
             raise ValueError(f"whisper folder {path!r} has no config.json")
-        raw, heads = _read_hf_folder(path)
+        ckpt, heads = _read_hf_folder(path)
     elif os.path.isfile(path):
-        raw, heads = _load_tensors(path), None
+        ckpt, heads = _read(path), None
     else:
         raise ValueError(f"whisper model {path!r} does not exist")
-    if not isinstance(raw, dict):
-        raise ValueError(f"whisper file {path!r} does not hold a state dict")
-    if "model_state_dict" in raw:  # OpenAI release format
-        dims = raw.get("dims") or {}
+    # The OpenAI release keeps its hyper-parameters beside the weights: {"dims": {...}, "model_state_dict": ...}.
+    dims = ckpt.extras.get("dims")
+    if isinstance(dims, dict):
         heads = dims.get("n_audio_head", heads)
-        raw = raw["model_state_dict"]
-    elif "state_dict" in raw and isinstance(raw["state_dict"], dict):
-        raw = raw["state_dict"]
-    raw = {k: v for k, v in raw.items() if isinstance(v, torch.Tensor)}
-    if not raw:
-        raise ValueError(f"whisper file {path!r} holds no tensors")
-    sd, layout = convert_state_dict(raw, source=path)
+    sd, layout = convert_state_dict(ckpt.state_dict, source=path)
     config = infer_config(sd, n_heads=heads, source=path)
     return WhisperCheckpoint(state_dict=sd, config=config, layout=layout, source=os.path.basename(path.rstrip("/")))
 
@@ -231,7 +199,7 @@ def build_encoder(ckpt: WhisperCheckpoint, dtype: torch.dtype, device: torch.dev
     return model.eval().requires_grad_(False)
 
 
-PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+PRECISIONS = dtype_choices("auto", "fp32", "fp16", "bf16")
 
 
 def load_whisper(path: str, precision: str = "auto") -> WhisperModel:
@@ -244,14 +212,11 @@ def load_whisper(path: str, precision: str = "auto") -> WhisperModel:
 
     load_device = mm.text_encoder_device()
     offload_device = mm.text_encoder_offload_device()
-    if precision == "auto":
+    dtype = parse_dtype(precision, PRECISIONS, "precision")
+    if dtype is None:
         dtype = mm.text_encoder_dtype(load_device)
-        if mm.is_device_cpu(load_device) or dtype not in PRECISIONS.values():
+        if mm.is_device_cpu(load_device) or dtype not in (torch.float32, torch.float16, torch.bfloat16):
             dtype = torch.float32 if mm.is_device_cpu(load_device) else torch.float16
-    elif precision in PRECISIONS:
-        dtype = PRECISIONS[precision]
-    else:
-        raise ValueError(f"precision must be one of auto, {', '.join(PRECISIONS)}; got {precision!r}")
     ckpt = read_checkpoint(path)
     encoder = build_encoder(ckpt, dtype=dtype, device=offload_device)
     logging.info("HumanVideo: loaded %s (%s layout) from %s as %s", ckpt.config.name, ckpt.layout, ckpt.source, dtype)

@@ -35,6 +35,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from .humo_spec import AUDIO_SHIFT, AUDIO_WINDOW, WHISPER_DIM, WHISPER_MELS, latent_frames, video_frames
+from .humo_spec import FPS as HUMO_FPS
 from .log_mel import (
     POSITIONS_PER_SECOND,
     SAMPLE_RATE,
@@ -51,13 +53,8 @@ CONVENTIONS = ("humo", "latentsync")
 # Positions of context kept on each side of the part of an overlapping window that is used (5 s).
 OVERLAP_CONTEXT = 250
 
-# HuMo: whisper-large-v3, 25 fps video, 4 video frames per latent frame.
-HUMO_FPS = 25
+# HuMo: whisper-large-v3, 25 fps video (the release facts are in humo_spec).
 HUMO_SAMPLES_PER_FRAME = SAMPLE_RATE // HUMO_FPS  # 640
-HUMO_WINDOW = 8
-HUMO_AUDIO_SHIFT = 2
-# core's HumoWanModel.audio_proj is built for 1280 channels; large-v3 is the 128-mel large model
-HUMO_D_MODEL, HUMO_N_MELS = 1280, 128
 
 # LatentSync: whisper-tiny, audio_feat_length [2, 2] -> 10 positions per video frame.
 LATENTSYNC_D_MODEL, LATENTSYNC_LAYERS = 384, 4
@@ -266,7 +263,7 @@ def humo_audio_embedding(features: AudioFeatures) -> torch.Tensor:
     _require_features(features, "HuMo")
     _require_encoder(
         features,
-        features.d_model == HUMO_D_MODEL and features.n_mels == HUMO_N_MELS and features.n_layers % 4 == 0,
+        features.d_model == WHISPER_DIM and features.n_mels == WHISPER_MELS and features.n_layers % 4 == 0,
         "whisper-large-v3 (1280 channels, 128 mel bands)",
         "HuMo",
     )
@@ -296,11 +293,10 @@ def humo_window_indices(frame_num: int, frame0: int = 0) -> torch.Tensor:
         raise ValueError(f"frame count must be at least 1, got {frame_num}")
     if frame0 < 0:
         raise ValueError(f"first video frame must be >= 0, got {frame0}")
-    latent_frames = 1 + (frame_num - 1) // 4
-    rows = [list(range(frame0 - HUMO_AUDIO_SHIFT, frame0 + HUMO_AUDIO_SHIFT + 1))]
-    for i in range(1, latent_frames):
-        first = frame0 + 1 + 4 * (i - 1) - HUMO_AUDIO_SHIFT
-        rows.append(list(range(first, first + HUMO_WINDOW)))
+    rows = [list(range(frame0 - AUDIO_SHIFT, frame0 + AUDIO_SHIFT + 1))]
+    for i in range(1, latent_frames(frame_num)):
+        first = frame0 + video_frames(i) - AUDIO_SHIFT
+        rows.append(list(range(first, first + AUDIO_WINDOW)))
     index = torch.tensor([[-1] * 3 + rows[0]] + rows[1:])
     return index.clamp(min=-1)
 

@@ -26,9 +26,11 @@ import comfy.patcher_extension
 import torch
 import torch.nn.functional as F
 
+from . import humo_spec
+from .humo_spec import AUDIO_TOKENS, latent_frames
+
 GRID_KEY = "hv_humo_grid"
 WRAPPER_KEY = "humanvideo_humo_focus"
-AUDIO_TOKENS_PER_FRAME = 16
 
 
 @dataclass
@@ -67,12 +69,12 @@ def mask_per_latent_frame(mask: torch.Tensor, video_frames: int) -> torch.Tensor
     if mask.ndim != 3:
         raise ValueError(f"focus mask: expected MASK [frames, H, W], got {tuple(mask.shape)}")
     mask = mask.float().clamp(0, 1)
-    t_lat = (video_frames - 1) // 4 + 1
+    t_lat = latent_frames(video_frames)
     if mask.shape[0] == 1:
         return mask.expand(t_lat, -1, -1).clone()
     out = []
     for i in range(t_lat):
-        frames = [0] if i == 0 else list(range(4 * i - 3, 4 * i + 1))
+        frames = [0] if i == 0 else list(range(humo_spec.video_frames(i), humo_spec.video_frames(i + 1)))
         idx = torch.tensor([min(f, mask.shape[0] - 1) for f in frames])
         out.append(mask[idx].mean(0))
     return torch.stack(out)
@@ -137,16 +139,16 @@ class FocusedAudioCrossAttention(torch.nn.Module):
             raise RuntimeError(f"focus: {x.shape[1]} tokens do not match the latent grid {frames}x{h}x{w}")
         weights = self._weights(grid, x.device, x.dtype)
         k = self.cfg.speakers
-        n_audio = audio.shape[1] // AUDIO_TOKENS_PER_FRAME
+        n_audio = audio.shape[1] // AUDIO_TOKENS
         per = (n_audio - appended) // k
         if per * k + appended != n_audio or per + appended != frames:
             raise RuntimeError(
                 f"focus: {n_audio} audio frames cannot be split into {k} speakers for {frames} latent frames"
             )
-        tail = audio[:, k * per * AUDIO_TOKENS_PER_FRAME :]
+        tail = audio[:, k * per * AUDIO_TOKENS :]
         out = x
         for j in range(k):
-            track = audio[:, j * per * AUDIO_TOKENS_PER_FRAME : (j + 1) * per * AUDIO_TOKENS_PER_FRAME]
+            track = audio[:, j * per * AUDIO_TOKENS : (j + 1) * per * AUDIO_TOKENS]
             if appended:
                 track = torch.cat([track, tail], dim=1)
             out = out + weights[j] * self.audio_cross_attn(y, track, transformer_options=transformer_options)

@@ -9,6 +9,7 @@ from ..loaders import hunyuan_dit as hd
 from ..loaders import hunyuan_lora as hl
 from ..loaders import hunyuan_text as ht
 from ..loaders import hunyuan_vae as hv
+from ..loaders.dtypes import dtype_choices, parse_dtype
 from ..models import hunyuan_template as tpl
 from ..models import hunyuan_video_spec as hs
 from ..parallel import runtime as parallel_runtime
@@ -19,7 +20,7 @@ from .types import HV_GUIDANCE, HV_PARALLEL
 CATEGORY = "HumanVideo/HunyuanVideo-I2V"
 LOADERS = "HumanVideo/loaders"
 RELEASE_NAMES = [hs.RELEASE_V2.name, hs.RELEASE_V1.name]
-TEXT_DTYPES = {"default": None, "fp16": "float16", "bf16": "bfloat16", "fp32": "float32"}
+TEXT_DTYPES = dtype_choices("default", "fp16", "bf16", "fp32")
 OUTPUT_FPS = 24.0
 
 
@@ -163,11 +164,7 @@ class HVLoadHunyuanTextEncoders(io.ComfyNode):
 
     @classmethod
     def execute(cls, llava_folder: str, clip_folder: str, dtype: str) -> io.NodeOutput:
-        import torch
-
-        if dtype not in TEXT_DTYPES:
-            raise ValueError(f"dtype: {dtype!r} is not one of {list(TEXT_DTYPES)}")
-        torch_dtype = getattr(torch, TEXT_DTYPES[dtype]) if TEXT_DTYPES[dtype] else None
+        torch_dtype = parse_dtype(dtype, TEXT_DTYPES, "dtype")
         clip, vision = ht.load_text_encoders(
             paths.resolve_model_path("text_encoders", llava_folder, "llava_folder", "folder"),
             paths.resolve_model_path("text_encoders", clip_folder, "clip_folder", "folder"),

@@ -61,7 +61,7 @@ class HVLoadWhisper(io.ComfyNode):
                 ),
                 io.Combo.Input(
                     "precision",
-                    options=["auto", *PRECISIONS],
+                    options=PRECISIONS,
                     default="auto",
                     tooltip="Weight and compute dtype. auto: fp16 on a GPU (ComfyUI's text-encoder "
                     "dtype), fp32 on the CPU.",

@@ -31,12 +31,12 @@ from dataclasses import dataclass, field
 import comfy.patcher_extension
 import torch
 
+from ..models.humo_spec import AUDIO_TOKENS
 from .collectives import SeqShard, gather_heads, heads_to_seq, local_heads, seq_to_heads
 
 STATE_KEY = "hv_sequence_parallel"
 OVERRIDE_KEY = "optimized_attention_override"
 WRAPPER_KEY = "humanvideo_sequence_parallel"
-AUDIO_TOKENS_PER_FRAME = 16  # HuMo: audio_proj emits 16 context tokens per latent frame
 
 
 @dataclass
@@ -184,13 +184,13 @@ class SeqParallelAudioAttention(_SharedChildren):
             return self.inner(x, context, transformer_options=transformer_options, **kwargs)
         sp, inner = state.shard, self.inner
         b, n, d = x.shape[0], inner.num_heads, inner.head_dim
-        frames = context.shape[1] // AUDIO_TOKENS_PER_FRAME
+        frames = context.shape[1] // AUDIO_TOKENS
         hw = sp.length // frames
         if frames * hw != sp.length:
             raise RuntimeError(f"sequence parallel: {sp.length} tokens are not {frames} frames of audio")
         q = inner.norm_q(inner.q(x))
-        k = inner.norm_k(inner.k(context)).view(b, frames, AUDIO_TOKENS_PER_FRAME, n, d)
-        v = inner.v(context).view(b, frames, AUDIO_TOKENS_PER_FRAME, n, d)
+        k = inner.norm_k(inner.k(context)).view(b, frames, AUDIO_TOKENS, n, d)
+        v = inner.v(context).view(b, frames, AUDIO_TOKENS, n, d)
         out = q.new_zeros(b, sp.local, n * d)
         if sp.real:
             # the whole frames this shard touches, with the shard's tokens placed where they belong
@@ -199,8 +199,8 @@ class SeqParallelAudioAttention(_SharedChildren):
             qf = q.new_zeros(b, (f1 - f0) * hw, n * d)
             qf[:, offset : offset + sp.real] = q[:, : sp.real]
             qf = qf.reshape(b * (f1 - f0), hw, n, d).transpose(1, 2)
-            kf = k[:, f0:f1].reshape(-1, AUDIO_TOKENS_PER_FRAME, n, d).transpose(1, 2)
-            vf = v[:, f0:f1].reshape(-1, AUDIO_TOKENS_PER_FRAME, n, d).transpose(1, 2)
+            kf = k[:, f0:f1].reshape(-1, AUDIO_TOKENS, n, d).transpose(1, 2)
+            vf = v[:, f0:f1].reshape(-1, AUDIO_TOKENS, n, d).transpose(1, 2)
             att = optimized_attention(
                 qf,
                 kf,

@@ -29,22 +29,19 @@ import torch
 from PIL import Image, ImageOps
 
 from ..models.audio_features import (
-    HUMO_D_MODEL,
     HUMO_SAMPLES_PER_FRAME,
     AudioFeatures,
     humo_audio_embedding,
     humo_audio_windows,
-    humo_layer_groups,
 )
+from ..models.humo_spec import AUDIO_GROUPS, WHISPER_DIM, latent_frames, video_frames
+from ..models.humo_spec import SPATIAL_STRIDE as VAE_STRIDE_S
+from ..models.humo_spec import TEMPORAL_STRIDE as VAE_STRIDE_T  # noqa: F401  (the long-form sampler reads it)
 from .guidance import AUDIO, IMAGE, TEXT
 
 LATENT_CHANNELS = 16
-VAE_STRIDE_T = 4
-VAE_STRIDE_S = 8
 SIZE_MULTIPLE = 16  # 8 (VAE) x 2 (patch)
 MAX_LATENT_FRAMES = 1024  # the official Wan RoPE table (rope_params(1024)) the model was trained with
-# Whisper layer groups per audio row: the large-v3 split (the group count does not depend on the depth).
-AUDIO_GROUPS = len(humo_layer_groups(4))
 COND_KEY = "hv_humo"  # CONDITIONING option holding the HuMoCondition
 Y_KEY = "hv_humo_y"  # model cond carrying the official 17B y; swapped for core's c_concat by the guider
 
@@ -55,17 +52,13 @@ def round_length(frames: int) -> tuple[int, str]:
     """Official rounding to 4n+1 frames (down: 4 * ((F - 1) // 4) + 1); returns (frames, note)."""
     if frames < 1:
         raise ValueError(f"length: must be at least 1 frame, got {frames}")
-    rounded = 4 * ((frames - 1) // 4) + 1
+    rounded = video_frames(latent_frames(frames))
     note = (
         ""
         if rounded == frames
         else f"length {frames} is not 4n+1: rounded down to {rounded} frames as the official code does"
     )
     return rounded, note
-
-
-def latent_frames(frames: int) -> int:
-    return (frames - 1) // VAE_STRIDE_T + 1
 
 
 def check_size(width: int, height: int) -> None:
@@ -126,7 +119,7 @@ class _ZeroVaeCache:
             hit = self._entries.get(key)
             if hit is not None and hit[0]() is vae and hit[1].shape[2] >= frames_latent:
                 return hit[1][:, :, :frames_latent]
-        pixels = 1 + VAE_STRIDE_T * (frames_latent - 1)
+        pixels = video_frames(frames_latent)
         # ComfyUI images are 0..1 and the VAE maps them to [-1, 1]: 0.5 is the official zero.
         zeros = torch.full((pixels, height, width, 3), 0.5)
         lat = vae.encode(zeros).to(comfy.model_management.intermediate_device(), torch.float32)
@@ -344,7 +337,7 @@ def audio_inputs(cond: HuMoCondition, spec: ModelSpec) -> tuple[torch.Tensor | N
     pad = cond.n_ref if spec.concat_y else 0
     if not cond.speakers:
         # windows of no audio at all: every row is a zero row
-        return None, humo_audio_windows(torch.zeros(0, AUDIO_GROUPS, HUMO_D_MODEL), cond.frames, n_ref=pad)[None]
+        return None, humo_audio_windows(torch.zeros(0, AUDIO_GROUPS, WHISPER_DIM), cond.frames, n_ref=pad)[None]
     blocks = [torch.cat([w[:t], w.new_zeros(pad, *w.shape[1:])]) for w in cond.speakers]
     on = torch.cat(blocks)[None]
     return on, torch.zeros_like(on)

@@ -18,12 +18,11 @@ import comfy.model_management as mm
 import torch
 import torch.nn.functional as F
 
+from ..loaders.sd_vae import SD_VAE_SCALE
 from ..media.face_track import FaceTrack, crop_frames, paste_frames
 from ..media.mouth_mask import keep_mask
 from .latentsync_denoise import CHUNK_FRAMES, DenoiseSettings, denoise_latents, initial_noise
 from .latentsync_timeline import Timeline
-
-SD_VAE_SCALE = 0.18215
 
 
 def grey_masked(crops: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:

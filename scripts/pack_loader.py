@@ -3,7 +3,7 @@
 ComfyUI's folder goes on ``sys.path`` (never the pack root: its ``nodes/`` would shadow ComfyUI's
 ``nodes``), ComfyUI is told it runs without argument parsing and, when asked, on the CPU before
 ``comfy.model_management`` is imported, and the pack is loaded by path as the package ``humanvideo``.
-Used by the test suite's conftest, the benchmarks and scripts/gen_node_list.py.
+Used by the test suite's conftest, the benchmarks, scripts/gen_node_list.py and the workflow specs.
 """
 
 from __future__ import annotations
@@ -14,6 +14,20 @@ from pathlib import Path
 from types import ModuleType
 
 PACK_ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_pack_file(relative: str) -> ModuleType:
+    """One dependency-free module of the pack (release facts such as ``models/humo_spec.py``), read by
+    path without ComfyUI, for generators that only need its constants."""
+    path = PACK_ROOT / relative
+    name = "hv_" + path.stem
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def load_pack(comfyui_path: str, cpu: bool = True, name: str = "humanvideo") -> ModuleType:

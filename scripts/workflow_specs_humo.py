@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from build_workflows import Guide, Node, Stage, Workflow
+from pack_loader import load_pack_file
 
 HF = "https://huggingface.co"
 COMFY_HUMO = f"{HF}/Comfy-Org/HuMo_ComfyUI/resolve/main/split_files"
@@ -46,8 +47,8 @@ TEST_FILES = {
     WHISPER: "whisper_large_v3_test.safetensors",
 }
 
-# Official sample_neg_prompt (the Wan 2.1 default), used by both HuMo sizes.
-NEGATIVE_PROMPT = (
+NEGATIVE_PROMPT = load_pack_file("models/humo_spec.py").NEGATIVE_PROMPT  # the official one of both sizes
+PROMPT = (
     "色调艳丽，过曝，静态，细节模糊不清，字幕，风格，作品，画作，画面，静止，整体发灰，最差质量，低质量，JPEG压缩残留，"
     "丑陋的，残缺的，多余的手指，画得不好的手部，画得不好的脸部，畸形的，毁容的，形态畸形的肢体，手指融合，"
     "静止不动的画面，杂乱的背景，三条腿，背景人很多，倒着走"
