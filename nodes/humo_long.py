@@ -18,6 +18,7 @@ from ..media.resample import resample
 from ..media.video_io import AAC_SAMPLE_RATES, Mp4Writer
 from ..media.watermark import make_label, provenance_metadata
 from ..models.audio_features import HUMO_FPS, AudioFeatures
+from ..models.humo_spec import TEMPORAL_STRIDE
 from ..samplers import humo_conditioning as hc
 from ..samplers import humo_long as hl
 from .humo import (
@@ -124,7 +125,7 @@ class HVHuMoLongForm(io.ComfyNode):
                     default=hl.DEFAULT_CHUNK_FRAMES,
                     min=5,
                     max=401,
-                    step=4,
+                    step=TEMPORAL_STRIDE,
                     tooltip="Frames per chunk, 4n+1. 97 is the length HuMo was trained on; longer chunks drift.",
                 ),
                 io.Int.Input(

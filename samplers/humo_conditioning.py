@@ -36,7 +36,6 @@ from ..models.audio_features import (
 )
 from ..models.humo_spec import AUDIO_GROUPS, WHISPER_DIM, latent_frames, video_frames
 from ..models.humo_spec import SPATIAL_STRIDE as VAE_STRIDE_S
-from ..models.humo_spec import TEMPORAL_STRIDE as VAE_STRIDE_T  # noqa: F401  (the long-form sampler reads it)
 from .guidance import AUDIO, IMAGE, TEXT
 
 LATENT_CHANNELS = 16

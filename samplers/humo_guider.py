@@ -36,6 +36,7 @@ import torch
 from .. import paths
 from ..media import face_detect, face_focus
 from ..models.humo_focus import FocusConfig, apply_focus, mask_per_latent_frame, set_focus
+from ..models.humo_spec import SPATIAL_STRIDE, TEMPORAL_STRIDE
 from . import flow_unipc
 from . import guidance as gd
 from .chain_guider import ChainGuider
@@ -50,7 +51,6 @@ from .humo_conditioning import (
 APPLY_WRAPPER_KEY = "humanvideo_humo_y"
 TIMESTEP_WRAPPER_KEY = "humanvideo_humo_integer_timestep"
 MODEL_TIMESTEP_KEY = "hv_humo_model_timestep"  # transformer option: the integer timestep of this step, a 0-d tensor
-VAE_STRIDE_S = 8
 
 
 def _apply_official_y(executor, x, t, c_concat=None, c_crossattn=None, control=None, transformer_options={}, **kwargs):
@@ -103,7 +103,7 @@ class FocusPrediction:
     strength: float | None = None
     dilation: float = face_focus.DEFAULT_DILATION
     feather: float = face_focus.DEFAULT_FEATHER
-    stride: int = 4  # detect on every 4th frame: one per latent frame of Wan's 4x temporal VAE
+    stride: int = TEMPORAL_STRIDE  # detect on one frame per latent frame of Wan's temporal VAE
     detector: object | None = None
     decode: Callable[[torch.Tensor], torch.Tensor] | None = None
 
@@ -290,7 +290,7 @@ class HuMoGuider(ChainGuider):
             self.notes.append(f"focus by prediction: no face in the x0 estimate of step {prediction.step}; unchanged")
             logging.info("HumanVideo: %s", self.notes[-1])
             return None
-        size = (cond.height // VAE_STRIDE_S, cond.width // VAE_STRIDE_S)
+        size = (cond.height // SPATIAL_STRIDE, cond.width // SPATIAL_STRIDE)
         grouped = []
         for s in range(faces.speakers):
             if not faces.found(s):

@@ -56,6 +56,7 @@ import torch
 
 from ..media import face_focus
 from ..models.audio_features import HUMO_FPS, humo_audio_windows
+from ..models.humo_spec import SPATIAL_STRIDE, TEMPORAL_STRIDE
 from . import flow_unipc
 from . import guidance as gd
 from . import humo_conditioning as hc
@@ -77,7 +78,7 @@ def video_frames_for(num_samples: int, sample_rate: int, fps: int = HUMO_FPS) ->
 
 def overlap_frames(overlap_latents: int) -> int:
     """Video frames covered by ``overlap_latents`` leading latent frames of a clip (1 + 4 (k - 1))."""
-    return 1 + hc.VAE_STRIDE_T * (overlap_latents - 1)
+    return 1 + TEMPORAL_STRIDE * (overlap_latents - 1)
 
 
 @dataclass(frozen=True)
@@ -102,21 +103,21 @@ def plan_chunks(
     """Chunks covering ``total_frames``: full chunks of ``chunk_frames`` then a last one just long enough."""
     if total_frames < 1:
         raise ValueError(f"length: the video needs at least one frame, got {total_frames}")
-    if chunk_frames < 5 or (chunk_frames - 1) % hc.VAE_STRIDE_T:
+    if chunk_frames < 5 or (chunk_frames - 1) % TEMPORAL_STRIDE:
         raise ValueError(f"chunk_frames: must be 4n+1 and at least 5 (trained: 97), got {chunk_frames}")
     if overlap_latents < 1:
         raise ValueError(f"overlap_latent_frames: must be at least 1, got {overlap_latents}")
     overlap = overlap_frames(overlap_latents)
-    if overlap > chunk_frames - hc.VAE_STRIDE_T:
+    if overlap > chunk_frames - TEMPORAL_STRIDE:
         raise ValueError(
             f"overlap_latent_frames: {overlap_latents} latent frames ({overlap} video frames) leave no new frames "
-            f"in a {chunk_frames}-frame chunk; use at most {(chunk_frames - 1) // hc.VAE_STRIDE_T - 1}"
+            f"in a {chunk_frames}-frame chunk; use at most {(chunk_frames - 1) // TEMPORAL_STRIDE - 1}"
         )
     chunks: list[Chunk] = []
     start = 0
     while True:
         remaining = total_frames - start
-        frames = min(chunk_frames, 1 + hc.VAE_STRIDE_T * math.ceil((remaining - 1) / hc.VAE_STRIDE_T))
+        frames = min(chunk_frames, 1 + TEMPORAL_STRIDE * math.ceil((remaining - 1) / TEMPORAL_STRIDE))
         chunks.append(Chunk(len(chunks), start, frames, overlap if chunks else 0))
         if start + frames >= total_frames:
             return chunks
@@ -542,7 +543,7 @@ def generate_long_form(
     tail: torch.Tensor | None = None  # the previous chunk's last overlap frames, as they are to be written
     anchor: ColourStats | None = None
     written = 0
-    h8, w8 = height // hc.VAE_STRIDE_S, width // hc.VAE_STRIDE_S
+    h8, w8 = height // SPATIAL_STRIDE, width // SPATIAL_STRIDE
 
     def emit(frames: torch.Tensor) -> None:
         nonlocal written
