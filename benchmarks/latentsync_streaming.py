@@ -59,8 +59,10 @@ def write_input(path: Path, seconds: float, width: int, height: int, fps: int = 
             writer.write_rgb(frame)
 
 
-def real_size_vae(folder: Path) -> Path:
-    """sd-vae-ft-mse's layout at its real widths (diffusers' AutoencoderKL defaults), random weights."""
+def random_vae(folder: Path, widths: tuple[int, ...], layers_per_block: int) -> Path:
+    """sd-vae-ft-mse's layout (diffusers' AutoencoderKL, 4 levels) with random weights: at its real size
+    widths (128, 256, 512, 512) with 2 resnets per level; the CPU runs use width 32 at every level (core's
+    norms have 32 groups) with 1."""
     from diffusers import AutoencoderKL
     from safetensors.torch import save_file
 
@@ -68,30 +70,10 @@ def real_size_vae(folder: Path) -> Path:
     if not path.exists():
         torch.manual_seed(7)
         vae = AutoencoderKL(
-            block_out_channels=(128, 256, 512, 512),
+            block_out_channels=widths,
             down_block_types=("DownEncoderBlock2D",) * 4,
             up_block_types=("UpDecoderBlock2D",) * 4,
-            layers_per_block=2,
-            latent_channels=4,
-        )
-        folder.mkdir(parents=True, exist_ok=True)
-        save_file({k: v.contiguous() for k, v in vae.state_dict().items()}, str(path))
-    return path
-
-
-def small_vae(folder: Path) -> Path:
-    """An SD VAE of width 32 (core's norms have 32 groups) with one resnet per level, random weights."""
-    from diffusers import AutoencoderKL
-    from safetensors.torch import save_file
-
-    path = folder / "diffusion_pytorch_model.safetensors"
-    if not path.exists():
-        torch.manual_seed(7)
-        vae = AutoencoderKL(
-            block_out_channels=(32, 32, 32, 32),
-            down_block_types=("DownEncoderBlock2D",) * 4,
-            up_block_types=("UpDecoderBlock2D",) * 4,
-            layers_per_block=1,
+            layers_per_block=layers_per_block,
             latent_channels=4,
         )
         folder.mkdir(parents=True, exist_ok=True)
@@ -134,10 +116,10 @@ def run_one(args) -> dict:
     work = Path(args.work)
     if args.tiny:
         unet = tiny_unet(seed=0, layers_per_block=1).eval()
-        vae_file = small_vae(work / "vae_small")
+        vae_file = random_vae(work / "vae_small", (32, 32, 32, 32), 1)
     else:
         unet = randomize(LatentSyncUNet3D(LatentSyncUNetConfig(), dtype=torch.float16, device=device), 0).eval()
-        vae_file = real_size_vae(work / "vae_real")
+        vae_file = random_vae(work / "vae_real", (128, 256, 512, 512), 2)
     vae = load_sd_vae(str(vae_file))
     reader = VideoReader(args.video)
     layout = reader.info.layout
