@@ -5,14 +5,21 @@ with `lip_sync_video` (the HVLatentSyncVideo node's pipeline: tracking pass, 16-
 out with the sound track) in a fresh process per length, and reports the process's peak RSS, the
 device's peak memory on CUDA, the output frames per second and the run time. Flat memory means the
 peak RSS does not grow with the length (beyond the audio itself, which is in memory as ComfyUI's AUDIO
-and its Whisper features: about 0.3 MB per second here).
+and its Whisper features: about 0.5 MB per second here, the Whisper rows [2 per frame, 5, 384] in
+float32 and the 16 kHz speech, which the caller and the writer each hold).
 
     COMFYUI_PATH=/path/to/ComfyUI python benchmarks/latentsync_streaming.py --tiny --seconds 10 60 600
     COMFYUI_PATH=/path/to/ComfyUI python benchmarks/latentsync_streaming.py --seconds 60 --resolution 256 512
 
---tiny runs on the CPU with the tiny random-weight UNet and VAE of the test fixtures and 1 DDIM step;
-without it, the real-size UNet and SD VAE (random weights) run on CUDA with the official 20 steps.
-The sync is checked for one thing only, that it completes: the weights are random.
+--tiny runs on the CPU with small random-weight networks and 1 DDIM step: the test fixtures' tiny
+UNet widths (32, 64, 96, 96) with one layer per block, and an SD VAE of width 32 with one resnet per
+level (the narrowest core's 32-group norms allow), and ComfyUI's PyTorch attention (its
+--use-pytorch-cross-attention flag; on the CPU the default is sub-quadratic attention, which holds up to a
+512 MiB score tensor per 16-frame chunk at 256 px). --preset picks the x264 preset of the output (the
+node's is "medium"); --threads 1 suits a CPU other jobs share. Without --tiny, the real-size UNet and
+SD VAE (random weights) run on CUDA with the official 20 steps. The sync is checked for one thing only,
+that it completes: the weights are random. Each run also reports the RSS every 10% of its output
+frames, so growth shows as a trend.
 """
 
 from __future__ import annotations
@@ -52,8 +59,10 @@ def write_input(path: Path, seconds: float, width: int, height: int, fps: int = 
             writer.write_rgb(frame)
 
 
-def real_size_vae(folder: Path) -> Path:
-    """sd-vae-ft-mse's layout at its real widths (diffusers' AutoencoderKL defaults), random weights."""
+def random_vae(folder: Path, widths: tuple[int, ...], layers_per_block: int) -> Path:
+    """sd-vae-ft-mse's layout (diffusers' AutoencoderKL, 4 levels) with random weights: at its real size
+    widths (128, 256, 512, 512) with 2 resnets per level; the CPU runs use width 32 at every level (core's
+    norms have 32 groups) with 1."""
     from diffusers import AutoencoderKL
     from safetensors.torch import save_file
 
@@ -61,10 +70,10 @@ def real_size_vae(folder: Path) -> Path:
     if not path.exists():
         torch.manual_seed(7)
         vae = AutoencoderKL(
-            block_out_channels=(128, 256, 512, 512),
+            block_out_channels=widths,
             down_block_types=("DownEncoderBlock2D",) * 4,
             up_block_types=("UpDecoderBlock2D",) * 4,
-            layers_per_block=2,
+            layers_per_block=layers_per_block,
             latent_channels=4,
         )
         folder.mkdir(parents=True, exist_ok=True)
@@ -72,12 +81,26 @@ def real_size_vae(folder: Path) -> Path:
     return path
 
 
+def current_rss_gib() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**30
+
+
 def run_one(args) -> dict:
     """One lip sync in this process (called in a child process per length)."""
     cuda = torch.cuda.is_available() and not args.tiny
+    if args.tiny:  # before ComfyUI's model management reads its flags (see the module notes)
+        sys.path.insert(0, str(Path(os.environ["COMFYUI_PATH"]).resolve()))
+        import comfy.options
+
+        comfy.options.enable_args_parsing(False)
+        from comfy.cli_args import args as comfy_args
+
+        comfy_args.use_pytorch_cross_attention = True
     load_pack(os.environ["COMFYUI_PATH"], cpu=not cuda)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = torch.device("cuda" if cuda else "cpu")
-    import hv_fixtures
     from humanvideo.loaders.sd_vae import load_sd_vae
     from humanvideo.media import face_detect
     from humanvideo.media.face_track import FaceTracker
@@ -92,11 +115,11 @@ def run_one(args) -> dict:
 
     work = Path(args.work)
     if args.tiny:
-        unet = tiny_unet(seed=0).eval()
-        vae_file = hv_fixtures.generate(work / "vae", ["sd_vae"])["sd_vae"][0]
+        unet = tiny_unet(seed=0, layers_per_block=1).eval()
+        vae_file = random_vae(work / "vae_small", (32, 32, 32, 32), 1)
     else:
         unet = randomize(LatentSyncUNet3D(LatentSyncUNetConfig(), dtype=torch.float16, device=device), 0).eval()
-        vae_file = real_size_vae(work / "vae_real")
+        vae_file = random_vae(work / "vae_real", (128, 256, 512, 512), 2)
     vae = load_sd_vae(str(vae_file))
     reader = VideoReader(args.video)
     layout = reader.info.layout
@@ -119,9 +142,16 @@ def run_one(args) -> dict:
             metadata=provenance_metadata("benchmark"),
             pix_fmt=layout.format,
             colour=layout.colour_tags,
+            preset=args.preset,
         )
         writers.append(writer)
         return HeldFrameWriter(writer, layout)
+
+    rss_trace: list[float] = []
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if stage == "lip sync" and done * 10 // total > len(rss_trace):
+            rss_trace.append(round(current_rss_gib(), 3))
 
     detector = face_detect.DlibFaceDetector(face_detect.PACKAGE_PREFIX + face_detect.LANDMARKS_68, upsample=0)
     reset_peak(device)
@@ -137,6 +167,7 @@ def run_one(args) -> dict:
         open_sink,
         label=make_label(layout.height, layout.width),
         disk_dir=str(work),
+        progress=progress,
     )
     written = writers[0].close()
     sync(device)
@@ -156,6 +187,9 @@ def run_one(args) -> dict:
         "peak_rss_gib": round(peak_gib(torch.device("cpu")), 3),
         "peak_device_gib": round(peak_gib(device), 3) if cuda else None,
         "output_mib": round(os.path.getsize(out) / 2**20, 1),
+        "x264_preset": args.preset,
+        "threads": torch.get_num_threads(),
+        "rss_every_10pct_gib": rss_trace,
     }
 
 
@@ -163,9 +197,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, nargs="+", default=[10, 60, 600], help="video lengths")
     parser.add_argument("--size", default="1920x1080", help="input video size, WxH")
-    parser.add_argument("--resolution", type=int, nargs="+", default=[256], choices=[256, 512])
+    parser.add_argument(
+        "--resolution",
+        type=int,
+        nargs="+",
+        default=[256],
+        choices=[64, 256, 512],
+        help="face crop size: 256 (LatentSync 1.5), 512 (1.6); 64 is not a LatentSync size, for CPU runs where "
+        "the networks would otherwise hide the streaming costs",
+    )
     parser.add_argument("--tiny", action="store_true", help="CPU run with the tiny UNet")
     parser.add_argument("--steps", type=int, default=None, help="DDIM steps (1 with --tiny, else 20)")
+    parser.add_argument("--preset", default="medium", help="x264 preset of the output (the node's: medium)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="torch CPU threads (0: torch's default); 1 on a CPU other jobs share, where threads waiting for "
+        "each other cost more than they bring",
+    )
     parser.add_argument("--json", default=None, help="write the results here")
     parser.add_argument("--work", default=None, help="folder for the videos (default: a temporary one)")
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # the child process
@@ -193,6 +243,7 @@ def main() -> None:
             for resolution in args.resolution:
                 command = [sys.executable, __file__, "--one", "--video", str(video), "--length", str(seconds)]
                 command += ["--resolution", str(resolution), "--steps", str(args.steps), "--work", str(work)]
+                command += ["--preset", args.preset, "--threads", str(args.threads)]
                 command += ["--tiny"] if args.tiny else []
                 child = subprocess.run(command, capture_output=True, text=True)
                 if child.returncode:

@@ -90,6 +90,24 @@ def face_track_inputs() -> list:
     ]
 
 
+def crop_resolution(resolution: str) -> int:
+    """The crop size of Face Track's resolution combo."""
+    if resolution not in RESOLUTIONS:
+        raise ValueError(f"resolution must be one of {list(RESOLUTIONS)}, got {resolution!r}")
+    return RESOLUTIONS[resolution]
+
+
+def face_detector(face_model: str, detector: str, upsample: int, min_score: float) -> DlibFaceDetector:
+    """The detector Face Track's inputs describe (models resolved in their configured folders)."""
+    return DlibFaceDetector(
+        paths.resolve_face_model(face_model, "face_model"),
+        detector=detector,
+        upsample=upsample,
+        min_score=min_score,
+        cnn_model=paths.cnn_detector_file() if detector == "cnn" else None,
+    )
+
+
 def speaker_mask_input() -> io.Mask.Input:
     return io.Mask.Input(
         "speaker_mask",
@@ -143,21 +161,14 @@ class HVFaceTrack(io.ComfyNode):
         stabilize="official",
         speaker_mask=None,
     ) -> io.NodeOutput:
-        if resolution not in RESOLUTIONS:
-            raise ValueError(f"resolution must be one of {list(RESOLUTIONS)}, got {resolution!r}")
-        finder = DlibFaceDetector(
-            paths.resolve_face_model(face_model, "face_model"),
-            detector=detector,
-            upsample=upsample,
-            min_score=min_score,
-            cnn_model=paths.cnn_detector_file() if detector == "cnn" else None,
-        )
+        size = crop_resolution(resolution)
+        finder = face_detector(face_model, detector, upsample, min_score)
         n = int(images.shape[0]) if images is not None and images.ndim == 4 else 0
         step = CancellableProgress(2 * max(n, 1)).step
         track = track_faces(
             images,
             finder,
-            RESOLUTIONS[resolution],
+            size,
             select,
             face_index,
             speaker_mask,

@@ -6,16 +6,9 @@ from comfy_api.latest import io
 
 from .. import paths
 from ..loaders.sd_vae import load_sd_vae
-from ..media.frame_rate import OFFICIAL_FPS
-from ..models.audio_features import latentsync_audio_windows, latentsync_official_frame_count
 from ..samplers.latentsync_denoise import DenoiseSettings
-from ..samplers.latentsync_pipeline import lip_sync
-from ..samplers.latentsync_timeline import (
-    LONG_VIDEO_MODES,
-    SHORT_VIDEO_MODES,
-    audio_frame_count,
-    plan_timeline,
-)
+from ..samplers.latentsync_pipeline import lip_sync, lip_sync_audio_windows
+from ..samplers.latentsync_timeline import LONG_VIDEO_MODES, SHORT_VIDEO_MODES, plan_timeline
 from .progress import CancellableProgress
 from .types import HV_AUDIO_FEATURES, HV_FACE_TRACK, HV_LATENTSYNC_UNET
 
@@ -45,6 +38,14 @@ def check_release_resolution(unet, crop_resolution: int) -> str:
             f"crops: set Face Track's resolution to {expected} (or load the other release)"
         )
     return ""
+
+
+def model_inputs() -> list:
+    """The UNet and the VAE, first inputs of both lip-sync nodes."""
+    return [
+        HV_LATENTSYNC_UNET.Input("unet", tooltip="From Load LatentSync UNet."),
+        io.Vae.Input("vae", tooltip="The SD VAE LatentSync was trained with (sd-vae-ft-mse)."),
+    ]
 
 
 def lip_sync_inputs() -> list:
@@ -120,23 +121,19 @@ def lip_sync_inputs() -> list:
     ]
 
 
-def audio_windows(audio_features, length: str, lazy: bool = False):
-    """One Whisper-tiny window per 25 fps frame the lip sync produces, [frames, 50, 384] (``lazy``: a
-    `LatentSyncAudioWindows` that gathers rows on demand, for videos of any length)."""
-    if audio_features.d_model != 384:
-        raise ValueError(
-            f"audio_features come from {audio_features.model_name} (width {audio_features.d_model}); LatentSync "
-            "needs Whisper-tiny features (width 384): load tiny.pt with Load Whisper"
-        )
+def timeline_modes(frame_rate: str, length: str) -> tuple[str, str]:
+    """The `plan_timeline` frame-rate mode and the audio-window length mode of the two combos."""
+    if frame_rate not in FRAME_RATES:
+        raise ValueError(f"frame_rate must be one of {list(FRAME_RATES)}, got {frame_rate!r}")
     if length not in LENGTHS:
         raise ValueError(f"length must be one of {list(LENGTHS)}, got {length!r}")
-    if LENGTHS[length] == "official":
-        n_audio = latentsync_official_frame_count(audio_features.num_positions, OFFICIAL_FPS)
-    else:
-        n_audio = audio_frame_count(audio_features.num_samples, audio_features.sample_rate, OFFICIAL_FPS)
-    if n_audio < 1 or audio_features.num_positions < 1:
-        raise ValueError(f"the audio ({audio_features.duration:.3f} s) is shorter than one 25 fps frame")
-    return latentsync_audio_windows(audio_features, OFFICIAL_FPS, n_audio, lazy=lazy)
+    return FRAME_RATES[frame_rate], LENGTHS[length]
+
+
+def denoise_settings(steps: int, guidance: float, deepcache_interval: int) -> DenoiseSettings:
+    settings = DenoiseSettings(steps=steps, guidance=guidance, deepcache_interval=deepcache_interval)
+    settings.validate()
+    return settings
 
 
 class HVLatentSync(io.ComfyNode):
@@ -154,8 +151,7 @@ class HVLatentSync(io.ComfyNode):
                 "pass through unchanged."
             ),
             inputs=[
-                HV_LATENTSYNC_UNET.Input("unet", tooltip="From Load LatentSync UNet."),
-                io.Vae.Input("vae", tooltip="The SD VAE LatentSync was trained with (sd-vae-ft-mse)."),
+                *model_inputs(),
                 io.Image.Input("images", tooltip="The video frames (the same frames Face Track saw)."),
                 HV_FACE_TRACK.Input("face_track", tooltip="From Face Track: which face, where, aligned how."),
                 HV_AUDIO_FEATURES.Input("audio_features", tooltip="Whisper-tiny features of the new speech."),
@@ -200,17 +196,13 @@ class HVLatentSync(io.ComfyNode):
         frame_rate="25 fps (official)",
         length="official (audio + 2 frames)",
     ) -> io.NodeOutput:
-        if frame_rate not in FRAME_RATES:
-            raise ValueError(f"frame_rate must be one of {list(FRAME_RATES)}, got {frame_rate!r}")
+        rate_mode, length_mode = timeline_modes(frame_rate, length)
         if not fps > 0:
             raise ValueError(f"fps must be > 0, got {fps}")
-        tokens = audio_windows(audio_features, length)
-        timeline = plan_timeline(
-            int(images.shape[0]), fps, int(tokens.shape[0]), FRAME_RATES[frame_rate], short_video, long_video
-        )
+        tokens = lip_sync_audio_windows(audio_features, length_mode)
+        timeline = plan_timeline(int(images.shape[0]), fps, int(tokens.shape[0]), rate_mode, short_video, long_video)
         release_note = check_release_resolution(unet, face_track.resolution)
-        settings = DenoiseSettings(steps=steps, guidance=guidance, deepcache_interval=deepcache_interval)
-        settings.validate()
+        settings = denoise_settings(steps, guidance, deepcache_interval)
         progress = CancellableProgress()  # after every chunk's encode, DDIM step and decode
 
         result = lip_sync(

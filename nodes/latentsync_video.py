@@ -14,22 +14,15 @@ import comfy.utils
 import folder_paths
 from comfy_api.latest import InputImpl, io
 
-from .. import paths
-from ..media.face_detect import DlibFaceDetector
 from ..media.face_track import FaceTracker
 from ..media.video_io import Mp4Writer
 from ..media.video_stream import HeldFrameWriter, VideoReader
 from ..media.watermark import make_label
-from ..samplers.latentsync_denoise import DenoiseSettings
+from ..samplers.latentsync_pipeline import lip_sync_audio_windows
 from ..samplers.latentsync_stream import lip_sync_video
-from .face import RESOLUTIONS, face_track_inputs, speaker_mask_input
-from .latentsync import (
-    FRAME_RATES,
-    audio_windows,
-    check_release_resolution,
-    lip_sync_inputs,
-)
-from .types import HV_AUDIO_FEATURES, HV_LATENTSYNC_UNET
+from .face import crop_resolution, face_detector, face_track_inputs, speaker_mask_input
+from .latentsync import check_release_resolution, denoise_settings, lip_sync_inputs, model_inputs, timeline_modes
+from .types import HV_AUDIO_FEATURES
 from .video import container_tags, label_inputs, output_file, preview, quality_input, sound_track
 
 
@@ -104,8 +97,7 @@ class HVLatentSyncVideo(io.ComfyNode):
                 "decoded values and the source's pixel format; the file is tagged as AI-generated."
             ),
             inputs=[
-                HV_LATENTSYNC_UNET.Input("unet", tooltip="From Load LatentSync UNet."),
-                io.Vae.Input("vae", tooltip="The SD VAE LatentSync was trained with (sd-vae-ft-mse)."),
+                *model_inputs(),
                 io.Video.Input(
                     "video",
                     tooltip="The video to re-sync, from Load Video (read from its file in pieces; any length, "
@@ -170,11 +162,9 @@ class HVLatentSyncVideo(io.ComfyNode):
         length="official (audio + 2 frames)",
         speaker_mask=None,
     ) -> io.NodeOutput:
-        if resolution not in RESOLUTIONS:
-            raise ValueError(f"resolution must be one of {list(RESOLUTIONS)}, got {resolution!r}")
-        if frame_rate not in FRAME_RATES:
-            raise ValueError(f"frame_rate must be one of {list(FRAME_RATES)}, got {frame_rate!r}")
-        tokens = audio_windows(audio_features, length, lazy=True)  # a chunk's rows at a time
+        size = crop_resolution(resolution)
+        rate_mode, length_mode = timeline_modes(frame_rate, length)
+        tokens = lip_sync_audio_windows(audio_features, length_mode, lazy=True)  # a chunk's rows at a time
         sound = sound_track(audio)
         heard, featured = sound[0].shape[-1] / sound[1], audio_features.duration
         if abs(heard - featured) > 0.1:
@@ -182,20 +172,13 @@ class HVLatentSyncVideo(io.ComfyNode):
                 f"audio ({heard:.2f} s) and audio_features ({featured:.2f} s) are different sounds; "
                 "connect the audio the features were made from"
             )
-        release_note = check_release_resolution(unet, RESOLUTIONS[resolution])
-        settings = DenoiseSettings(steps=steps, guidance=guidance, deepcache_interval=deepcache_interval)
-        settings.validate()
+        release_note = check_release_resolution(unet, size)
+        settings = denoise_settings(steps, guidance, deepcache_interval)
         reader, source_note = video_reader(video)
         layout = reader.info.layout
         tracker = FaceTracker(
-            DlibFaceDetector(
-                paths.resolve_face_model(face_model, "face_model"),
-                detector=detector,
-                upsample=upsample,
-                min_score=min_score,
-                cnn_model=paths.cnn_detector_file() if detector == "cnn" else None,
-            ),
-            RESOLUTIONS[resolution],
+            face_detector(face_model, detector, upsample, min_score),
+            size,
             select,
             face_index,
             smoothing,
@@ -234,7 +217,7 @@ class HVLatentSyncVideo(io.ComfyNode):
                 settings,
                 seed,
                 open_sink,
-                frame_rate=FRAME_RATES[frame_rate],
+                frame_rate=rate_mode,
                 short_video=short_video,
                 long_video=long_video,
                 paste_region=paste,

@@ -20,9 +20,40 @@ import torch.nn.functional as F
 
 from ..loaders.sd_vae import SD_VAE_SCALE
 from ..media.face_track import FaceTrack, crop_frames, paste_frames
+from ..media.frame_rate import OFFICIAL_FPS
 from ..media.mouth_mask import keep_mask
+from ..models.audio_features import (
+    LatentSyncAudioWindows,
+    latentsync_audio_windows,
+    latentsync_official_frame_count,
+)
 from .latentsync_denoise import CHUNK_FRAMES, DenoiseSettings, denoise_latents, initial_noise
-from .latentsync_timeline import Timeline
+from .latentsync_timeline import LENGTH_MODES, Timeline, audio_frame_count
+
+
+def lip_sync_audio_windows(
+    audio_features, length: str = "official", lazy: bool = False
+) -> torch.Tensor | LatentSyncAudioWindows:
+    """One Whisper-tiny window per 25 fps frame the lip sync produces, [frames, 50, 384] (``lazy``: a
+    `LatentSyncAudioWindows` that gathers rows on demand, for videos of any length).
+
+    length "official": as many frames as the official code makes windows (floor(T / 2) + 2 for T
+    Whisper positions, `latentsync_official_frame_count`); "audio": the speech's duration in whole frames.
+    """
+    if audio_features.d_model != 384:
+        raise ValueError(
+            f"audio_features come from {audio_features.model_name} (width {audio_features.d_model}); LatentSync "
+            "needs Whisper-tiny features (width 384): load tiny.pt with Load Whisper"
+        )
+    if length not in LENGTH_MODES:
+        raise ValueError(f"length must be one of {list(LENGTH_MODES)}, got {length!r}")
+    if length == "official":
+        n_audio = latentsync_official_frame_count(audio_features.num_positions, OFFICIAL_FPS)
+    else:
+        n_audio = audio_frame_count(audio_features.num_samples, audio_features.sample_rate, OFFICIAL_FPS)
+    if n_audio < 1 or audio_features.num_positions < 1:
+        raise ValueError(f"the audio ({audio_features.duration:.3f} s) is shorter than one 25 fps frame")
+    return latentsync_audio_windows(audio_features, OFFICIAL_FPS, n_audio, lazy=lazy)
 
 
 def grey_masked(crops: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:

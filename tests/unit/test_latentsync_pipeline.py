@@ -102,3 +102,24 @@ def test_odd_sized_portrait_60fps_clip_end_to_end(tmp_path):
     assert torch.equal(result.images[3][:eyes_and_above], images[2][:eyes_and_above])
     assert torch.equal(result.images[4][:eyes_and_above], images[1][:eyes_and_above])
     assert "shorter than the audio" in result.report
+
+
+def test_lip_sync_audio_windows_count_official_or_by_duration():
+    from humanvideo.models.audio_features import AudioFeatures
+    from humanvideo.samplers.latentsync_pipeline import lip_sync_audio_windows
+
+    def whisper(positions, width=384, samples=None):
+        states = torch.randn(positions, 6, width, generator=torch.Generator().manual_seed(0))
+        return AudioFeatures(states, 4, "test", samples if samples is not None else positions * 320, 80)
+
+    feats = whisper(100)  # 2 s of 50 Hz positions
+    assert lip_sync_audio_windows(feats).shape == (52, 50, 384)  # official: floor(100 / 2) + 2
+    assert lip_sync_audio_windows(feats, "audio").shape == (50, 50, 384)  # 2 s at 25 fps
+    lazy = lip_sync_audio_windows(feats, "audio", lazy=True)
+    assert lazy.shape[0] == 50 and torch.equal(lazy[3:5], lip_sync_audio_windows(feats, "audio")[3:5])
+    with pytest.raises(ValueError, match="length must be one of"):
+        lip_sync_audio_windows(feats, "audio + 2 frames")
+    with pytest.raises(ValueError, match="Whisper-tiny"):
+        lip_sync_audio_windows(whisper(100, width=512))
+    with pytest.raises(ValueError, match="shorter than one 25 fps frame"):
+        lip_sync_audio_windows(whisper(1, samples=100), "audio")
