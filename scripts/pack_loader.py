@@ -30,7 +30,12 @@ def load_pack_file(relative: str) -> ModuleType:
     return module
 
 
-def load_pack(comfyui_path: str, cpu: bool = True, name: str = "humanvideo") -> ModuleType:
+def load_pack(
+    comfyui_path: str, cpu: bool = True, name: str = "humanvideo", pytorch_attention: bool = False
+) -> ModuleType:
+    """Import the pack as ComfyUI would, with core's options set first: ``cpu`` (no CUDA at import) and
+    ``pytorch_attention`` (core's --use-pytorch-cross-attention, the attention core picks on CUDA; on the
+    CPU core otherwise falls back to its slower sub-quadratic attention)."""
     if name in sys.modules:
         return sys.modules[name]
     if not comfyui_path or not (Path(comfyui_path) / "main.py").is_file():
@@ -46,6 +51,7 @@ def load_pack(comfyui_path: str, cpu: bool = True, name: str = "humanvideo") -> 
     from comfy.cli_args import args
 
     args.cpu = cpu
+    args.use_pytorch_cross_attention = args.use_pytorch_cross_attention or pytorch_attention
     args.disable_all_custom_nodes = True
     import comfy.model_management  # noqa: F401  (must come after args.cpu)
 

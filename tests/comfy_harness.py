@@ -78,6 +78,8 @@ class ComfyServer:
             sys.executable,
             "main.py",
             "--cpu",
+            # The attention core picks on CUDA; on the CPU core would fall back to its slower sub-quadratic one.
+            "--use-pytorch-cross-attention",
             "--listen",
             "127.0.0.1",
             "--port",

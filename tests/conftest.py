@@ -18,7 +18,8 @@ sys.path.insert(0, str(PACK_ROOT / "tests"))  # comfy_harness (the real-server h
 
 from pack_loader import load_pack  # noqa: E402
 
-humanvideo = load_pack(str(COMFYUI_PATH), cpu=True)
+# PyTorch attention, as core picks it on CUDA: the CPU default (sub-quadratic) is several times slower.
+humanvideo = load_pack(str(COMFYUI_PATH), cpu=True, pytorch_attention=True)
 
 
 import pytest  # noqa: E402
