@@ -84,19 +84,23 @@ def humo_state_dict(
     return _fill(shapes, seed)
 
 
-def wan_vae_state_dict(seed: int = 0, dim: int = TINY_VAE_DIM) -> dict[str, torch.Tensor]:
+def _wan21_vae(dim: int):
+    """Core's Wan 2.1 VAE network at base width ``dim`` (the real one is 96), the released layout otherwise."""
     from comfy.ldm.wan.vae import WanVAE
 
+    return WanVAE(
+        dim=dim,
+        z_dim=16,
+        dim_mult=[1, 2, 4, 4],
+        num_res_blocks=2,
+        attn_scales=[],
+        temperal_downsample=[False, True, True],
+    )
+
+
+def wan_vae_state_dict(seed: int = 0, dim: int = TINY_VAE_DIM) -> dict[str, torch.Tensor]:
     with torch.device("meta"):
-        model = WanVAE(
-            dim=dim,
-            z_dim=16,
-            dim_mult=[1, 2, 4, 4],
-            num_res_blocks=2,
-            attn_scales=[],
-            temperal_downsample=[False, True, True],
-            dropout=0.0,
-        )
+        model = _wan21_vae(dim)
     shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     return _fill(shapes, seed)
 
@@ -210,18 +214,10 @@ def gen_humo_17b_fp8(models_dir: Path) -> list[Path]:
 def tiny_wan_vae(seed: int = 0):
     """A random Wan 2.1 VAE of base width 8 as a core VAE, in process (core reads the width off the weights):
     latents of the real shape for unit tests and CPU benchmarks."""
-    import comfy.ldm.wan.vae
     import comfy.sd
 
     torch.manual_seed(seed)
-    net = comfy.ldm.wan.vae.WanVAE(
-        dim=TINY_VAE_DIM,
-        z_dim=16,
-        dim_mult=[1, 2, 4, 4],
-        num_res_blocks=2,
-        attn_scales=[],
-        temperal_downsample=[False, True, True],
-    )
+    net = _wan21_vae(TINY_VAE_DIM)
     return comfy.sd.VAE(sd={k: torch.randn_like(v) * 0.2 for k, v in net.state_dict().items()})
 
 
