@@ -4,9 +4,13 @@ Writes a 1080p (by default) H.264 video of a moving face of each requested lengt
 with `lip_sync_video` (the HVLatentSyncVideo node's pipeline: tracking pass, 16-frame sync pass, mp4
 out with the sound track) in a fresh process per length, and reports the process's peak RSS, the
 device's peak memory on CUDA, the output frames per second and the run time. Flat memory means the
-peak RSS does not grow with the length (beyond the audio itself, which is in memory as ComfyUI's AUDIO
-and its Whisper features: about 0.5 MB per second here, the Whisper rows [2 per frame, 5, 384] in
-float32 and the 16 kHz speech, which the caller and the writer each hold).
+peak RSS does not grow with the length beyond the speech itself (16 kHz mono float32, 64 KB a second,
+held by the caller and the writer).
+
+The speech's Whisper-tiny features (real size, random weights) are computed as the node does with its
+`whisper` input: one 30 s window at a time as the sync reaches it (--features streamed, the default).
+--features whole computes them for the whole speech first, as the node does with `audio_features`
+connected (Whisper Audio Features): those are held whole, 0.46 MB a second in float32.
 
     COMFYUI_PATH=/path/to/ComfyUI python benchmarks/latentsync_streaming.py --tiny --seconds 10 60 600
     COMFYUI_PATH=/path/to/ComfyUI python benchmarks/latentsync_streaming.py --seconds 60 --resolution 256 512
@@ -81,6 +85,21 @@ def random_vae(folder: Path, widths: tuple[int, ...], layers_per_block: int) -> 
     return path
 
 
+def random_whisper_tiny(folder: Path):
+    """Whisper-tiny at its real size (80 mels, width 384, 4 layers, 6 heads, MLP 1536) with random weights,
+    saved in OpenAI's release layout and loaded by the pack's loader (float32 on the CPU)."""
+    from humanvideo.loaders.whisper import load_whisper
+    from hv_fixtures.whisper import N_CTX, OPENAI_NAMES, _sinusoids, random_encoder
+
+    path = folder / "whisper_tiny_random.pt"
+    if not path.exists():
+        encoder = random_encoder(80, 384, 4, 1536, OPENAI_NAMES, seed=384)
+        encoder["positional_embedding"] = _sinusoids(N_CTX, 384).half()
+        dims = {"n_mels": 80, "n_audio_ctx": N_CTX, "n_audio_state": 384, "n_audio_head": 6, "n_audio_layer": 4}
+        torch.save({"dims": dims, "model_state_dict": {f"encoder.{k}": v for k, v in encoder.items()}}, path)
+    return load_whisper(str(path), "fp32")
+
+
 def current_rss_gib() -> float:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**30
@@ -107,9 +126,10 @@ def run_one(args) -> dict:
     from humanvideo.media.video_io import Mp4Writer
     from humanvideo.media.video_stream import HeldFrameWriter, VideoReader
     from humanvideo.media.watermark import make_label, provenance_metadata
-    from humanvideo.models.audio_features import LatentSyncAudioWindows, latentsync_window_indices
+    from humanvideo.models.audio_features import extract_audio_features, streamed_audio_features
     from humanvideo.models.latentsync_unet import LatentSyncUNet3D, LatentSyncUNetConfig
     from humanvideo.samplers.latentsync_denoise import DenoiseSettings
+    from humanvideo.samplers.latentsync_pipeline import lip_sync_audio_windows
     from humanvideo.samplers.latentsync_stream import lip_sync_video
     from hv_fixtures.latentsync_unet import randomize, tiny_unet
 
@@ -124,11 +144,15 @@ def run_one(args) -> dict:
     reader = VideoReader(args.video)
     layout = reader.info.layout
     frames = int(round(args.length * 25))
-    # Whisper-tiny features of the speech (random: the sync's quality is not measured), windows on demand
-    positions = frames * 2 + 2
-    states = torch.randn(positions, 5, 384, generator=torch.Generator().manual_seed(0))
-    tokens = LatentSyncAudioWindows(states, latentsync_window_indices(positions, 25, frames))
-    speech = (torch.sin(torch.arange(frames * 640) * 0.05) * 0.2)[None]  # 16 kHz mono
+    speech = (torch.sin(torch.arange(frames * 640) * 0.05) * 0.2)[None]  # 16 kHz mono, one frame = 640 samples
+    whisper = random_whisper_tiny(work)
+    features_started = time.monotonic()
+    if args.features == "streamed":
+        features = streamed_audio_features(whisper, speech[0])
+    else:
+        features = extract_audio_features(whisper, speech[0])
+    features_seconds = time.monotonic() - features_started
+    tokens = lip_sync_audio_windows(features, "audio", lazy=True)  # one window per video frame
     out = str(work / f"out_{args.length:g}_{args.resolution}.mp4")
     writers = []
 
@@ -179,6 +203,9 @@ def run_one(args) -> dict:
         "device": torch.cuda.get_device_name(device) if cuda else "cpu",
         "unet": "tiny" if args.tiny else "real size (random weights, fp16)",
         "steps": args.steps,
+        "features": args.features,
+        "features_first_s": round(features_seconds, 1),
+        "whisper_windows_encoded": getattr(tokens.states, "encodes", None),
         "frames_out": written.frames,
         "run_s": round(seconds, 1),
         "track_s": round(result.track_seconds, 1),
@@ -216,6 +243,13 @@ def main() -> None:
         help="torch CPU threads (0: torch's default); 1 on a CPU other jobs share, where threads waiting for "
         "each other cost more than they bring",
     )
+    parser.add_argument(
+        "--features",
+        choices=["streamed", "whole"],
+        default="streamed",
+        help="Whisper features a 30 s window at a time during the sync (the node's whisper input), or of the "
+        "whole speech first (its audio_features input)",
+    )
     parser.add_argument("--json", default=None, help="write the results here")
     parser.add_argument("--work", default=None, help="folder for the videos (default: a temporary one)")
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # the child process
@@ -243,7 +277,7 @@ def main() -> None:
             for resolution in args.resolution:
                 command = [sys.executable, __file__, "--one", "--video", str(video), "--length", str(seconds)]
                 command += ["--resolution", str(resolution), "--steps", str(args.steps), "--work", str(work)]
-                command += ["--preset", args.preset, "--threads", str(args.threads)]
+                command += ["--preset", args.preset, "--threads", str(args.threads), "--features", args.features]
                 command += ["--tiny"] if args.tiny else []
                 child = subprocess.run(command, capture_output=True, text=True)
                 if child.returncode:

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -109,9 +109,11 @@ class AudioFeatures:
         )
 
 
-def _require_features(features: AudioFeatures, user: str) -> None:
+def _require_features(features: AudioFeatures, user: str, streamed_ok: bool = False) -> None:
     if not isinstance(features, AudioFeatures):
         raise ValueError(f"{user}: expected HV_AUDIO_FEATURES, got {type(features).__name__}")
+    if isinstance(features, StreamedAudioFeatures) and not streamed_ok:
+        raise ValueError(f"{user} needs the whole clip's features (Whisper Audio Features), not streamed ones")
 
 
 def _require_encoder(features: AudioFeatures, ok: bool, wanted: str, user: str) -> None:
@@ -169,27 +171,86 @@ def plan_windows(
     return starts, owner
 
 
-def mel_windows(audio: torch.Tensor, starts: list[int], n_mels: int, convention: str) -> Iterator[torch.Tensor]:
-    """Log-mel inputs [1, n_mels, 3000], one per window starting at the given 50 Hz positions.
+def mel_window(audio: torch.Tensor, whole: torch.Tensor | None, start: int, n_mels: int) -> torch.Tensor:
+    """The log-mel input [1, n_mels, 3000] of the 30 s window starting at 50 Hz position `start`.
 
-    Made one at a time so that hours of audio never hold more than one window's spectrogram (plus,
-    for the LatentSync convention, the whole-clip log-mel its single floor needs).
+    `whole` is the whole-clip log-mel for the LatentSync convention (its single floor), None for HuMo's
+    (each window its own log-mel of its zero-padded 30 s of samples).
     """
-    if convention not in CONVENTIONS:
-        raise ValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
-    whole = log_mel_spectrogram(audio, n_mels) if convention == "latentsync" else None
-    for s in starts:
-        if whole is None:
-            piece = audio[s * SAMPLES_PER_POSITION : s * SAMPLES_PER_POSITION + WINDOW_SAMPLES]
-            yield log_mel_spectrogram(F.pad(piece, (0, WINDOW_SAMPLES - piece.shape[0])), n_mels)[None]
-        else:
-            piece = whole[:, 2 * s : 2 * s + WINDOW_MEL_FRAMES]
-            yield F.pad(piece, (0, WINDOW_MEL_FRAMES - piece.shape[1]))[None]
+    if whole is None:
+        piece = audio[start * SAMPLES_PER_POSITION : start * SAMPLES_PER_POSITION + WINDOW_SAMPLES]
+        return log_mel_spectrogram(F.pad(piece, (0, WINDOW_SAMPLES - piece.shape[0])), n_mels)[None]
+    piece = whole[:, 2 * start : 2 * start + WINDOW_MEL_FRAMES]
+    return F.pad(piece, (0, WINDOW_MEL_FRAMES - piece.shape[1]))[None]
 
 
 def default_convention(n_layers: int, d_model: int) -> str:
     """LatentSync's whisper-tiny gets LatentSync's window preparation, everything else HuMo's."""
     return "latentsync" if (d_model, n_layers) == (LATENTSYNC_D_MODEL, LATENTSYNC_LAYERS) else "humo"
+
+
+def check_speech(audio: torch.Tensor) -> torch.Tensor:
+    """16 kHz mono samples [T] as float32, refused with a reason when Whisper cannot encode them."""
+    if audio.ndim != 1:
+        raise ValueError(f"audio must be 1-D 16 kHz mono samples, got shape {tuple(audio.shape)}")
+    audio = audio.to(torch.float32)
+    if not torch.isfinite(audio).all():
+        raise ValueError("audio contains NaN or infinite samples")
+    if audio.shape[0] < SAMPLES_PER_POSITION:
+        raise ValueError(
+            f"audio is too short for Whisper: {audio.shape[0]} samples at 16 kHz "
+            f"({1000 * audio.shape[0] / SAMPLE_RATE:.1f} ms); at least 20 ms are needed"
+        )
+    return audio
+
+
+class WindowedWhisper:
+    """Whisper over a clip of any length, one 30 s window at a time.
+
+    Holds the plan (`starts`, and `owner`: the window each 50 Hz position is taken from) and what the
+    windows are cut from (the samples; for the LatentSync convention also the whole-clip log-mel, about
+    32 KB a second); `encode(k)` runs window k. Both the whole-clip `extract_audio_features` and the
+    streamed features of a long lip sync encode through it, so they give the same numbers.
+    """
+
+    def __init__(self, model, audio: torch.Tensor, window_mode: str = DEFAULT_WINDOW_MODE, convention: str = "auto"):
+        self.model = model
+        self.audio = check_speech(audio)
+        cfg = model.config
+        if convention == "auto":
+            convention = default_convention(cfg.n_layers, cfg.d_model)
+        if convention not in CONVENTIONS:
+            raise ValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
+        self.window_mode, self.convention = window_mode, convention
+        self.num_positions = self.audio.shape[0] // SAMPLES_PER_POSITION
+        self.starts, self.owner = plan_windows(self.num_positions, window_mode)
+        self.silent = bool(self.audio.abs().max() == 0)
+        if self.silent:
+            logging.warning("HumanVideo: the audio is silent (all samples are zero); its features describe silence")
+        self._whole_mel = log_mel_spectrogram(self.audio, cfg.n_mels) if convention == "latentsync" else None
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def encode(self, k: int) -> torch.Tensor:
+        """Window k's states [1500, n_states, d] on the CPU, in the model's compute dtype."""
+        mel = mel_window(self.audio, self._whole_mel, self.starts[k], self.model.config.n_mels)
+        return self.model.encode(mel)[0]
+
+    def features(self, states) -> AudioFeatures:
+        """`AudioFeatures` of this clip around `states` (all of them, or a streamed stand-in)."""
+        cfg = self.model.config
+        kind = AudioFeatures if isinstance(states, torch.Tensor) else StreamedAudioFeatures
+        return kind(
+            states=states,
+            n_layers=cfg.n_layers,
+            model_name=cfg.name,
+            num_samples=self.audio.shape[0],
+            n_mels=cfg.n_mels,
+            window_mode=self.window_mode,
+            convention=self.convention,
+            silent=self.silent,
+        )
 
 
 def extract_audio_features(
@@ -204,42 +265,86 @@ def extract_audio_features(
 
     `on_window(done, total)` is called after each 30 s window (progress; it may raise to cancel).
     """
-    if audio.ndim != 1:
-        raise ValueError(f"audio must be 1-D 16 kHz mono samples, got shape {tuple(audio.shape)}")
-    audio = audio.to(torch.float32)
-    if not torch.isfinite(audio).all():
-        raise ValueError("audio contains NaN or infinite samples")
-    num_positions = audio.shape[0] // SAMPLES_PER_POSITION
-    if num_positions == 0:
-        raise ValueError(
-            f"audio is too short for Whisper: {audio.shape[0]} samples at 16 kHz "
-            f"({1000 * audio.shape[0] / SAMPLE_RATE:.1f} ms); at least 20 ms are needed"
-        )
+    windows = WindowedWhisper(model, audio, window_mode, convention)
     cfg = model.config
-    if convention == "auto":
-        convention = default_convention(cfg.n_layers, cfg.d_model)
-    silent = bool(audio.abs().max() == 0)
-    if silent:
-        logging.warning("HumanVideo: the audio is silent (all samples are zero); its features describe silence")
-    starts, owner = plan_windows(num_positions, window_mode)
-    states = torch.empty(num_positions, cfg.n_states, cfg.d_model, dtype=model.compute_dtype)
-    positions = torch.arange(num_positions)
-    for k, (start, mel) in enumerate(zip(starts, mel_windows(audio, starts, cfg.n_mels, convention), strict=True)):
-        encoded = model.encode(mel)[0]  # [1500, n_states, d]
-        mine = positions[owner == k]
-        states[mine] = encoded[mine - start]
+    states = torch.empty(windows.num_positions, cfg.n_states, cfg.d_model, dtype=model.compute_dtype)
+    positions = torch.arange(windows.num_positions)
+    for k, start in enumerate(windows.starts):
+        mine = positions[windows.owner == k]
+        states[mine] = windows.encode(k)[mine - start]
         if on_window is not None:
-            on_window(k + 1, len(starts))
-    return AudioFeatures(
-        states=states,
-        n_layers=cfg.n_layers,
-        model_name=cfg.name,
-        num_samples=audio.shape[0],
-        n_mels=cfg.n_mels,
-        window_mode=window_mode,
-        convention=convention,
-        silent=silent,
-    )
+            on_window(k + 1, len(windows))
+    return windows.features(states)
+
+
+class StreamedStates:
+    """A clip's Whisper states [T50, n_states, d] that are never all in memory: indexing them with a
+    tensor of positions encodes the 30 s windows those positions are taken from, and keeps the last
+    `keep_windows` encoded (a lip sync reads positions in order, a few dozen at a time)."""
+
+    def __init__(self, windows: WindowedWhisper, columns: list[int] | None = None, keep_windows: int = 2):
+        cfg = windows.model.config
+        self.windows = windows
+        self.columns = list(range(cfg.n_states)) if columns is None else list(columns)
+        self.shape = (windows.num_positions, len(self.columns), cfg.d_model)
+        self.dtype = windows.model.compute_dtype
+        self.keep_windows = keep_windows
+        self._encoded: dict[int, torch.Tensor] = {}  # window -> its chosen columns, oldest first
+        self.encodes = 0  # windows encoded so far (a window evicted and needed again counts twice)
+
+    def select(self, columns: list[int]) -> StreamedStates:
+        """The same states restricted to some columns (e.g. the pre-LayerNorm ones), sharing the encodes."""
+        chosen = StreamedStates(self.windows, [self.columns[c] for c in columns], self.keep_windows)
+        chosen._encoded = self._encoded if chosen.columns == self.columns else {}
+        return chosen
+
+    def _window(self, k: int) -> torch.Tensor:
+        if k in self._encoded:
+            return self._encoded[k]
+        states = self.windows.encode(k)[:, self.columns]
+        self.encodes += 1
+        self._encoded[k] = states
+        while len(self._encoded) > self.keep_windows:
+            del self._encoded[next(iter(self._encoded))]
+        return states
+
+    def __getitem__(self, index: torch.Tensor) -> torch.Tensor:
+        if not isinstance(index, torch.Tensor) or index.dtype != torch.long:
+            raise TypeError("streamed Whisper states are read with a tensor of 50 Hz positions")
+        flat = index.reshape(-1)
+        if len(flat) and (flat.min() < 0 or flat.max() >= self.shape[0]):
+            raise IndexError(f"positions outside the clip's {self.shape[0]} Whisper positions")
+        out = torch.empty(len(flat), *self.shape[1:], dtype=self.dtype)
+        owners = self.windows.owner[flat]
+        for k in owners.unique().tolist():
+            here = owners == k
+            out[here] = self._window(k)[flat[here] - self.windows.starts[k]]
+        return out.reshape(*index.shape, *self.shape[1:])
+
+
+@dataclass
+class StreamedAudioFeatures(AudioFeatures):
+    """`AudioFeatures` whose states are `StreamedStates`: encoded window by window as they are read, so a
+    lip sync of any length holds two 30 s windows of states instead of the whole clip's (0.46 MB a second
+    for whisper-tiny in float32). Made inside a node from a Whisper model and the speech; only the
+    LatentSync window gathering (`latentsync_audio_windows(..., lazy=True)`) reads it."""
+
+    states: StreamedStates
+
+    def hidden_states(self) -> StreamedStates:
+        return self.states.select(list(range(self.n_layers)) + [self.n_layers + 1])
+
+    def pre_norm_states(self) -> StreamedStates:
+        return self.states.select(list(range(self.n_layers + 1)))
+
+
+def streamed_audio_features(
+    model, audio: torch.Tensor, *, window_mode: str = DEFAULT_WINDOW_MODE, convention: str = "auto"
+) -> StreamedAudioFeatures:
+    """Features of 16 kHz mono audio [T] that encode each 30 s window when it is first read (see
+    `StreamedStates`); the numbers equal `extract_audio_features`'s."""
+    windows = WindowedWhisper(model, audio, window_mode, convention)
+    return windows.features(StreamedStates(windows))
 
 
 def to_audio_encoder_output(features: AudioFeatures) -> dict:
@@ -390,7 +495,7 @@ def latentsync_audio_windows(
     `n_frames` the official count is used (it runs 1-2 frames past the audio, which is clamped).
     `channels` is the UNet's cross-attention width (384 for LatentSync 1.5 / 1.6).
     """
-    _require_features(features, "LatentSync")
+    _require_features(features, "LatentSync", streamed_ok=True)
     _require_encoder(
         features,
         features.d_model == channels and features.n_layers == LATENTSYNC_LAYERS,

@@ -18,12 +18,14 @@ from ..media.face_track import FaceTracker
 from ..media.video_io import Mp4Writer
 from ..media.video_stream import HeldFrameWriter, VideoReader
 from ..media.watermark import make_label
+from ..models.audio_features import AudioFeatures, StreamedStates, streamed_audio_features
 from ..samplers.latentsync_pipeline import lip_sync_audio_windows
 from ..samplers.latentsync_stream import lip_sync_video
 from .face import crop_resolution, face_detector, face_track_inputs, speaker_mask_input
 from .latentsync import check_release_resolution, denoise_settings, lip_sync_inputs, model_inputs, timeline_modes
-from .types import HV_AUDIO_FEATURES
+from .types import HV_AUDIO_FEATURES, HV_WHISPER
 from .video import container_tags, label_inputs, output_file, preview, quality_input, sound_track
+from .whisper import DEFAULT_WINDOWS, check_whisper, whisper_speech, window_mode, windows_input
 
 
 def video_reader(video) -> tuple[VideoReader, str]:
@@ -82,6 +84,26 @@ class StageProgress:
             logging.info("HVLatentSyncVideo: %s", text)
 
 
+def speech_features(audio: dict, sound, whisper, whisper_windows: str, audio_features) -> AudioFeatures:
+    """The speech's Whisper features: streamed from `whisper` (a window at a time), or the connected
+    `audio_features`, which must be of the same sound as `audio` (`sound` is its sound track)."""
+    if (whisper is None) == (audio_features is None):
+        raise ValueError(
+            "connect exactly one of whisper (Load Whisper, tiny.pt: features computed as the sync goes, for speech "
+            "of any length) and audio_features (Whisper Audio Features)"
+        )
+    if whisper is not None:
+        mode = window_mode(whisper_windows, "whisper_windows")
+        return streamed_audio_features(check_whisper(whisper), whisper_speech(audio, "audio"), window_mode=mode)
+    heard, featured = sound[0].shape[-1] / sound[1], audio_features.duration
+    if abs(heard - featured) > 0.1:
+        raise ValueError(
+            f"audio ({heard:.2f} s) and audio_features ({featured:.2f} s) are different sounds; "
+            "connect the audio the features were made from"
+        )
+    return audio_features
+
+
 class HVLatentSyncVideo(io.ComfyNode):
     @classmethod
     def define_schema(cls) -> io.Schema:
@@ -107,7 +129,20 @@ class HVLatentSyncVideo(io.ComfyNode):
                     "audio",
                     tooltip="The new speech: the sound track of the result (the same audio the features are from).",
                 ),
-                HV_AUDIO_FEATURES.Input("audio_features", tooltip="Whisper-tiny features of the new speech."),
+                HV_WHISPER.Input(
+                    "whisper",
+                    optional=True,
+                    tooltip="Whisper-tiny from Load Whisper: the speech's features are computed here, one 30 s "
+                    "window at a time as the sync reaches it, so memory stays flat for speech of any length "
+                    "(the same numbers as Whisper Audio Features). Connect this or audio_features.",
+                ),
+                windows_input("whisper_windows", optional=True),
+                HV_AUDIO_FEATURES.Input(
+                    "audio_features",
+                    optional=True,
+                    tooltip="Whisper-tiny features of the new speech, from Whisper Audio Features (held whole: "
+                    "about 0.5 MB per second of speech). Connect this or whisper.",
+                ),
                 *face_track_inputs(),
                 *lip_sync_inputs(),
                 io.String.Input(
@@ -135,7 +170,6 @@ class HVLatentSyncVideo(io.ComfyNode):
         vae,
         video,
         audio,
-        audio_features,
         face_model,
         resolution,
         select,
@@ -161,17 +195,15 @@ class HVLatentSyncVideo(io.ComfyNode):
         frame_rate="25 fps (official)",
         length="official (audio + 2 frames)",
         speaker_mask=None,
+        whisper=None,
+        whisper_windows=DEFAULT_WINDOWS,
+        audio_features=None,
     ) -> io.NodeOutput:
         size = crop_resolution(resolution)
         rate_mode, length_mode = timeline_modes(frame_rate, length)
-        tokens = lip_sync_audio_windows(audio_features, length_mode, lazy=True)  # a chunk's rows at a time
         sound = sound_track(audio)
-        heard, featured = sound[0].shape[-1] / sound[1], audio_features.duration
-        if abs(heard - featured) > 0.1:
-            raise ValueError(
-                f"audio ({heard:.2f} s) and audio_features ({featured:.2f} s) are different sounds; "
-                "connect the audio the features were made from"
-            )
+        features = speech_features(audio, sound, whisper, whisper_windows, audio_features)
+        tokens = lip_sync_audio_windows(features, length_mode, lazy=True)  # a chunk's rows at a time
         release_note = check_release_resolution(unet, size)
         settings = denoise_settings(steps, guidance, deepcache_interval)
         reader, source_note = video_reader(video)
@@ -232,6 +264,9 @@ class HVLatentSyncVideo(io.ComfyNode):
                 writer.abort()
             raise
         lines = [release_note, source_note, result.report]
+        if isinstance(tokens.states, StreamedStates):
+            encoded = tokens.states.encodes
+            lines.append(f"speech features: {features.model_name}, {encoded} 30 s windows encoded during the sync")
         if written.padded != (0, 0):
             lines.append(f"odd size: padded by {written.padded[0]} x {written.padded[1]} px to even for H.264")
         report = "\n".join(filter(None, lines))

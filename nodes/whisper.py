@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from comfy_api.latest import io
 
 from .. import paths
@@ -38,6 +39,38 @@ def resolve_whisper(name: str) -> str:
     if name in paths.folders_holding(FOLDER, "config.json"):
         return paths.resolve_model_path(FOLDER, name, "model", "folder")
     return paths.resolve_model_path(FOLDER, name, "model", "file")
+
+
+def whisper_speech(audio: dict, name: str) -> torch.Tensor:
+    """One clip of a ComfyUI AUDIO as Whisper hears it: 16 kHz mono samples [T] (input `name` in errors)."""
+    waveform, rate = validate_audio(audio, name)
+    if waveform.shape[0] != 1:
+        raise ValueError(f"{name}: a batch of {waveform.shape[0]} clips; Whisper encodes one clip at a time")
+    return resample(to_mono(waveform.float()), rate, SAMPLE_RATE)[0, 0]
+
+
+def check_whisper(whisper, name: str = "whisper") -> WhisperModel:
+    if not isinstance(whisper, WhisperModel):
+        raise ValueError(f"{name}: expected a model from Load Whisper, got {type(whisper).__name__}")
+    return whisper
+
+
+def windows_input(name: str = "windows", optional: bool = False) -> io.Combo.Input:
+    return io.Combo.Input(
+        name,
+        options=list(WINDOW_CHOICES),
+        default=DEFAULT_WINDOWS,
+        optional=optional,
+        tooltip="independent (official): back-to-back 30 s windows as the official code (the features jump at "
+        "every 30 s boundary). overlapping: 30 s windows overlapping by 10 s, each moment taken where it has at "
+        "least 5 s of context. Identical for audio up to 30 s.",
+    )
+
+
+def window_mode(choice: str, name: str = "windows") -> str:
+    if choice not in WINDOW_CHOICES:
+        raise ValueError(f"{name}: unknown choice {choice!r}; one of {list(WINDOW_CHOICES)}")
+    return WINDOW_CHOICES[choice]
 
 
 class HVLoadWhisper(io.ComfyNode):
@@ -96,14 +129,7 @@ class HVWhisperFeatures(io.ComfyNode):
             inputs=[
                 io.Audio.Input("audio", tooltip="The voice track (any sample rate and channel count, one clip)."),
                 HV_WHISPER.Input("whisper", tooltip="From Load Whisper: large-v3 for HuMo, tiny for LatentSync."),
-                io.Combo.Input(
-                    "windows",
-                    options=list(WINDOW_CHOICES),
-                    default=DEFAULT_WINDOWS,
-                    tooltip="independent (official): back-to-back 30 s windows as the official code (the "
-                    "features jump at every 30 s boundary). overlapping: 30 s windows overlapping by 10 s, each "
-                    "moment taken where it has at least 5 s of context. Identical for audio up to 30 s.",
-                ),
+                windows_input(),
                 io.Combo.Input(
                     "convention",
                     options=list(CONVENTION_CHOICES),
@@ -129,20 +155,14 @@ class HVWhisperFeatures(io.ComfyNode):
 
     @classmethod
     def execute(cls, audio: dict, whisper: WhisperModel, windows: str, convention: str) -> io.NodeOutput:
-        if not isinstance(whisper, WhisperModel):
-            raise ValueError(f"whisper: expected a model from Load Whisper, got {type(whisper).__name__}")
-        if windows not in WINDOW_CHOICES:
-            raise ValueError(f"windows: unknown choice {windows!r}; one of {list(WINDOW_CHOICES)}")
+        check_whisper(whisper)
+        mode = window_mode(windows)
         if convention not in CONVENTION_CHOICES:
             raise ValueError(f"convention: unknown choice {convention!r}; one of {list(CONVENTION_CHOICES)}")
-        waveform, rate = validate_audio(audio, "audio")
-        if waveform.shape[0] != 1:
-            raise ValueError(f"audio: a batch of {waveform.shape[0]} clips; this node encodes one clip at a time")
-        mono = resample(to_mono(waveform.float()), rate, SAMPLE_RATE)[0, 0]
         features = extract_audio_features(
             whisper,
-            mono,
-            window_mode=WINDOW_CHOICES[windows],
+            whisper_speech(audio, "audio"),
+            window_mode=mode,
             convention=CONVENTION_CHOICES[convention],
             on_window=CancellableProgress(),
         )

@@ -188,7 +188,9 @@ def long_video_guide() -> Guide:
         ],
         cost=[
             f"Memory: the official README gives **{VRAM['1.5']}** of GPU memory as the minimum for LatentSync 1.5. "
-            "System memory holds a few chunks of frames, the speech and its features, not the video.",
+            "System memory holds a few chunks of frames and the speech, not the video: the node computes the "
+            "speech's Whisper features itself, one 30 s window at a time, instead of taking them whole from "
+            "*Whisper Audio Features*.",
             "Time: no official figure. The work grows with the video's length (20 steps for every 16 frames) and the "
             "video is decoded twice (tracking, then sync); a CPU run is very slow.",
         ],
@@ -201,7 +203,7 @@ def long_video() -> Workflow:
         guide=long_video_guide(),
         stages=[
             Stage("Load the models", [[5, 6, 4]]),
-            Stage("Your video and the new speech", [[1], [2, 3]]),
+            Stage("Your video and the new speech", [[1], [2]]),
             Stage("Lip sync and write the mp4", [[7]]),
         ],
         nodes=[
@@ -212,7 +214,6 @@ def long_video() -> Workflow:
                 {"audio": "speech.wav", "sample_rate": "16000", "channels": "mono"},
                 title="New speech",
             ),
-            Node(3, "HVWhisperFeatures", links={"audio": (2, 0), "whisper": (4, 0)}),
             Node(4, "HVLoadWhisper", {"model": "tiny.pt"}, models=[MODELS["whisper_tiny"]]),
             Node(5, "HVLoadLatentSyncUNet", {"unet_name": "1.5/latentsync_unet.pt"}, models=[MODELS["latentsync_1.5"]]),
             Node(
@@ -228,7 +229,7 @@ def long_video() -> Workflow:
                     "face_model": "shape_predictor_68_face_landmarks.dat",
                     "filename_prefix": "HumanVideo/latentsync_long",
                 },
-                links={"unet": (5, 0), "vae": (6, 0), "video": (1, 0), "audio": (2, 0), "audio_features": (3, 0)},
+                links={"unet": (5, 0), "vae": (6, 0), "video": (1, 0), "audio": (2, 0), "whisper": (4, 0)},
                 models=[MODELS["dlib_landmarks"]],
             ),
         ],

@@ -399,3 +399,36 @@ def test_lazy_latentsync_windows_equal_the_whole_tensor():
     assert lazy.shape == tuple(eager.shape) and len(lazy) == 40
     for rows in (slice(0, 16), slice(16, 32), slice(32, 40)):
         assert torch.equal(lazy[rows], eager[rows])
+
+
+@pytest.mark.parametrize("mode", ["independent", "overlap"])
+def test_streamed_features_equal_the_whole_clip_read_a_chunk_at_a_time(mode):
+    """The features a long lip sync computes as it goes: window for window the same encoder calls as the
+    whole-clip extraction, so every 16-frame chunk's tokens are equal; each 30 s window is encoded once,
+    and at most two are held."""
+    model = ours_from_hf(random_hf_encoder(11, d=384, layers=4, ffn=64))
+    audio = speechlike(75.3, seed=4)
+    whole = af.extract_audio_features(model, audio, window_mode=mode)
+    streamed = af.streamed_audio_features(model, audio, window_mode=mode)
+    assert streamed.convention == whole.convention == "latentsync"
+    assert (streamed.num_positions, streamed.duration) == (whole.num_positions, whole.duration)
+    eager = af.latentsync_audio_windows(whole, 25)
+    lazy = af.latentsync_audio_windows(streamed, 25, lazy=True)
+    assert lazy.shape == tuple(eager.shape)
+    for start in range(0, len(lazy), 16):
+        assert torch.equal(lazy[start : start + 16], eager[start : start + 16])
+        assert len(lazy.states._encoded) <= 2
+    assert lazy.states.encodes == len(af.plan_windows(whole.num_positions, mode)[0]) >= 3
+
+
+def test_streamed_features_serve_latentsync_only():
+    model = ours_from_hf(random_hf_encoder(12, d=384, layers=4, ffn=64))
+    streamed = af.streamed_audio_features(model, speechlike(2.0, seed=5))
+    with pytest.raises(ValueError, match="whole clip's features"):
+        af.humo_audio_embedding(streamed)
+    with pytest.raises(ValueError, match="whole clip's features"):
+        af.to_audio_encoder_output(streamed)
+    states = streamed.pre_norm_states()
+    with pytest.raises(IndexError, match="100 Whisper positions"):
+        states[torch.tensor([0, 100])]
+    assert states[torch.tensor([[0, 99]])].shape == (1, 2, 5, 384) and states.encodes == 1

@@ -229,3 +229,36 @@ def test_bad_inputs_are_named(tmp_path, models):
             0,
             lambda count, rate: pytest.fail("nothing may be written"),
         )
+
+
+def test_speech_features_come_from_exactly_one_input(tmp_path):
+    """The video node's speech: streamed from a Whisper model (the same windows as Whisper Audio Features
+    gives), or the features connected, which must be of the connected sound."""
+    import hv_fixtures
+    from humanvideo.loaders.whisper import load_whisper
+    from humanvideo.models.audio_features import StreamedAudioFeatures, latentsync_audio_windows
+    from humanvideo.nodes.latentsync_video import speech_features
+    from humanvideo.nodes.video import sound_track
+    from humanvideo.nodes.whisper import HVWhisperFeatures
+
+    [path] = hv_fixtures.generate(tmp_path, ["whisper_tiny"])["whisper_tiny"]
+    whisper = load_whisper(str(path), "fp32")
+    t = torch.arange(2 * 44100) / 44100
+    audio = {"waveform": (0.3 * torch.sin(2 * torch.pi * 220 * t)).expand(1, 2, -1).clone(), "sample_rate": 44100}
+    sound = sound_track(audio)
+    official = "independent 30 s (official)"
+    whole = HVWhisperFeatures.execute(audio, whisper, official, "auto").result[0]
+    streamed = speech_features(audio, sound, whisper, official, None)
+    assert isinstance(streamed, StreamedAudioFeatures) and streamed.num_samples == whole.num_samples
+    lazy = latentsync_audio_windows(streamed, 25, lazy=True)
+    assert torch.equal(lazy[:], latentsync_audio_windows(whole, 25))
+    assert speech_features(audio, sound, None, official, whole) is whole
+    with pytest.raises(ValueError, match="exactly one of whisper"):
+        speech_features(audio, sound, None, official, None)
+    with pytest.raises(ValueError, match="exactly one of whisper"):
+        speech_features(audio, sound, whisper, official, whole)
+    with pytest.raises(ValueError, match="whisper_windows: unknown choice"):
+        speech_features(audio, sound, whisper, "sliding", None)
+    shorter = {"waveform": audio["waveform"][..., :44100], "sample_rate": 44100}
+    with pytest.raises(ValueError, match="different sounds"):
+        speech_features(shorter, sound_track(shorter), None, official, whole)
