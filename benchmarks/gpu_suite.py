@@ -13,8 +13,10 @@ a clean device. The sections reuse the functions of the single-model scripts nex
 - speed tools users put in front of our HuMo guider: core's TorchCompileModel, EasyCache, LazyCache,
   fp8 weights with core's fast fp8 matmul, a Wan 2.1 LoRA through core's LoraLoaderModelOnly, and
   sage / flash attention through core's attention switch when those packages are installed;
-- paths this version of the pack does not have (sequence parallel, long-form, streaming) are listed
-  as skipped with the reason.
+- streaming LatentSync (the video-file node's pipeline) on 4 s of 1080p at 256 and 512 px, output fps,
+  device memory and RSS (``latentsync_streaming.py``);
+- paths measured by their own scripts only (sequence parallel, long-form) are listed as skipped with
+  the reason.
 
 After the run the tables of ``benchmarks/RESULTS.md`` and README's performance table are regenerated
 from the JSON (``suite_tables.py``). ``--tiny`` runs the same code on the CPU with tiny shapes in a
@@ -64,17 +66,16 @@ SECTIONS = (
     Section("latentsync", "LatentSync 256 / 512 px, DeepCache off / on", 60, 300),
     Section("hunyuan_i2v_720p", "HunyuanVideo-I2V 720p bucket, ours vs core", 150, 300),
     Section("whisper_large_v3", "Whisper large-v3 encoder RTF", 40, 300),
+    Section("streaming_memory", "Streaming LatentSync, 4 s of 1080p, 256 / 512 px: fps, memory", 150, 300),
     Section("speed_tools", "Speed tools on our HuMo-1.7B guider (480p)", 150, 300),
     Section("attention_sage", "HuMo-1.7B 480p with core's sage attention", 40, 60),
     Section("attention_flash", "HuMo-1.7B 480p with core's flash attention", 40, 60),
     Section("parallel_sp1", "Sequence-parallel path at sp_size 1", 5, 5),
     Section("long_form_memory", "Long-form generation memory", 5, 5),
-    Section("streaming_memory", "Streaming memory", 5, 5),
 )
 ABSENT = {  # paths measured by their own scripts, not run inside the one-GPU suite yet
     "parallel_sp1": "not in the one-GPU suite yet: run benchmarks/parallel.py --sp 1",
     "long_form_memory": "not in the one-GPU suite yet: run benchmarks/long_form.py",
-    "streaming_memory": "not in the one-GPU suite yet: run benchmarks/latentsync_streaming.py",
 }
 ATTENTION_PACKAGES = {
     "attention_sage": ("sageattention", "use_sage_attention"),
@@ -194,6 +195,26 @@ def section_whisper(comfyui: str, tiny: bool) -> dict:
     return {"device": device_name, "dtype": str(dtype), "rows": rows}
 
 
+def section_streaming(comfyui: str, tiny: bool) -> dict:
+    """The streamed video node's pipeline on 1080p input, each crop size in a fresh process: output fps, peak
+    device memory and peak RSS at real size (20 steps); tiny: 1 s of 960x540 at 64 px on the CPU."""
+    import latentsync_streaming
+
+    os.environ["COMFYUI_PATH"] = comfyui
+    opts = SimpleNamespace(
+        seconds=[1.0] if tiny else [4.0],
+        size="960x540" if tiny else "1920x1080",
+        resolution=[64] if tiny else [256, 512],
+        tiny=tiny,
+        steps=1 if tiny else 20,
+        preset="ultrafast" if tiny else "medium",
+        threads=1 if tiny else 0,
+        features="streamed",
+        work=None,
+    )
+    return {"rows": latentsync_streaming.measure(opts)}
+
+
 def section_speed_tools(comfyui: str, tiny: bool) -> dict:
     import speed_tools
 
@@ -234,6 +255,7 @@ RUNNERS = {
     "latentsync": section_latentsync,
     "hunyuan_i2v_720p": section_hunyuan,
     "whisper_large_v3": section_whisper,
+    "streaming_memory": section_streaming,
     "speed_tools": section_speed_tools,
     "attention_sage": lambda c, t: section_attention(c, t, "attention_sage"),
     "attention_flash": lambda c, t: section_attention(c, t, "attention_flash"),

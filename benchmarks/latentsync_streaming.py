@@ -264,6 +264,22 @@ def main() -> None:
         return
     if not args.tiny and not torch.cuda.is_available():
         sys.exit("no CUDA device: the real-size benchmark needs a GPU; use --tiny for a CPU run")
+    try:
+        results = measure(args)
+    except RuntimeError as e:
+        sys.exit(str(e))
+    peaks = [r["peak_rss_gib"] for r in results]
+    if len(peaks) > 1:
+        spread = (max(peaks) - min(peaks)) / min(peaks)
+        print(f"peak RSS from {min(peaks):.3f} to {max(peaks):.3f} GiB: spread {100 * spread:.1f}%")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+    if not math.isfinite(sum(peaks)):
+        sys.exit(1)
+
+
+def measure(args) -> list[dict]:
+    """Every (length, crop size) of `args`, each lip sync in a fresh process (so each peak is its own)."""
     width, height = (int(v) for v in args.size.split("x"))
     results = []
     with tempfile.TemporaryDirectory(prefix="hv_stream_bench_") as scratch:
@@ -281,18 +297,11 @@ def main() -> None:
                 command += ["--tiny"] if args.tiny else []
                 child = subprocess.run(command, capture_output=True, text=True)
                 if child.returncode:
-                    sys.exit(f"the {seconds:g} s run failed:\n{child.stderr[-4000:]}")
+                    raise RuntimeError(f"the {seconds:g} s run at {resolution} px failed:\n{child.stderr[-4000:]}")
                 row = json.loads(child.stdout.strip().splitlines()[-1])
                 results.append(row)
                 print(json.dumps(row), flush=True)
-    peaks = [r["peak_rss_gib"] for r in results]
-    if len(peaks) > 1:
-        spread = (max(peaks) - min(peaks)) / min(peaks)
-        print(f"peak RSS from {min(peaks):.3f} to {max(peaks):.3f} GiB: spread {100 * spread:.1f}%")
-    if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2))
-    if not math.isfinite(sum(peaks)):
-        sys.exit(1)
+    return results
 
 
 if __name__ == "__main__":

@@ -186,6 +186,26 @@ def results_part(result: dict | None) -> list[str]:
                 for x in r["rows"]
             ],
         ) + [""]
+    r = ok(result, "streaming_memory")
+    if r:
+        lines += ["#### Streaming LatentSync (video file in, mp4 out)", ""]
+        lines += table(
+            ["input", "crop", "steps", "frames", "tracking s", "sync s", "output fps", "device GiB", "RSS GiB"],
+            [
+                [
+                    f"{x['length_s']:g} s of {x['size']}",
+                    f"{x['resolution']} px",
+                    str(x["steps"]),
+                    str(x["frames_out"]),
+                    fmt(x["track_s"], ".1f"),
+                    fmt(x["sync_s"], ".1f"),
+                    fmt(x["output_fps"], ".2f"),
+                    fmt(x.get("peak_device_gib"), ".2f"),
+                    fmt(x["peak_rss_gib"], ".2f"),
+                ]
+                for x in r["rows"]
+            ],
+        ) + [""]
     r = ok(result, "speed_tools")
     if r:
         lines += [f"#### Speed tools through our HuMo guider ({r['model']}, {r['size']}, {r['steps']} steps)", ""]

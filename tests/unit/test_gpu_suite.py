@@ -25,10 +25,10 @@ SECTIONS = [
     "latentsync",
     "hunyuan_i2v_720p",
     "whisper_large_v3",
+    "streaming_memory",
     "attention_sage",
     "parallel_sp1",
     "long_form_memory",
-    "streaming_memory",
 ]
 
 
@@ -47,9 +47,16 @@ def test_tiny_suite_writes_json_and_tables_outside_the_checkout(tmp_path):
     assert result["torch"] == torch.__version__ and result["date"] and result["comfyui"]
     sections = result["sections"]
     assert list(sections) == SECTIONS
-    for name in ("humo_1_7b_480p", "humo_17b_720p_fp8", "latentsync", "hunyuan_i2v_720p", "whisper_large_v3"):
+    for name in (
+        "humo_1_7b_480p",
+        "humo_17b_720p_fp8",
+        "latentsync",
+        "hunyuan_i2v_720p",
+        "whisper_large_v3",
+        "streaming_memory",
+    ):
         assert sections[name]["status"] == "ok", (name, sections[name])
-    for name in ("parallel_sp1", "long_form_memory", "streaming_memory"):
+    for name in ("parallel_sp1", "long_form_memory"):
         assert sections[name]["status"] == "skipped" and "no" in sections[name]["reason"]
     assert sections["attention_sage"]["status"] == "skipped"
     humo = sections["humo_1_7b_480p"]["result"]
@@ -59,6 +66,8 @@ def test_tiny_suite_writes_json_and_tables_outside_the_checkout(tmp_path):
     assert sections["humo_17b_720p_fp8"]["result"]["runs"][0]["passes_per_step"] == 3
     runs = {r["run"] for r in sections["latentsync"]["result"]["rows"]}
     assert {"ours", "ours+DeepCache3"} <= runs
+    [stream] = sections["streaming_memory"]["result"]["rows"]
+    assert (stream["frames_out"], stream["features"], stream["whisper_windows_encoded"]) == (25, "streamed", 1)
 
     readme, results = (tmp_path / "README.md").read_text(), (tmp_path / "RESULTS.md").read_text()
     assert "| tiny-1.7B-style 64x64 float32, ours |" in readme and "MFU n/a" in readme
@@ -68,6 +77,7 @@ def test_tiny_suite_writes_json_and_tables_outside_the_checkout(tmp_path):
         "#### LatentSync",
         "#### HunyuanVideo-I2V",
         "#### Whisper",
+        "#### Streaming LatentSync",
         "| parallel_sp1 | skipped |",
     ):
         assert needle in results
