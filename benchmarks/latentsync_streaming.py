@@ -279,7 +279,8 @@ def main() -> None:
 
 
 def measure(args) -> list[dict]:
-    """Every (length, crop size) of `args`, each lip sync in a fresh process (so each peak is its own)."""
+    """Every (length, crop size) of `args`, each lip sync in a fresh process (so each peak is its own), or
+    in this one with `args.in_process` (a smoke run)."""
     width, height = (int(v) for v in args.size.split("x"))
     results = []
     with tempfile.TemporaryDirectory(prefix="hv_stream_bench_") as scratch:
@@ -291,6 +292,11 @@ def measure(args) -> list[dict]:
             if not video.exists():
                 write_input(video, seconds, width, height)
             for resolution in args.resolution:
+                if getattr(args, "in_process", False):  # smoke runs: no fresh process, so the peak is not its own
+                    one = argparse.Namespace(**{**vars(args), "video": str(video), "length": seconds})
+                    row = run_one(argparse.Namespace(**{**vars(one), "resolution": resolution, "work": str(work)}))
+                    results.append(row)
+                    continue
                 command = [sys.executable, __file__, "--one", "--video", str(video), "--length", str(seconds)]
                 command += ["--resolution", str(resolution), "--steps", str(args.steps), "--work", str(work)]
                 command += ["--preset", args.preset, "--threads", str(args.threads), "--features", args.features]
