@@ -45,22 +45,71 @@ for host in "${hosts[@]}"; do
 done
 [ "${#labels[@]}" -gt 0 ] || { say "HV_TEST_HOSTS=$HV_TEST_HOSTS matches none of the hosts"; exit 2; }
 
-results=() status=0
-for i in "${!labels[@]}"; do
-  label="${labels[$i]}"
-  slug="comfyui-${label#ComfyUI }"
-  artifacts="$PACK_DIR/.artifacts/$slug"
+# With several hosts the sessions run side by side (HV_TEST_SERIAL=1: one after the other), each with one
+# torch thread per process unless OMP_NUM_THREADS says otherwise: on a small CI machine one session alone
+# leaves much of the CPU idle while its servers start and its browser loads pages, and two sessions with two
+# threads each would make their threads wait for each other. Each session's output goes to its log and is
+# printed whole when it ends, one host after the other.
+parallel=0
+if [ "${#labels[@]}" -gt 1 ] && [ "${HV_TEST_SERIAL:-0}" != "1" ]; then parallel=1; fi
+
+run_host() {  # index [live]: one pytest session for that host; its output goes to its log (and, live, here)
+  local i="$1" label="${labels[$1]}"
+  local artifacts="$PACK_DIR/.artifacts/comfyui-${label#ComfyUI }"
   mkdir -p "$artifacts"
-  printf '\n%s\n[test] host %d/%d: %s (%s)\n%s\n' "$(printf '=%.0s' {1..100})" $((i + 1)) "${#labels[@]}" \
-    "$label" "${paths[$i]}" "$(printf '=%.0s' {1..100})"
-  start=$SECONDS
+  if [ "${2:-}" = "live" ]; then
+    COMFYUI_PATH="${paths[$i]}" HV_HOST_LABEL="$label" HV_ARTIFACTS_DIR="$artifacts" \
+      "${venvs[$i]}/bin/python" -m pytest "${pytest_args[@]}" 2>&1 | tee "$artifacts/pytest.log"
+    return "${PIPESTATUS[0]}"
+  fi
   COMFYUI_PATH="${paths[$i]}" HV_HOST_LABEL="$label" HV_ARTIFACTS_DIR="$artifacts" \
-    "${venvs[$i]}/bin/python" -m pytest "$@" 2>&1 | tee "$artifacts/pytest.log"
-  rc="${PIPESTATUS[0]}"
+    "${venvs[$i]}/bin/python" -m pytest "${pytest_args[@]}" >"$artifacts/pytest.log" 2>&1
+}
+
+banner() {
+  printf '\n%s\n[test] host %d/%d: %s (%s)\n%s\n' "$(printf '=%.0s' {1..100})" $(($1 + 1)) "${#labels[@]}" \
+    "${labels[$1]}" "${paths[$1]}" "$(printf '=%.0s' {1..100})"
+}
+
+pytest_args=("$@")
+results=() status=0 rcs=() walls=()
+if [ "$parallel" = "1" ]; then
+  export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
+  say "${#labels[@]} hosts side by side (HV_TEST_SERIAL=1 runs them one after the other), OMP_NUM_THREADS=$OMP_NUM_THREADS"
+  pids=() start=$SECONDS
+  for i in "${!labels[@]}"; do run_host "$i" & pids+=("$!"); done
+  while :; do
+    left=()
+    for i in "${!pids[@]}"; do
+      if [ -z "${rcs[$i]:-}" ] && ! kill -0 "${pids[$i]}" 2>/dev/null; then
+        wait "${pids[$i]}"; rcs[$i]=$?; walls[$i]=$((SECONDS - start))
+      fi
+      [ -z "${rcs[$i]:-}" ] && left+=("${labels[$i]}")
+    done
+    [ "${#left[@]}" -eq 0 ] && break
+    sleep 20
+    # a line a minute or so, so that a CI log shows the run is alive
+    if [ $(((SECONDS - start) % 60)) -lt 20 ]; then say "$((SECONDS - start)) s: still running on ${left[*]}"; fi
+  done
+  for i in "${!labels[@]}"; do
+    banner "$i"
+    cat "$PACK_DIR/.artifacts/comfyui-${labels[$i]#ComfyUI }/pytest.log"
+  done
+else
+  for i in "${!labels[@]}"; do
+    banner "$i"
+    start=$SECONDS
+    run_host "$i" live; rcs[$i]=$?
+    walls[$i]=$((SECONDS - start))
+  done
+fi
+
+for i in "${!labels[@]}"; do
+  label="${labels[$i]}" rc="${rcs[$i]}"
   # pytest's last line is the tally ("== 3 failed, 300 passed in 512.1s ==").
-  tally="$(tail -n 1 "$artifacts/pytest.log" | sed -e 's/^=* *//' -e 's/ *=*$//')"
+  tally="$(tail -n 1 "$PACK_DIR/.artifacts/comfyui-${label#ComfyUI }/pytest.log" | sed -e 's/^=* *//' -e 's/ *=*$//')"
   if [ "$rc" = "0" ]; then verdict="passed"; else verdict="FAILED (exit $rc)"; status=1; fi
-  results+=("$(printf '%-16s %-18s %s; %d s wall' "$label" "$verdict" "$tally" $((SECONDS - start)))")
+  results+=("$(printf '%-16s %-18s %s; %d s wall' "$label" "$verdict" "$tally" "${walls[$i]}")")
 done
 
 printf '\n%s\n' "$(printf '=%.0s' {1..100})"
