@@ -89,7 +89,15 @@ if [ "$parallel" = "1" ]; then
     [ "${#left[@]}" -eq 0 ] && break
     sleep 20
     # a line a minute or so, so that a CI log shows the run is alive
-    if [ $(((SECONDS - start) % 60)) -lt 20 ]; then say "$((SECONDS - start)) s: still running on ${left[*]}"; fi
+    if [ $(((SECONDS - start) % 60)) -lt 20 ]; then
+      done_so_far=""
+      for i in "${!labels[@]}"; do
+        [ -n "${rcs[$i]:-}" ] && continue
+        log="$PACK_DIR/.artifacts/comfyui-${labels[$i]#ComfyUI }/pytest.log"
+        done_so_far+=" ${labels[$i]} $(grep -o '\[ *[0-9]*%\]' "$log" 2>/dev/null | tail -n 1 | tr -d '[ ]')"
+      done
+      say "$((SECONDS - start)) s: still running:$done_so_far"
+    fi
   done
   for i in "${!labels[@]}"; do
     banner "$i"
