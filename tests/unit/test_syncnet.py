@@ -35,12 +35,15 @@ def parity_score(weights_file):
 
 # -- parity with the official evaluation ----------------------------------------------------------
 def test_embeddings_match_official(parity_score):
+    """float32 on the CPU: how oneDNN sums the convolutions depends on the thread setup the process starts
+    with (OMP_NUM_THREADS=1 moves some entries of these magnitude-3 embeddings by up to 3e-4), so the
+    tolerance is that of float32 summation order, far below what any wrong weight or layer would give."""
     s = parity_score
     assert s.lip_embeddings.shape == s.audio_embeddings.shape == (25, 1024)
-    np.testing.assert_allclose(s.lip_embeddings[:, :16], PARITY["lip_first16"], rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(s.audio_embeddings[:, :16], PARITY["aud_first16"], rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(np.linalg.norm(s.lip_embeddings, axis=1), PARITY["lip_norm"], rtol=1e-5)
-    np.testing.assert_allclose(np.linalg.norm(s.audio_embeddings, axis=1), PARITY["aud_norm"], rtol=1e-5)
+    np.testing.assert_allclose(s.lip_embeddings[:, :16], PARITY["lip_first16"], rtol=1e-4, atol=5e-4)
+    np.testing.assert_allclose(s.audio_embeddings[:, :16], PARITY["aud_first16"], rtol=1e-4, atol=5e-4)
+    np.testing.assert_allclose(np.linalg.norm(s.lip_embeddings, axis=1), PARITY["lip_norm"], rtol=1e-4)
+    np.testing.assert_allclose(np.linalg.norm(s.audio_embeddings, axis=1), PARITY["aud_norm"], rtol=1e-4)
 
 
 def test_distances_offset_and_scores_match_official(parity_score):
