@@ -293,10 +293,9 @@ class StreamedStates:
         self.encodes = 0  # windows encoded so far (a window evicted and needed again counts twice)
 
     def select(self, columns: list[int]) -> StreamedStates:
-        """The same states restricted to some columns (e.g. the pre-LayerNorm ones), sharing the encodes."""
-        chosen = StreamedStates(self.windows, [self.columns[c] for c in columns], self.keep_windows)
-        chosen._encoded = self._encoded if chosen.columns == self.columns else {}
-        return chosen
+        """The same clip's states restricted to some columns (e.g. the pre-LayerNorm ones); it encodes and
+        keeps its windows itself, holding only those columns."""
+        return StreamedStates(self.windows, [self.columns[c] for c in columns], self.keep_windows)
 
     def _window(self, k: int) -> torch.Tensor:
         if k in self._encoded:
