@@ -86,17 +86,14 @@ def random_vae(folder: Path, widths: tuple[int, ...], layers_per_block: int) -> 
 
 
 def random_whisper_tiny(folder: Path):
-    """Whisper-tiny at its real size (80 mels, width 384, 4 layers, 6 heads, MLP 1536) with random weights,
-    saved in OpenAI's release layout and loaded by the pack's loader (float32 on the CPU)."""
+    """Whisper-tiny at its real size (MLP 1536) with random weights, in OpenAI's release layout, loaded by
+    the pack's loader (float32)."""
     from humanvideo.loaders.whisper import load_whisper
-    from hv_fixtures.whisper import N_CTX, OPENAI_NAMES, _sinusoids, random_encoder
+    from hv_fixtures.whisper import write_openai_tiny
 
     path = folder / "whisper_tiny_random.pt"
     if not path.exists():
-        encoder = random_encoder(80, 384, 4, 1536, OPENAI_NAMES, seed=384)
-        encoder["positional_embedding"] = _sinusoids(N_CTX, 384).half()
-        dims = {"n_mels": 80, "n_audio_ctx": N_CTX, "n_audio_state": 384, "n_audio_head": 6, "n_audio_layer": 4}
-        torch.save({"dims": dims, "model_state_dict": {f"encoder.{k}": v for k, v in encoder.items()}}, path)
+        write_openai_tiny(path, ffn=1536)
     return load_whisper(str(path), "fp32")
 
 
@@ -293,9 +290,8 @@ def measure(args) -> list[dict]:
                 write_input(video, seconds, width, height)
             for resolution in args.resolution:
                 if getattr(args, "in_process", False):  # smoke runs: no fresh process, so the peak is not its own
-                    one = argparse.Namespace(**{**vars(args), "video": str(video), "length": seconds})
-                    row = run_one(argparse.Namespace(**{**vars(one), "resolution": resolution, "work": str(work)}))
-                    results.append(row)
+                    one = {"video": str(video), "length": seconds, "resolution": resolution, "work": str(work)}
+                    results.append(run_one(argparse.Namespace(**{**vars(args), **one})))
                     continue
                 command = [sys.executable, __file__, "--one", "--video", str(video), "--length", str(seconds)]
                 command += ["--resolution", str(resolution), "--steps", str(args.steps), "--work", str(work)]

@@ -53,17 +53,13 @@ done
 parallel=0
 if [ "${#labels[@]}" -gt 1 ] && [ "${HV_TEST_SERIAL:-0}" != "1" ]; then parallel=1; fi
 
-run_host() {  # index [live]: one pytest session for that host; its output goes to its log (and, live, here)
-  local i="$1" label="${labels[$1]}"
-  local artifacts="$PACK_DIR/.artifacts/comfyui-${label#ComfyUI }"
-  mkdir -p "$artifacts"
-  if [ "${2:-}" = "live" ]; then
-    COMFYUI_PATH="${paths[$i]}" HV_HOST_LABEL="$label" HV_ARTIFACTS_DIR="$artifacts" \
-      "${venvs[$i]}/bin/python" -m pytest "${pytest_args[@]}" 2>&1 | tee "$artifacts/pytest.log"
-    return "${PIPESTATUS[0]}"
-  fi
-  COMFYUI_PATH="${paths[$i]}" HV_HOST_LABEL="$label" HV_ARTIFACTS_DIR="$artifacts" \
-    "${venvs[$i]}/bin/python" -m pytest "${pytest_args[@]}" >"$artifacts/pytest.log" 2>&1
+log_of() {  # index: that host's pytest log
+  printf '%s/.artifacts/comfyui-%s/pytest.log' "$PACK_DIR" "${labels[$1]#ComfyUI }"
+}
+
+session() {  # index: one pytest session for that host, in its venv, output on stdout (its folder exists)
+  COMFYUI_PATH="${paths[$1]}" HV_HOST_LABEL="${labels[$1]}" HV_ARTIFACTS_DIR="$(dirname "$(log_of "$1")")" \
+    "${venvs[$1]}/bin/python" -m pytest "${pytest_args[@]}" 2>&1
 }
 
 banner() {
@@ -77,45 +73,46 @@ if [ "$parallel" = "1" ]; then
   export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
   say "${#labels[@]} hosts side by side (HV_TEST_SERIAL=1 runs them one after the other), OMP_NUM_THREADS=$OMP_NUM_THREADS"
   pids=() start=$SECONDS
-  for i in "${!labels[@]}"; do run_host "$i" & pids+=("$!"); done
+  for i in "${!labels[@]}"; do
+    mkdir -p "$(dirname "$(log_of "$i")")"
+    session "$i" >"$(log_of "$i")" &
+    pids+=("$!")
+  done
   while :; do
-    left=()
+    progress=""
     for i in "${!pids[@]}"; do
-      if [ -z "${rcs[$i]:-}" ] && ! kill -0 "${pids[$i]}" 2>/dev/null; then
+      [ -n "${rcs[$i]:-}" ] && continue
+      if kill -0 "${pids[$i]}" 2>/dev/null; then
+        progress+=" ${labels[$i]} $(grep -o '\[ *[0-9]*%\]' "$(log_of "$i")" 2>/dev/null | tail -n 1 | tr -d '[ ]')"
+      else
         wait "${pids[$i]}"; rcs[$i]=$?; walls[$i]=$((SECONDS - start))
       fi
-      [ -z "${rcs[$i]:-}" ] && left+=("${labels[$i]}")
     done
-    [ "${#left[@]}" -eq 0 ] && break
-    sleep 20
+    [ -z "$progress" ] && break
     # a line a minute or so, so that a CI log shows the run is alive
-    if [ $(((SECONDS - start) % 60)) -lt 20 ]; then
-      done_so_far=""
-      for i in "${!labels[@]}"; do
-        [ -n "${rcs[$i]:-}" ] && continue
-        log="$PACK_DIR/.artifacts/comfyui-${labels[$i]#ComfyUI }/pytest.log"
-        done_so_far+=" ${labels[$i]} $(grep -o '\[ *[0-9]*%\]' "$log" 2>/dev/null | tail -n 1 | tr -d '[ ]')"
-      done
-      say "$((SECONDS - start)) s: still running:$done_so_far"
+    if [ $((SECONDS - start)) -ge 60 ] && [ $(((SECONDS - start) % 60)) -lt 20 ]; then
+      say "$((SECONDS - start)) s: still running:$progress"
     fi
+    sleep 20
   done
   for i in "${!labels[@]}"; do
     banner "$i"
-    cat "$PACK_DIR/.artifacts/comfyui-${labels[$i]#ComfyUI }/pytest.log"
+    cat "$(log_of "$i")"
   done
 else
   for i in "${!labels[@]}"; do
     banner "$i"
     start=$SECONDS
-    run_host "$i" live; rcs[$i]=$?
-    walls[$i]=$((SECONDS - start))
+    mkdir -p "$(dirname "$(log_of "$i")")"
+    session "$i" | tee "$(log_of "$i")"
+    rcs[$i]="${PIPESTATUS[0]}" walls[$i]=$((SECONDS - start))
   done
 fi
 
 for i in "${!labels[@]}"; do
   label="${labels[$i]}" rc="${rcs[$i]}"
   # pytest's last line is the tally ("== 3 failed, 300 passed in 512.1s ==").
-  tally="$(tail -n 1 "$PACK_DIR/.artifacts/comfyui-${label#ComfyUI }/pytest.log" | sed -e 's/^=* *//' -e 's/ *=*$//')"
+  tally="$(tail -n 1 "$(log_of "$i")" | sed -e 's/^=* *//' -e 's/ *=*$//')"
   if [ "$rc" = "0" ]; then verdict="passed"; else verdict="FAILED (exit $rc)"; status=1; fi
   results+=("$(printf '%-16s %-18s %s; %d s wall' "$label" "$verdict" "$tally" "${walls[$i]}")")
 done

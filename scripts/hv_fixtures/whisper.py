@@ -98,10 +98,11 @@ def random_encoder(
     return sd
 
 
-@register("whisper_tiny")
-def whisper_tiny(models_dir: Path) -> list[Path]:
+def write_openai_tiny(path: Path, ffn: int = TINY_FFN, seed: int = 384) -> Path:
+    """A whisper-tiny-shaped file in OpenAI's release layout (80 mels, width 384, 4 layers, 6 heads) with
+    random weights and an MLP of width `ffn` (1536 at real size)."""
     n_mels, d, layers = 80, 384, 4
-    encoder = random_encoder(n_mels, d, layers, TINY_FFN, OPENAI_NAMES, seed=384)
+    encoder = random_encoder(n_mels, d, layers, ffn, OPENAI_NAMES, seed=seed)
     encoder["positional_embedding"] = _sinusoids(N_CTX, d).half()
     state = {f"encoder.{k}": v for k, v in encoder.items()}
     # a stub decoder (tiny vocabulary) so the file has both halves like a release; loaders must skip it
@@ -121,10 +122,14 @@ def whisper_tiny(models_dir: Path) -> list[Path]:
         "n_text_head": d // 64,
         "n_text_layer": 0,
     }
-    path = Path(models_dir) / "audio_encoders" / "whisper_tiny_test.pt"
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"dims": dims, "model_state_dict": state}, path)
-    return [path]
+    return path
+
+
+@register("whisper_tiny")
+def whisper_tiny(models_dir: Path) -> list[Path]:
+    return [write_openai_tiny(Path(models_dir) / "audio_encoders" / "whisper_tiny_test.pt")]
 
 
 @register("whisper_large_v3")
